@@ -1,0 +1,163 @@
+// free.c: explicit free, cross-thread free and misuse detection.
+//
+// gm_free finds the span of a pointer through the arena map. Three cases:
+//   local   the span is cached by the calling thread: clear the object's
+//           bit (or give it back to the window). No lock, no atomic RMW.
+//   remote  the span is cached by another thread: push the object on the
+//           span's xfree list with one CAS; the owner applies the list when
+//           its window runs dry (span_collect_remote) or when it uncaches.
+//   unowned the span sits in mcentral: the object joins the thread's pending
+//           list for its class; every 64 objects (or 64 KiB) the list is freed
+//           under one mcentral.lock hold (mcentral_free_batch), moving spans
+//           to the partial list or, when empty, back to mheap.
+// Large objects go straight back to mheap.
+//
+// Misuse: a pointer outside gomem's arenas, inside a free page, inside an
+// object, or an object whose bit says free, is reported as
+//   gomem: <fault> at <address>
+// and the process aborts before any metadata is modified. A double free that
+// travels through a remote list is caught when the list is applied.
+#include <string.h>
+
+#include "internal.h"
+
+GM_COLD static void free_invalid(uintptr_t p) {
+  if (arena_of(p) == NULL)
+    gm_fatal("free of a pointer gomem did not allocate", (void *)p);
+  if (p % GM_PAGE_SIZE == 0)
+    gm_fatal("double free (page not in use)", (void *)p);
+  gm_fatal("free of a pointer into unallocated heap memory", (void *)p);
+}
+
+// free_apply marks object p of small span s free. owned: s is cached by the
+// calling thread (window objects go back to alloc_cache); otherwise the caller
+// holds mcentral.lock and s has no window. Fatal on a double free. Returns
+// true if p went back into the window (the owner counts it reserved again).
+bool free_apply(mspan_t *s, uintptr_t p, bool owned) {
+  uint16_t idx = span_object_index(s, p);
+  uint64_t bit = 1ULL << (idx & 63);
+  if (owned && idx >> 6 == s->window) {
+    if (unlikely(s->alloc_cache & bit))
+      gm_fatal("double free", (void *)p);
+    s->alloc_cache |= bit;
+    return true;
+  }
+  if (unlikely(!(s->alloc_bits[idx >> 6] & bit)))
+    gm_fatal("double free", (void *)p);
+  s->alloc_bits[idx >> 6] &= ~bit;
+  s->nfree++;
+  return false;
+}
+
+// span_apply_xfree applies a remote free list taken from s (see free_apply
+// for owned). Every link is checked to lie inside s before it is followed.
+void span_apply_xfree(mspan_t *s, uintptr_t list, bool owned) {
+  uintptr_t lo = s->base, hi = s->base + s->npages * GM_PAGE_SIZE;
+  while (list != 0) {
+    if (unlikely(list < lo || list >= hi))
+      gm_fatal("corrupted remote free list (object written after free?)", (void *)list);
+    uintptr_t next = *(uintptr_t *)list;
+    free_apply(s, list, owned);
+    list = next;
+  }
+}
+
+// span_collect_remote applies the frees other threads pushed on s's xfree
+// list. Owner only.
+void span_collect_remote(mspan_t *s) {
+  if (atomic_load_explicit(&s->xfree, memory_order_relaxed) == 0)
+    return;
+  span_apply_xfree(s, atomic_exchange_explicit(&s->xfree, 0, memory_order_acquire), true);
+}
+
+// pend_full: a class's pending list is flushed at 64 objects or 64 KiB.
+static inline bool pend_full(const mcache_t *c, uint8_t sizeclass) {
+  return c->pend_n[sizeclass] >= 64 ||
+         (size_t)c->pend_n[sizeclass] * class_to_size[sizeclass] >= 64 * 1024;
+}
+
+// free_remote frees object p of small span s that the calling thread (cache
+// c) does not own: a CAS push on the owner's remote list, or, when s is
+// uncached, onto c's pending list for a batched mcentral free.
+static void free_remote(uintptr_t p, mspan_t *s, mcache_t *c) {
+  (void)span_object_index(s, p); // validate before the object joins a list
+  uint8_t sc = s->sizeclass;
+  uintptr_t old = atomic_load_explicit(&s->xfree, memory_order_relaxed);
+  for (;;) {
+    if (old & XF_UNOWNED) {
+      *(uintptr_t *)p = c->pend[sc];
+      c->pend[sc] = p;
+      c->pend_n[sc]++;
+      if (pend_full(c, sc))
+        mcache_flush_pending(c, sc);
+      return;
+    }
+    *(uintptr_t *)p = old;
+    if (atomic_compare_exchange_weak_explicit(&s->xfree, &old, p, memory_order_release,
+                                              memory_order_relaxed))
+      return;
+  }
+}
+
+// free_slow handles everything but a local free of a small object: large
+// objects, objects of spans cached elsewhere or uncached, bad pointers.
+GM_NOINLINE void free_slow(void *ptr, mspan_t *s, mcache_t *c) {
+  uintptr_t p = (uintptr_t)ptr;
+  if (s == NULL) {
+    if (p == 0)
+      return;
+    free_invalid(p);
+  }
+  if (s->sizeclass == 0) {
+    if (unlikely(p != s->base))
+      gm_fatal("free of a pointer inside a large object", ptr);
+    mheap_free_span(s);
+    return;
+  }
+  if (c == &mcache_empty && (c = mcache_for_thread()) == NULL) {
+    uintptr_t one = p; // no cache and no memory for one: free it alone
+    *(uintptr_t *)p = 0;
+    mcentral_free_batch(s->sizeclass, one, &mcache_empty);
+    return;
+  }
+  free_remote(p, s, c);
+  relaxed_add(&c->stats[s->sizeclass].nfree, 1);
+}
+
+// gm_free: the free fast path. About 20 instructions for a local free: three
+// loads through the arena map, the owner test, the index by reciprocal
+// multiply, one bit test and update.
+GM_EXPORT void gm_free(void *ptr) {
+  uintptr_t p = (uintptr_t)ptr;
+  mspan_t *s = spanof(p);
+  mcache_t *c = gm_tls_mcache;
+  if (unlikely(s == NULL || relaxed_load(&s->owner) != c)) {
+    free_slow(ptr, s, c);
+    return;
+  }
+  uintptr_t off = p - s->base;
+  uint32_t idx = (uint32_t)(((uint64_t)off * s->divmul) >> 32);
+  if (unlikely((uintptr_t)idx * s->elemsize != off || idx >= s->nelems))
+    gm_fatal("free of a pointer inside an object or misaligned (not an allocation start)", ptr);
+  uint64_t bit = 1ULL << (idx & 63);
+  if (likely(idx >> 6 == s->window)) {
+    if (unlikely(s->alloc_cache & bit))
+      gm_fatal("double free", ptr);
+    // Back into the window: a free, and the slot is reserved again (window
+    // slots count as mallocs when reserved; see mcache_uncache).
+    s->alloc_cache |= bit;
+    relaxed_add(&c->stats[s->sizeclass].nfree, 1);
+    relaxed_add(&c->stats[s->sizeclass].nmalloc, 1);
+    return;
+  }
+  if (unlikely(!(s->alloc_bits[idx >> 6] & bit)))
+    gm_fatal("double free", ptr);
+  s->alloc_bits[idx >> 6] &= ~bit;
+  s->nfree++;
+  relaxed_add(&c->stats[s->sizeclass].nfree, 1);
+}
+
+
+GM_ALIAS(free, gm_free)
+GM_ALIAS(cfree, gm_free)
+GM_ALIAS(__libc_free, gm_free)

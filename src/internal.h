@@ -1,0 +1,327 @@
+// internal.h: gomem's cross-file declarations, grouped by the file that
+// defines them.
+//
+// Glossary
+//   page       8 KiB, the heap's unit (GM_PAGE_SIZE).
+//   size class one of 67 object sizes <= 32 KiB (sizeclasses.h); class 0 = large.
+//   span       mspan: a run of pages holding objects of one size class, or one
+//              large object. Small spans carry an allocation bitmap.
+//   window     the 64 objects of a cached span whose free bits sit in
+//              alloc_cache; allocating is ctz + clear-lowest-bit on that word.
+//   mcache     a thread's cache: one span per size class, no locks.
+//   mcentral   per size class: spans no thread has cached (partial and full).
+//   mheap      the global heap: arenas, the page allocator, large objects.
+//   arena      64 MiB of address space reserved from the OS at once.
+//   scavenge   return free pages to the OS (madvise) while keeping the range.
+//
+// Lock order (a thread holding one may only take those below it):
+//   mcentral.lock  >  mheap.lock  >  fixalloc / registry locks
+#ifndef GOMEM_INTERNAL_H
+#define GOMEM_INTERNAL_H
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "gomem.h"
+#include "mpagealloc.h"
+#include "sizeclasses.h"
+
+// ---------------------------------------------------------------------------
+// Compiler helpers
+
+#define likely(x) __builtin_expect(!!(x), 1)
+#define unlikely(x) __builtin_expect(!!(x), 0)
+#define GM_NOINLINE __attribute__((noinline))
+#define GM_INLINE static inline __attribute__((always_inline))
+#define GM_COLD __attribute__((cold, noinline))
+#define GM_EXPORT __attribute__((visibility("default")))
+// GM_ALIAS(name, target): export `name` as another name of `target`, defined
+// in the same file (the malloc family symbols of the drop-in build).
+#if GM_OVERRIDE
+#define GM_ALIAS(name, target)                                                 \
+  __typeof__(target) name __attribute__((alias(#target), visibility("default"), used));
+#else
+#define GM_ALIAS(name, target)
+#endif
+
+#define relaxed_load(p) atomic_load_explicit((p), memory_order_relaxed)
+#define relaxed_store(p, v) atomic_store_explicit((p), (v), memory_order_relaxed)
+// relaxed_inc: an increment by the only writer, readable by other threads.
+// A plain load + add + store: no read-modify-write instruction.
+#define relaxed_add(p, v) relaxed_store((p), relaxed_load(p) + (v))
+
+// GM_DEBUG: 0 = release, 1 = cheap asserts, 2 = + invariant validators on
+// every span/mcentral/page-allocator operation (set by the debug build).
+#ifndef GM_DEBUG
+#define GM_DEBUG 0
+#endif
+
+#define gm_assert(cond)                                                        \
+  do {                                                                         \
+    if (GM_DEBUG > 0 && unlikely(!(cond)))                                     \
+      gm_fatal_assert(#cond, __FILE__, __LINE__);                              \
+  } while (0)
+
+// ---------------------------------------------------------------------------
+// Heap geometry
+
+#define GM_ARENA_SHIFT 26 // 64 MiB arenas
+#define GM_ARENA_SIZE ((uintptr_t)1 << GM_ARENA_SHIFT)
+#define GM_PAGES_PER_ARENA (GM_ARENA_SIZE / GM_PAGE_SIZE) // 8192
+#define GM_ADDR_BITS PA_ADDR_BITS
+#define GM_ARENA_L1_BITS 10
+#define GM_ARENA_L2_BITS (GM_ADDR_BITS - GM_ARENA_SHIFT - GM_ARENA_L1_BITS) // 11
+#define GM_BITMAP_WORDS (GM_MAX_OBJS_PER_SPAN / 64)
+#define GM_WORD_ALIGN 8 // alignment of every object; >= 16 via memalign paths
+
+// ---------------------------------------------------------------------------
+// os_linux.c: the OS primitives, the only file that talks to the kernel.
+
+void *os_reserve(size_t bytes, uintptr_t hint);       // PROT_READ|WRITE, NORESERVE
+void *os_reserve_aligned(size_t bytes, size_t align); // NULL on failure
+void os_unmap(void *p, size_t bytes);
+void os_release(void *ctx, uintptr_t addr, size_t bytes); // MADV_DONTNEED
+size_t os_rss_bytes(void);                                 // current RSS
+void os_write_stderr(const char *s, size_t n);
+void gm_write_fd(int fd, const char *s, size_t n);
+uint64_t os_nanotime(void);
+
+// ---------------------------------------------------------------------------
+// mfixalloc.c: off-heap allocator of fixed-size metadata records.
+
+typedef struct fixalloc {
+  pthread_mutex_t lock;
+  size_t size;          // record size (immutable)
+  void *free_list;      // lock
+  uintptr_t chunk, end; // current carving chunk (lock)
+  size_t inuse, sys;    // records in use, bytes mapped (lock)
+} fixalloc_t;
+
+void fixalloc_init(fixalloc_t *f, size_t size);
+void *fixalloc_alloc(fixalloc_t *f); // zeroed; NULL when out of memory
+void fixalloc_free(fixalloc_t *f, void *p);
+
+// ---------------------------------------------------------------------------
+// mspan (mheap.c / mcache.c / mcentral.c)
+
+enum span_state {
+  SPAN_DEAD = 0, // on the fixalloc free list
+  SPAN_SMALL,    // holds objects of sizeclass >= 1
+  SPAN_LARGE,    // holds one large object (sizeclass 0)
+};
+
+enum span_list_id { LIST_NONE = 0, LIST_PARTIAL, LIST_FULL };
+
+// XF_UNOWNED in mspan.xfree: no mcache holds the span; remote frees must take
+// mcentral.lock instead of pushing on the list.
+#define XF_UNOWNED ((uintptr_t)1)
+
+typedef struct mcache mcache_t;
+typedef struct mspan mspan_t;
+
+struct mspan {
+  // Owner fields. While a span is cached they belong to the owning thread
+  // (read and written without atomics); while it is not, to mcentral.lock.
+  uint64_t alloc_cache;  // free slots of the window (1 = free, reserved)
+  uintptr_t window_base; // address of the object at bit 0 of alloc_cache
+  uint32_t elemsize;     // immutable while in use
+  uint32_t divmul;       // immutable: offset * divmul >> 32 == offset / elemsize
+  uint16_t nelems;       // immutable
+  uint16_t nfree;        // 0 bits of alloc_bits (neither allocated nor reserved)
+  uint16_t window;       // alloc_bits word that alloc_cache stands for
+  uint8_t sizeclass;     // immutable; 0 for large spans
+  uint8_t state;         // enum span_state (mheap.lock to change)
+  uintptr_t base;        // first byte (immutable while in use)
+  size_t npages;         // immutable while in use
+
+  // owner: the mcache holding the span, or NULL. Written only by the owning
+  // thread (to itself when caching, to NULL when uncaching); other threads
+  // read it only to learn "not mine", so relaxed atomics suffice.
+  _Atomic(mcache_t *) owner;
+  // xfree: remote free list (objects linked through their first word) | XF_UNOWNED.
+  // Pushed with CAS by any thread; taken with exchange by the owner or, with
+  // mcentral.lock held, by the thread uncaching the span.
+  _Atomic uintptr_t xfree;
+
+  mspan_t *next, *prev; // mcentral list links (mcentral.lock)
+  uint8_t list;         // enum span_list_id (mcentral.lock)
+  uint8_t needzero;     // large spans: memory may be dirty (mheap.lock)
+
+  // alloc_bits: 1 = allocated or reserved by the window. Bits past nelems are
+  // always 1. Owner fields (see above).
+  uint64_t alloc_bits[GM_BITMAP_WORDS];
+};
+
+// ---------------------------------------------------------------------------
+// arena.c: the two-level arena map and per-arena metadata.
+
+typedef struct heap_arena {
+  mspan_t *spans[GM_PAGES_PER_ARENA]; // page -> span; NULL for free pages
+} heap_arena_t;
+
+extern heap_arena_t **arena_l1[1 << GM_ARENA_L1_BITS];
+
+// spanof returns the in-use span holding address p, or NULL if p is not in
+// gomem's heap or lies in a free page. O(1): three dependent loads.
+GM_INLINE mspan_t *spanof(uintptr_t p) {
+  if (unlikely(p >> GM_ADDR_BITS))
+    return NULL;
+  heap_arena_t **l2 =
+      __atomic_load_n(&arena_l1[p >> (GM_ARENA_SHIFT + GM_ARENA_L2_BITS)], __ATOMIC_ACQUIRE);
+  if (unlikely(l2 == NULL))
+    return NULL;
+  heap_arena_t *ha = __atomic_load_n(
+      &l2[(p >> GM_ARENA_SHIFT) & ((1u << GM_ARENA_L2_BITS) - 1)], __ATOMIC_ACQUIRE);
+  if (unlikely(ha == NULL))
+    return NULL;
+  return __atomic_load_n(&ha->spans[(p >> GM_PAGE_SHIFT) & (GM_PAGES_PER_ARENA - 1)],
+                         __ATOMIC_ACQUIRE);
+}
+
+heap_arena_t *arena_of(uintptr_t p);                         // NULL if not ours
+int arena_register(uintptr_t base, size_t bytes);            // mheap.lock
+void arena_set_spans(uintptr_t base, size_t npages, mspan_t *s); // mheap.lock
+size_t arena_metadata_bytes(void);                           // mheap.lock
+
+// ---------------------------------------------------------------------------
+// mheap.c
+
+typedef struct mheap {
+  pthread_mutex_t lock;
+  pagealloc_t pages;       // lock
+  fixalloc_t span_alloc;   // mspan records
+  uintptr_t arena_hint;    // next address to try for an arena (lock)
+  size_t sys_bytes;        // bytes of arenas reserved (lock; read relaxed)
+  _Atomic size_t inuse_pages; // pages in in-use spans (written under lock)
+  _Atomic size_t large_inuse_bytes;  // bytes in large objects (written under lock)
+  _Atomic uint64_t large_allocs, large_frees; // (written under lock)
+  size_t peak_sample;     // highest inuse_pages since the scavenger's last tick (lock)
+} mheap_t;
+
+extern mheap_t gm_heap;
+
+void mheap_init(void);
+mspan_t *mheap_alloc_span(size_t npages, uint8_t sizeclass, size_t align_pages);
+void mheap_free_span(mspan_t *s);
+void mheap_lock_all(void);   // fork: prepare
+void mheap_unlock_all(void); // fork: parent
+void mheap_reset_locks(void); // fork: child
+
+// ---------------------------------------------------------------------------
+// mspan helpers (mcache.c)
+
+void span_init_small(mspan_t *s, uint8_t sizeclass);
+bool span_next_window(mspan_t *s);
+uint16_t span_object_index(const mspan_t *s, uintptr_t p); // fatal if not an object start
+void span_validate(const mspan_t *s);
+
+// ---------------------------------------------------------------------------
+// mcentral.c
+
+typedef struct mcentral {
+  pthread_mutex_t lock;
+  mspan_t *partial; // spans with free slots, no owner (lock)
+  mspan_t *full;    // spans without free slots, no owner (lock)
+  size_t nspans;    // spans of this class not cached (lock)
+  char pad[64];
+} mcentral_t;
+
+extern mcentral_t gm_central[GM_NUM_SIZE_CLASSES];
+
+void mcentral_init(void);
+mspan_t *mcentral_cache_span(uint8_t sizeclass);
+void mcentral_uncache_span(mspan_t *s);
+void mcentral_free_batch(uint8_t sizeclass, uintptr_t list, mcache_t *c);
+void mcentral_validate(uint8_t sizeclass);
+
+// ---------------------------------------------------------------------------
+// mcache.c
+
+typedef struct class_stats {
+  _Atomic uint64_t nmalloc; // objects handed to this cache's windows
+  _Atomic uint64_t nfree;   // objects freed by this thread
+} class_stats_t;
+
+struct mcache {
+  mspan_t *alloc[GM_NUM_SIZE_CLASSES]; // &span_empty when none (owner only)
+  class_stats_t stats[GM_NUM_SIZE_CLASSES]; // owner writes, anyone reads
+  // Frees of objects in uncached spans, batched per class so mcentral.lock
+  // is taken once per PEND_MAX objects (owner only). Linked through objects.
+  uintptr_t pend[GM_NUM_SIZE_CLASSES];
+  uint32_t pend_n[GM_NUM_SIZE_CLASSES];
+  _Atomic uint64_t trim_epoch; // last gm_release_memory epoch honoured (owner)
+  mcache_t *next;              // all-caches list (registry lock)
+};
+
+extern _Atomic uint64_t gm_trim_epoch;
+extern mspan_t span_empty;
+extern mcache_t mcache_empty;
+extern __thread mcache_t *gm_tls_mcache __attribute__((tls_model("initial-exec")));
+
+void *mcache_refill_alloc(mcache_t *c, uint8_t sizeclass);
+mcache_t *mcache_for_thread(void); // creates the thread's cache if needed
+void mcache_release_all(mcache_t *c);
+void mcache_flush_pending(mcache_t *c, uint8_t sizeclass);
+void mcache_sum_stats(gm_stats_t *st);
+void mcache_registry_lock(void);
+void mcache_registry_unlock(void);
+void mcache_registry_reset(void);
+void mcache_thread_init(void);
+
+// ---------------------------------------------------------------------------
+// malloc.c
+
+extern _Atomic int gm_inited;
+void gm_init_slow(void);
+GM_INLINE void gm_ensure_init(void) {
+  if (unlikely(relaxed_load(&gm_inited) != 2))
+    gm_init_slow();
+}
+void *malloc_large(size_t size, size_t align, bool zero);
+size_t gm_class_of(size_t size);
+
+// ---------------------------------------------------------------------------
+// free.c
+
+void free_slow(void *p, mspan_t *s, mcache_t *c);
+void span_collect_remote(mspan_t *s); // owner: apply xfree list to bits
+void span_apply_xfree(mspan_t *s, uintptr_t list, bool owned);
+bool free_apply(mspan_t *s, uintptr_t p, bool owned); // owner or mcentral.lock: mark p free
+
+// ---------------------------------------------------------------------------
+// mgcscavenge.c
+
+void scavenger_init(void);
+void scavenger_kick(size_t dirty_pages); // after a span free: start / wake the scavenger
+size_t scavenge_all(void);        // release every free page now
+void scavenger_fork_child(void);
+
+// ---------------------------------------------------------------------------
+// options.c
+
+typedef struct gm_options {
+  bool stats_at_exit;      // GOMEM_STATS
+  bool scavenger;          // GOMEM_SCAVENGE (default on)
+  unsigned scavenge_ms;    // GOMEM_SCAVENGE_MS: scavenger tick
+  unsigned retain_percent; // GOMEM_RETAIN_PERCENT: kept over recent peak
+  unsigned debug;          // GOMEM_DEBUG: 1 = validate heap on every slow path
+} gm_options_t;
+
+extern gm_options_t gm_opt;
+void options_init(void);
+void options_print(int fd);
+
+// ---------------------------------------------------------------------------
+// mstats.c / panic
+
+void gm_fatal(const char *what, const void *addr) __attribute__((noreturn, cold));
+void gm_fatal_assert(const char *cond, const char *file, int line)
+    __attribute__((noreturn, cold));
+void gm_print_stats(void);
+size_t gm_fmt(char *buf, size_t n, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
+#endif // GOMEM_INTERNAL_H

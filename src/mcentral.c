@@ -1,0 +1,161 @@
+// mcentral.c: per-size-class central lists, twin of Go's mcentral.
+//
+// An mcentral holds the spans of its class that no thread has cached: the
+// partial list (some free slots) and the full list (none). A thread whose
+// cached span runs dry gives it back here (mcentral_uncache_span) and takes a
+// partial span, or a fresh one from mheap (mcentral_cache_span). Spans whose
+// every object is free go straight back to mheap.
+//
+// Invariants (mcentral_validate, under mcentral.lock):
+//   - a span on a list has no owner, xfree == XF_UNOWNED, alloc_cache == 0;
+//   - partial spans have 0 < nfree < nelems, full spans nfree == 0;
+//   - no fully free span stays on a list.
+// Frees of objects in uncached spans take this lock in batches
+// (mcentral_free_batch);
+// frees of objects in cached spans never do.
+#include "internal.h"
+
+mcentral_t gm_central[GM_NUM_SIZE_CLASSES];
+
+void mcentral_init(void) {
+  for (int i = 0; i < GM_NUM_SIZE_CLASSES; i++)
+    pthread_mutex_init(&gm_central[i].lock, NULL);
+}
+
+static void list_push(mspan_t **head, mspan_t *s, uint8_t id) {
+  s->prev = NULL;
+  s->next = *head;
+  if (*head)
+    (*head)->prev = s;
+  *head = s;
+  s->list = id;
+}
+
+static void list_remove(mcentral_t *m, mspan_t *s) {
+  mspan_t **head = s->list == LIST_PARTIAL ? &m->partial : &m->full;
+  if (s->prev)
+    s->prev->next = s->next;
+  else
+    *head = s->next;
+  if (s->next)
+    s->next->prev = s->prev;
+  s->next = s->prev = NULL;
+  s->list = LIST_NONE;
+}
+
+static void mcentral_check_span(mcentral_t *m, mspan_t *s) {
+  (void)m;
+  span_validate(s);
+  if (s->list != LIST_PARTIAL && s->list != LIST_FULL)
+    gm_fatal("mcentral: span on a list with a bad list tag", (void *)s->base);
+  if (relaxed_load(&s->owner) != NULL || atomic_load(&s->xfree) != XF_UNOWNED ||
+      s->alloc_cache != 0)
+    gm_fatal("mcentral: listed span is owned or has pending frees", (void *)s->base);
+  if (s->list == LIST_PARTIAL ? (s->nfree == 0 || s->nfree >= s->nelems) : s->nfree != 0)
+    gm_fatal("mcentral: span on the wrong list for its free count", (void *)s->base);
+}
+
+// mcentral_validate checks every span of the class. Caller holds the lock.
+static void mcentral_validate_locked(mcentral_t *m) {
+  size_t n = 0;
+  for (mspan_t *s = m->partial; s; s = s->next, n++)
+    mcentral_check_span(m, s);
+  for (mspan_t *s = m->full; s; s = s->next, n++)
+    mcentral_check_span(m, s);
+  if (n != m->nspans)
+    gm_fatal("mcentral: span count does not match its lists", NULL);
+}
+
+void mcentral_validate(uint8_t sizeclass) {
+  mcentral_t *m = &gm_central[sizeclass];
+  pthread_mutex_lock(&m->lock);
+  mcentral_validate_locked(m);
+  pthread_mutex_unlock(&m->lock);
+}
+
+// mcentral_cache_span returns a span of sizeclass with free slots for the
+// calling thread to cache, or NULL when out of memory. The caller sets owner.
+mspan_t *mcentral_cache_span(uint8_t sizeclass) {
+  mcentral_t *m = &gm_central[sizeclass];
+  pthread_mutex_lock(&m->lock);
+  mspan_t *s = m->partial;
+  if (s != NULL) {
+    list_remove(m, s);
+    m->nspans--;
+    atomic_store_explicit(&s->xfree, 0, memory_order_release);
+  }
+  if (GM_DEBUG >= 2)
+    mcentral_validate_locked(m);
+  pthread_mutex_unlock(&m->lock);
+  if (s != NULL)
+    return s;
+  s = mheap_alloc_span(class_to_npages[sizeclass], sizeclass, 1);
+  if (s != NULL)
+    span_init_small(s, sizeclass);
+  return s;
+}
+
+// mcentral_uncache_span takes back s from the thread that cached it. The caller
+// has already removed s from its mcache and cleared owner.
+void mcentral_uncache_span(mspan_t *s) {
+  mcentral_t *m = &gm_central[s->sizeclass];
+  pthread_mutex_lock(&m->lock);
+  if (s->alloc_cache != 0) { // un-reserve the window's unused slots
+    s->alloc_bits[s->window] &= ~s->alloc_cache;
+    s->nfree += (uint16_t)__builtin_popcountll(s->alloc_cache);
+    s->alloc_cache = 0;
+  }
+  uintptr_t list = atomic_exchange_explicit(&s->xfree, XF_UNOWNED, memory_order_acq_rel);
+  span_apply_xfree(s, list, false);
+  if (s->nfree == s->nelems) {
+    pthread_mutex_unlock(&m->lock);
+    mheap_free_span(s);
+    return;
+  }
+  list_push(s->nfree ? &m->partial : &m->full, s, s->nfree ? LIST_PARTIAL : LIST_FULL);
+  m->nspans++;
+  if (GM_DEBUG >= 2)
+    mcentral_validate_locked(m);
+  pthread_mutex_unlock(&m->lock);
+}
+
+// mcentral_free_batch frees a list of objects of sizeclass (linked through
+// their first word) that thread cache c saw in uncached spans. Under the lock
+// each object's span is either still uncached (free it here, moving the span
+// to the partial list or back to mheap), or has been cached since: by c (free
+// it as the owner) or by another thread (push it on that span's remote list;
+// the span cannot be uncached meanwhile, as that takes this lock).
+void mcentral_free_batch(uint8_t sizeclass, uintptr_t list, mcache_t *c) {
+  mcentral_t *m = &gm_central[sizeclass];
+  pthread_mutex_lock(&m->lock);
+  while (list != 0) {
+    mspan_t *s = spanof(list);
+    if (unlikely(s == NULL || s->sizeclass != sizeclass))
+      gm_fatal("corrupted pending free list (object written after free?)", (void *)list);
+    uintptr_t next = *(uintptr_t *)list;
+    uintptr_t x = atomic_load_explicit(&s->xfree, memory_order_relaxed);
+    if (x & XF_UNOWNED) {
+      free_apply(s, list, false);
+      if (s->nfree == s->nelems) {
+        list_remove(m, s);
+        m->nspans--;
+        mheap_free_span(s);
+      } else if (s->list == LIST_FULL) {
+        list_remove(m, s);
+        list_push(&m->partial, s, LIST_PARTIAL);
+      }
+    } else if (relaxed_load(&s->owner) == c) {
+      if (free_apply(s, list, true))
+        relaxed_add(&c->stats[sizeclass].nmalloc, 1);
+    } else {
+      do
+        *(uintptr_t *)list = x;
+      while (!atomic_compare_exchange_weak_explicit(&s->xfree, &x, list, memory_order_release,
+                                                    memory_order_relaxed));
+    }
+    list = next;
+  }
+  if (GM_DEBUG >= 2)
+    mcentral_validate_locked(m);
+  pthread_mutex_unlock(&m->lock);
+}

@@ -1,0 +1,148 @@
+// mgcscavenge.c: the scavenger, twin of Go's background scavenger.
+//
+// Free pages stay mapped and resident after free so the next allocation
+// finds them warm. The scavenger returns the ones a program no longer needs:
+// every tick (GOMEM_SCAVENGE_MS, default 100 ms) it samples the heap's
+// in-use pages, keeps the highest sample of each tick for the last
+// PEAK_TICKS ticks (the recent peak), and releases free pages (madvise) until
+//   in-use + free-but-resident <= recent peak * (1 + GOMEM_RETAIN_PERCENT/100)
+// (default 10%, Go's retain margin). A program that frees and re-allocates in
+// a loop keeps its peak inside the window and is never trimmed (no thrash);
+// after a burst is freed, the peak ages out within PEAK_TICKS ticks and RSS
+// comes down by itself.
+//
+// The thread starts the first time enough dirty free memory exists
+// (START_DIRTY_PAGES), so small programs never get one, and parks when the
+// heap is steady with nothing to release; a span free wakes it. Releasing
+// holds mheap.lock for at most one SLICE at a time.
+#include <signal.h>
+#include <time.h>
+
+#include "internal.h"
+
+#define PEAK_TICKS 10                         // the recent peak covers ~1 s
+#define SLICE_BYTES ((size_t)4 << 20)         // release per mheap.lock hold
+#define START_DIRTY_PAGES ((4u << 20) / GM_PAGE_SIZE)
+#define MIN_RELEASE_PAGES ((1u << 20) / GM_PAGE_SIZE)
+
+static pthread_mutex_t scav_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t scav_cond = PTHREAD_COND_INITIALIZER;
+static _Atomic int scav_state; // 0 = not started, 1 = running, 2 = parked
+static size_t peak_ring[PEAK_TICKS]; // scavenger thread only
+static unsigned ring_pos;
+
+void scavenger_init(void) {
+}
+
+// scavenge_slice releases up to bytes of free pages, one slice per lock hold.
+static size_t scavenge_bytes(size_t bytes) {
+  size_t done = 0;
+  while (done < bytes) {
+    size_t want = bytes - done < SLICE_BYTES ? bytes - done : SLICE_BYTES;
+    pthread_mutex_lock(&gm_heap.lock);
+    size_t got = pagealloc_scavenge(&gm_heap.pages, want);
+    pthread_mutex_unlock(&gm_heap.lock);
+    done += got;
+    if (got < want)
+      break;
+  }
+  return done;
+}
+
+size_t scavenge_all(void) {
+  return scavenge_bytes(SIZE_MAX);
+}
+
+// scavenger_tick does one round; returns true if the heap is steady and
+// there is nothing left to release (the thread may park).
+static bool scavenger_tick(void) {
+  pthread_mutex_lock(&gm_heap.lock);
+  size_t inuse = relaxed_load(&gm_heap.inuse_pages);
+  size_t sample = gm_heap.peak_sample > inuse ? gm_heap.peak_sample : inuse;
+  gm_heap.peak_sample = inuse;
+  size_t dirty = gm_heap.pages.free_pages - gm_heap.pages.scav_pages;
+  pthread_mutex_unlock(&gm_heap.lock);
+
+  peak_ring[ring_pos++ % PEAK_TICKS] = sample;
+  size_t peak = 0, low = SIZE_MAX;
+  for (int i = 0; i < PEAK_TICKS; i++) {
+    peak = peak_ring[i] > peak ? peak_ring[i] : peak;
+    low = peak_ring[i] < low ? peak_ring[i] : low;
+  }
+  size_t goal = peak + peak * gm_opt.retain_percent / 100;
+  size_t retained = inuse + dirty;
+  if (retained > goal + MIN_RELEASE_PAGES) {
+    size_t excess = retained - goal;
+    scavenge_bytes((excess < dirty ? excess : dirty) * GM_PAGE_SIZE);
+    return false;
+  }
+  return peak == low || dirty == 0;
+}
+
+static void *scavenger_main(void *arg) {
+  (void)arg;
+  for (;;) {
+    bool idle = scavenger_tick();
+    pthread_mutex_lock(&scav_lock);
+    if (idle) {
+      atomic_store(&scav_state, 2);
+      while (atomic_load(&scav_state) == 2)
+        pthread_cond_wait(&scav_cond, &scav_lock);
+    } else {
+      struct timespec ts;
+      clock_gettime(CLOCK_REALTIME, &ts);
+      uint64_t ns = (uint64_t)ts.tv_nsec + (uint64_t)gm_opt.scavenge_ms * 1000000u;
+      ts.tv_sec += (time_t)(ns / 1000000000u);
+      ts.tv_nsec = (long)(ns % 1000000000u);
+      pthread_cond_timedwait(&scav_cond, &scav_lock, &ts);
+    }
+    pthread_mutex_unlock(&scav_lock);
+  }
+  return NULL;
+}
+
+static void scavenger_start(void) {
+  int expect = 0;
+  if (!atomic_compare_exchange_strong(&scav_state, &expect, 1))
+    return;
+  pthread_attr_t attr;
+  pthread_attr_init(&attr);
+  pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+  pthread_attr_setstacksize(&attr, 64 * 1024);
+  pthread_t t;
+  sigset_t all, old;
+  sigfillset(&all);
+  pthread_sigmask(SIG_SETMASK, &all, &old); // the thread takes no signals
+  if (pthread_create(&t, &attr, scavenger_main, NULL) != 0)
+    atomic_store(&scav_state, 0);
+  pthread_sigmask(SIG_SETMASK, &old, NULL);
+  pthread_attr_destroy(&attr);
+}
+
+// scavenger_kick is called after a span went back to the heap with the
+// number of free, resident pages; no locks held.
+void scavenger_kick(size_t dirty_pages) {
+  if (!gm_opt.scavenger || dirty_pages < START_DIRTY_PAGES / 4)
+    return;
+  int st = atomic_load_explicit(&scav_state, memory_order_relaxed);
+  if (st == 1)
+    return;
+  if (st == 0) {
+    if (dirty_pages >= START_DIRTY_PAGES)
+      scavenger_start();
+    return;
+  }
+  pthread_mutex_lock(&scav_lock);
+  if (atomic_load(&scav_state) == 2) {
+    atomic_store(&scav_state, 1);
+    pthread_cond_signal(&scav_cond);
+  }
+  pthread_mutex_unlock(&scav_lock);
+}
+
+// scavenger_fork_child: the thread did not survive fork; start afresh.
+void scavenger_fork_child(void) {
+  pthread_mutex_init(&scav_lock, NULL);
+  pthread_cond_init(&scav_cond, NULL);
+  atomic_store(&scav_state, 0);
+}

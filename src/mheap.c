@@ -1,0 +1,157 @@
+// mheap.c: the global heap, twin of Go's mheap (mheap.go).
+//
+// mheap owns every page of gomem's address space: it reserves 64 MiB arenas
+// from the OS, registers them in the arena map (arena.c) and the page
+// allocator (mpagealloc.c), and carves spans out of free pages: small-object
+// spans for mcentral, one span per large object (> 32 KiB). Span records come
+// from an off-heap fixalloc. Freed spans give their pages back to the page
+// allocator, where adjacent free pages coalesce; the scavenger later returns
+// long-idle free pages to the OS.
+//
+// Everything here is protected by mheap.lock. Counters that other threads read
+// for statistics are atomics written under the lock.
+#include "internal.h"
+
+mheap_t gm_heap = {.lock = PTHREAD_MUTEX_INITIALIZER};
+
+// Arenas are placed from this address up, as Go does on 64-bit Linux, so the
+// heap is contiguous and far from the program's brk heap and libraries.
+#define ARENA_HINT_START ((uintptr_t)0x00c0 << 32)
+
+// mheap_init sets up the heap. Called once by gm_init_slow.
+void mheap_init(void) {
+  if (pagealloc_init(&gm_heap.pages, os_release, NULL) != 0)
+    gm_fatal("cannot reserve page allocator metadata", NULL);
+  fixalloc_init(&gm_heap.span_alloc, sizeof(mspan_t));
+  gm_heap.arena_hint = ARENA_HINT_START;
+}
+
+// mheap_reserve_locked maps `bytes` (a multiple of the arena size) of arena
+// address space, at the hint if possible so the heap stays contiguous.
+static uintptr_t mheap_reserve_locked(size_t bytes) {
+  uintptr_t hint = gm_heap.arena_hint;
+  uintptr_t p = 0;
+  if (hint != 0 && hint + bytes > hint && ((hint + bytes - 1) >> GM_ADDR_BITS) == 0) {
+    p = (uintptr_t)os_reserve(bytes, hint);
+    if (p != 0 && p % GM_ARENA_SIZE != 0) {
+      os_unmap((void *)p, bytes);
+      p = 0;
+    }
+  }
+  if (p == 0)
+    p = (uintptr_t)os_reserve_aligned(bytes, GM_ARENA_SIZE);
+  if (p == 0)
+    return 0;
+  if ((p + bytes - 1) >> GM_ADDR_BITS) { // outside what the maps can describe
+    os_unmap((void *)p, bytes);
+    return 0;
+  }
+  gm_heap.arena_hint = p + bytes;
+  return p;
+}
+
+// mheap_grow_locked adds at least npages free pages to the heap. Returns
+// false if the OS refuses the memory. Caller holds mheap.lock.
+static bool mheap_grow_locked(size_t npages) {
+  if (npages > (SIZE_MAX - GM_ARENA_SIZE) / GM_PAGE_SIZE)
+    return false;
+  size_t bytes = (npages * GM_PAGE_SIZE + GM_ARENA_SIZE - 1) & ~(GM_ARENA_SIZE - 1);
+  uintptr_t base = mheap_reserve_locked(bytes);
+  if (base == 0)
+    return false;
+  if (arena_register(base, bytes) != 0 || pagealloc_grow(&gm_heap.pages, base, bytes) != 0) {
+    os_unmap((void *)base, bytes);
+    return false;
+  }
+  gm_heap.sys_bytes += bytes;
+  return true;
+}
+
+// mheap_alloc_pages_locked finds npages free pages aligned to align_pages
+// pages (a power of two), growing the heap if needed. Returns the base or 0;
+// *scav receives how many of the pages were scavenged.
+static uintptr_t mheap_alloc_pages_locked(size_t npages, size_t align_pages, size_t *scav) {
+  size_t want = npages + align_pages - 1;
+  if (want < npages)
+    return 0;
+  uintptr_t base = pagealloc_alloc(&gm_heap.pages, want, scav);
+  if (base == 0) {
+    if (!mheap_grow_locked(want))
+      return 0;
+    base = pagealloc_alloc(&gm_heap.pages, want, scav);
+    if (base == 0)
+      return 0;
+  }
+  if (align_pages > 1) {
+    uintptr_t align = align_pages * GM_PAGE_SIZE;
+    uintptr_t aligned = (base + align - 1) & ~(align - 1);
+    size_t head = (aligned - base) / GM_PAGE_SIZE;
+    size_t tail = want - head - npages;
+    if (head > 0)
+      pagealloc_free(&gm_heap.pages, base, head);
+    if (tail > 0)
+      pagealloc_free(&gm_heap.pages, aligned + npages * GM_PAGE_SIZE, tail);
+    *scav = 0; // trimmed pages went back dirty; count conservatively
+    base = aligned;
+  }
+  return base;
+}
+
+// mheap_alloc_span returns a new span of npages pages for sizeclass (0 =
+// large object), its base aligned to align_pages pages, or NULL when out of
+// memory. The span's pages point at it in the arena map. For large spans,
+// needzero tells whether the memory may be dirty.
+mspan_t *mheap_alloc_span(size_t npages, uint8_t sizeclass, size_t align_pages) {
+  gm_assert(npages > 0 && align_pages > 0 && (align_pages & (align_pages - 1)) == 0);
+  pthread_mutex_lock(&gm_heap.lock);
+  size_t scav = 0;
+  uintptr_t base = mheap_alloc_pages_locked(npages, align_pages, &scav);
+  mspan_t *s = base ? fixalloc_alloc(&gm_heap.span_alloc) : NULL;
+  if (s == NULL) {
+    if (base)
+      pagealloc_free(&gm_heap.pages, base, npages);
+    pthread_mutex_unlock(&gm_heap.lock);
+    return NULL;
+  }
+  s->base = base;
+  s->npages = npages;
+  s->sizeclass = sizeclass;
+  s->state = sizeclass ? SPAN_SMALL : SPAN_LARGE;
+  s->needzero = scav < npages;
+  size_t inuse = relaxed_load(&gm_heap.inuse_pages) + npages;
+  relaxed_store(&gm_heap.inuse_pages, inuse);
+  if (inuse > gm_heap.peak_sample)
+    gm_heap.peak_sample = inuse;
+  if (sizeclass == 0) {
+    relaxed_add(&gm_heap.large_inuse_bytes, npages * GM_PAGE_SIZE);
+    relaxed_add(&gm_heap.large_allocs, 1);
+  }
+  arena_set_spans(base, npages, s);
+  if (GM_DEBUG >= 2)
+    pagealloc_validate(&gm_heap.pages);
+  pthread_mutex_unlock(&gm_heap.lock);
+  return s;
+}
+
+// mheap_free_span returns s's pages to the heap and its record to the span
+// allocator. s must not be reachable from any mcache or mcentral list.
+void mheap_free_span(mspan_t *s) {
+  pthread_mutex_lock(&gm_heap.lock);
+  if (unlikely(s->state != SPAN_SMALL && s->state != SPAN_LARGE))
+    gm_fatal("freeing a span that is not in use", (void *)s->base);
+  arena_set_spans(s->base, s->npages, NULL);
+  pagealloc_free(&gm_heap.pages, s->base, s->npages);
+  relaxed_store(&gm_heap.inuse_pages, relaxed_load(&gm_heap.inuse_pages) - s->npages);
+  if (s->sizeclass == 0) {
+    relaxed_store(&gm_heap.large_inuse_bytes,
+                  relaxed_load(&gm_heap.large_inuse_bytes) - s->npages * GM_PAGE_SIZE);
+    relaxed_add(&gm_heap.large_frees, 1);
+  }
+  s->state = SPAN_DEAD;
+  fixalloc_free(&gm_heap.span_alloc, s);
+  if (GM_DEBUG >= 2)
+    pagealloc_validate(&gm_heap.pages);
+  size_t dirty = gm_heap.pages.free_pages - gm_heap.pages.scav_pages;
+  pthread_mutex_unlock(&gm_heap.lock);
+  scavenger_kick(dirty);
+}

@@ -1,0 +1,673 @@
+// mpagealloc.c: the page allocator (design and invariants: mpagealloc.h).
+//
+// Owns the summary radix tree, the sparse chunk bitmaps, first-fit search,
+// alloc/free/grow, the scavenger's walk over free pages and the validator.
+//
+// Details beyond the header:
+//   - An L2 block of `chunks` holds PA_L2_CHUNKS chunks (2 GiB, the span of one
+//     level-1 summary). When a block is first mapped every chunk in it is
+//     marked fully in use with no scavenged pages, so chunks that were never
+//     grown look like allocated memory: they count in no free total and their
+//     summaries are 0. pagealloc_grow turns a chunk into free + scavenged.
+//   - Scavenged bits are kept clear on in-use pages (alloc clears them), so
+//     scav_pages is simply the number of scavenged bits set.
+//   - search_addr is a lower bound on the first free page. Alloc moves it up
+//     to the lowest free page its search saw (exactly, when it can tell);
+//     free and grow move it down.
+#include "mpagealloc.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#define PA_WORDS (PA_CHUNK_PAGES / 64)
+#define PA_FIELD_BITS 21
+#define PA_FIELD_MASK (((uint64_t)1 << PA_FIELD_BITS) - 1)
+#define PA_ALL_FREE ((pa_sum_t)1 << 63)
+#define PA_ADDR_LIMIT ((uintptr_t)1 << PA_ADDR_BITS)
+#define PA_CHUNK_COUNT ((size_t)1 << (PA_ADDR_BITS - PA_CHUNK_SHIFT)) // 2^25
+#define PA_L2_BITS 9
+#define PA_L2_CHUNKS ((size_t)1 << PA_L2_BITS)
+#define PA_L1_ENTRIES (PA_CHUNK_COUNT >> PA_L2_BITS)
+#define PA_L2_BYTES (PA_L2_CHUNKS * sizeof(pa_chunk_t))
+#define PA_NONE SIZE_MAX
+
+#define PA_MIN(a, b) ((a) < (b) ? (a) : (b))
+#define PA_MAX(a, b) ((a) > (b) ? (a) : (b))
+
+// ---------------------------------------------------------------------------
+// Fatal errors
+
+// pa_die prints "gomem: page allocator: <message>" to stderr and aborts.
+// It formats into a stack buffer and calls write(2): no allocation.
+static void pa_die(const char *fmt, ...) __attribute__((noreturn, cold, format(printf, 1, 2)));
+static void pa_die(const char *fmt, ...) {
+  char buf[320];
+  static const char prefix[] = "gomem: page allocator: ";
+  size_t n = sizeof prefix - 1;
+  memcpy(buf, prefix, n);
+  va_list ap;
+  va_start(ap, fmt);
+  int m = vsnprintf(buf + n, sizeof buf - n - 1, fmt, ap);
+  va_end(ap);
+  if (m > 0)
+    n += PA_MIN((size_t)m, sizeof buf - n - 2);
+  buf[n++] = '\n';
+  ssize_t r = write(STDERR_FILENO, buf, n);
+  (void)r;
+  abort();
+}
+
+// ---------------------------------------------------------------------------
+// Summaries
+
+pa_sum_t pa_pack(unsigned start, unsigned max, unsigned end) {
+  if (max == PA_MAX_PACKED)
+    return PA_ALL_FREE; // then start == end == max
+  return (pa_sum_t)start | (pa_sum_t)max << PA_FIELD_BITS | (pa_sum_t)end << (2 * PA_FIELD_BITS);
+}
+
+unsigned pa_start(pa_sum_t s) {
+  return s & PA_ALL_FREE ? PA_MAX_PACKED : (unsigned)(s & PA_FIELD_MASK);
+}
+
+unsigned pa_max(pa_sum_t s) {
+  return s & PA_ALL_FREE ? PA_MAX_PACKED : (unsigned)(s >> PA_FIELD_BITS & PA_FIELD_MASK);
+}
+
+unsigned pa_end(pa_sum_t s) {
+  return s & PA_ALL_FREE ? PA_MAX_PACKED : (unsigned)(s >> (2 * PA_FIELD_BITS) & PA_FIELD_MASK);
+}
+
+// pa_addr_shift is log2 of the bytes covered by one level-l summary entry.
+static inline unsigned pa_addr_shift(int l) {
+  return PA_CHUNK_SHIFT + PA_LEVEL_BITS * (PA_LEVELS - 1 - l);
+}
+
+// pa_chunk_shift is log2 of the chunks covered by one level-l entry.
+static inline unsigned pa_chunk_shift(int l) {
+  return PA_LEVEL_BITS * (PA_LEVELS - 1 - l);
+}
+
+// pa_level_pages is the number of pages covered by one level-l entry.
+static inline size_t pa_level_pages(int l) {
+  return (size_t)PA_CHUNK_PAGES << pa_chunk_shift(l);
+}
+
+static inline size_t pa_level_len(int l) {
+  return (size_t)1 << (PA_L0_BITS + PA_LEVEL_BITS * l);
+}
+
+// pa_word_longest_free is the longest run of 0 bits in w.
+// Precondition: w != 0 and w != ~0.
+static unsigned pa_word_longest_free(uint64_t w) {
+  uint64_t x = ~w;
+  unsigned best = 0;
+  while (x) {
+    x >>= __builtin_ctzll(x);           // bit 0 starts a run of ones
+    unsigned len = __builtin_ctzll(~x); // < 64: x has a 0 above the run
+    best = PA_MAX(best, len);
+    x >>= len;
+  }
+  return best;
+}
+
+// pa_word_runs returns the positions p in x where bits p..p+n-1 are all set.
+// Precondition: 1 <= n <= 64. Takes O(log n) steps.
+static inline uint64_t pa_word_runs(uint64_t x, unsigned n) {
+  for (unsigned len = 1; len < n && x;) {
+    unsigned step = PA_MIN(len, n - len); // x marks runs of len; extend by step
+    x &= x >> step;
+    len += step;
+  }
+  return x;
+}
+
+// pa_chunk_summary computes a chunk's (start, max, end) a word at a time.
+static pa_sum_t pa_chunk_summary(const pa_chunk_t *ch) {
+  unsigned run = 0, max = 0, start = PA_CHUNK_PAGES + 1;
+  for (int i = 0; i < PA_WORDS; i++) {
+    uint64_t w = ch->alloc[i];
+    if (w == 0) {
+      run += 64;
+      continue;
+    }
+    unsigned head = run + (unsigned)__builtin_ctzll(w);
+    if (start > PA_CHUNK_PAGES)
+      start = head;
+    max = PA_MAX(max, head);
+    // A run inside w (at most 63 pages) matters only if it beats max.
+    if (max < 63 && pa_word_runs(~w, max + 1) != 0)
+      max = PA_MAX(max, pa_word_longest_free(w));
+    run = (unsigned)__builtin_clzll(w);
+  }
+  if (start > PA_CHUNK_PAGES)
+    return pa_pack(PA_CHUNK_PAGES, PA_CHUNK_PAGES, PA_CHUNK_PAGES);
+  return pa_pack(start, PA_MAX(max, run), run);
+}
+
+// pa_merge computes a parent summary from its 8 children, each covering
+// kid_pages pages.
+static pa_sum_t pa_merge(const pa_sum_t *kids, size_t kid_pages) {
+  size_t start = 0, max = 0, end = 0;
+  bool prefix = true; // all children so far are entirely free
+  for (int i = 0; i < (1 << PA_LEVEL_BITS); i++) {
+    pa_sum_t s = kids[i];
+    size_t st, mx, en;
+    if (s & PA_ALL_FREE) {
+      st = mx = en = PA_MAX_PACKED;
+    } else {
+      st = s & PA_FIELD_MASK;
+      mx = s >> PA_FIELD_BITS & PA_FIELD_MASK;
+      en = s >> (2 * PA_FIELD_BITS);
+    }
+    if (prefix) {
+      start += st;
+      prefix = st == kid_pages;
+    }
+    max = PA_MAX(max, end + st);
+    max = PA_MAX(max, mx);
+    end = en == kid_pages ? end + en : en;
+  }
+  return pa_pack((unsigned)start, (unsigned)max, (unsigned)end);
+}
+
+// ---------------------------------------------------------------------------
+// Chunks
+
+// pa_chunk returns chunk c's data, or NULL if its L2 block was never mapped.
+static inline pa_chunk_t *pa_chunk(const pagealloc_t *p, size_t c) {
+  pa_chunk_t *l2 = p->chunks[c >> PA_L2_BITS];
+  return l2 ? l2 + (c & (PA_L2_CHUNKS - 1)) : NULL;
+}
+
+// pa_mask has n bits set from bit lo. Precondition: 1 <= n, lo + n <= 64.
+static inline uint64_t pa_mask(unsigned lo, unsigned n) {
+  return (n == 64 ? ~(uint64_t)0 : ((uint64_t)1 << n) - 1) << lo;
+}
+
+// pa_chunk_find returns the first page index >= 64*from_word of a run of n
+// free pages that lies inside the chunk, or PA_NONE.
+// Precondition: 1 <= n <= PA_CHUNK_PAGES.
+static size_t pa_chunk_find(const pa_chunk_t *ch, size_t n, unsigned from_word) {
+  size_t run = 0; // free pages ending at the current word's start
+  for (unsigned i = from_word; i < PA_WORDS; i++) {
+    uint64_t w = ch->alloc[i];
+    if (w == 0) {
+      run += 64;
+      if (run >= n)
+        return (size_t)(i + 1) * 64 - run;
+      continue;
+    }
+    if (run + __builtin_ctzll(w) >= n)
+      return (size_t)i * 64 - run;
+    if (n < 64) {
+      uint64_t at = pa_word_runs(~w, (unsigned)n);
+      if (at)
+        return (size_t)i * 64 + __builtin_ctzll(at);
+    }
+    run = __builtin_clzll(w);
+  }
+  return PA_NONE;
+}
+
+// pa_chunk_first_free returns the first free page index >= 64*from_word, or
+// PA_CHUNK_PAGES if there is none.
+static size_t pa_chunk_first_free(const pa_chunk_t *ch, unsigned from_word) {
+  for (unsigned i = from_word; i < PA_WORDS; i++)
+    if (~ch->alloc[i])
+      return (size_t)i * 64 + __builtin_ctzll(~ch->alloc[i]);
+  return PA_CHUNK_PAGES;
+}
+
+// pa_chunk_set marks pages [b, b+k) of ch in use and clears their scavenged
+// bits. Returns how many were scavenged. Precondition: the pages are free.
+static unsigned pa_chunk_set(pa_chunk_t *ch, unsigned b, unsigned k) {
+  unsigned scav = 0;
+  while (k) {
+    unsigned i = b / 64, lo = b % 64, n = PA_MIN(k, 64 - lo);
+    uint64_t m = pa_mask(lo, n);
+    uint64_t sm = ch->scav[i] & m;
+    if (sm) {
+      scav += (unsigned)__builtin_popcountll(sm);
+      ch->scav[i] &= ~m;
+    }
+    ch->alloc[i] |= m;
+    b += n;
+    k -= n;
+  }
+  return scav;
+}
+
+// pa_chunk_clear marks pages [b, b+k) of ch free (not scavenged). Returns
+// PA_NONE, or the index of a page in the range that was already free (and
+// then changes nothing from that word on).
+static size_t pa_chunk_clear(pa_chunk_t *ch, unsigned b, unsigned k) {
+  while (k) {
+    unsigned i = b / 64, lo = b % 64, n = PA_MIN(k, 64 - lo);
+    uint64_t m = pa_mask(lo, n);
+    uint64_t bad = m & ~ch->alloc[i];
+    if (bad)
+      return (size_t)i * 64 + __builtin_ctzll(bad);
+    ch->alloc[i] &= ~m;
+    b += n;
+    k -= n;
+  }
+  return PA_NONE;
+}
+
+// ---------------------------------------------------------------------------
+// Summary updates
+
+// pa_update recomputes the summaries of chunks [c0, c1] (inclusive) and of
+// their ancestors, stopping early once a level is unchanged.
+static void pa_update(pagealloc_t *p, size_t c0, size_t c1) {
+  bool changed = false;
+  for (size_t c = c0; c <= c1; c++) {
+    pa_sum_t s = pa_chunk_summary(pa_chunk(p, c));
+    if (s != p->summary[PA_LEVELS - 1][c]) {
+      p->summary[PA_LEVELS - 1][c] = s;
+      changed = true;
+    }
+  }
+  for (int l = PA_LEVELS - 2; l >= 0 && changed; l--) {
+    unsigned sh = pa_chunk_shift(l);
+    size_t kid_pages = pa_level_pages(l + 1);
+    pa_sum_t *sum = p->summary[l], *kids = p->summary[l + 1];
+    changed = false;
+    for (size_t i = c0 >> sh; i <= c1 >> sh; i++) {
+      pa_sum_t s = pa_merge(kids + (i << PA_LEVEL_BITS), kid_pages);
+      if (s != sum[i]) {
+        sum[i] = s;
+        changed = true;
+      }
+    }
+  }
+}
+
+// ---------------------------------------------------------------------------
+// Search
+
+// pa_find returns the address of the lowest run of npages free pages, or 0.
+// *first_free receives a lower bound on the lowest free page (>= the old
+// search_addr); it equals the result when that page starts the run.
+// Precondition: something is grown, npages >= 1.
+static uintptr_t pa_find(const pagealloc_t *p, size_t npages, uintptr_t *first_free) {
+  uintptr_t sa = p->search_addr;
+  *first_free = sa;
+  if (sa >= PA_ADDR_LIMIT)
+    return 0;
+  size_t begin = PA_MAX(p->lo_chunk >> pa_chunk_shift(0), sa >> pa_addr_shift(0));
+  size_t end = ((p->hi_chunk - 1) >> pa_chunk_shift(0)) + 1;
+  bool track = true; // the entries we descend into contain the lowest free page
+  for (int l = 0;; l++) {
+    const pa_sum_t *sum = p->summary[l];
+    size_t pages = pa_level_pages(l), run = 0, first_nz = PA_NONE, hit = PA_NONE;
+    for (size_t i = begin; i < end; i++) {
+      pa_sum_t s = sum[i];
+      if (s == 0) {
+        run = 0;
+        continue;
+      }
+      if (first_nz == PA_NONE) {
+        first_nz = i;
+        if (track)
+          *first_free = PA_MAX(sa, (uintptr_t)i << pa_addr_shift(l));
+      }
+      if (run + pa_start(s) >= npages) // run ends inside entry i
+        return ((uintptr_t)i << pa_addr_shift(l)) - run * PA_PAGE_SIZE;
+      if (pa_max(s) >= npages) { // a run lies inside entry i; none is lower
+        hit = i;
+        break;
+      }
+      size_t e = pa_end(s);
+      run = e == pages ? run + e : e;
+    }
+    if (hit == PA_NONE) {
+      if (l == 0)
+        return 0;
+      pa_die("summary tree inconsistent: level %d entry %zu has no run of %zu pages", l - 1,
+             begin >> PA_LEVEL_BITS, npages);
+    }
+    track = track && hit == first_nz;
+    uintptr_t base = (uintptr_t)hit << pa_addr_shift(l);
+    if (l == PA_LEVELS - 1) {
+      const pa_chunk_t *ch = pa_chunk(p, hit);
+      unsigned from = sa > base ? (unsigned)((sa - base) >> PA_PAGE_SHIFT) / 64 : 0;
+      size_t at = pa_chunk_find(ch, npages, from);
+      if (at == PA_NONE)
+        pa_die("chunk %zu summary says a run of %zu pages exists, bitmap disagrees", hit, npages);
+      if (track)
+        *first_free = PA_MAX(sa, base + pa_chunk_first_free(ch, from) * PA_PAGE_SIZE);
+      return base + at * PA_PAGE_SIZE;
+    }
+    begin = PA_MAX(hit << PA_LEVEL_BITS, sa >> pa_addr_shift(l + 1));
+    end = (hit + 1) << PA_LEVEL_BITS;
+  }
+}
+
+// ---------------------------------------------------------------------------
+// Public operations
+
+int pagealloc_init(pagealloc_t *p, pa_release_fn release, void *ctx) {
+  memset(p, 0, sizeof *p);
+  size_t total = 0;
+  for (int l = 0; l < PA_LEVELS; l++)
+    total += pa_level_len(l) * sizeof(pa_sum_t);
+  int prot = PROT_READ | PROT_WRITE, flags = MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE;
+  char *mem = mmap(NULL, total, prot, flags, -1, 0);
+  if (mem == MAP_FAILED)
+    return -1;
+  void *l1 = mmap(NULL, PA_L1_ENTRIES * sizeof(pa_chunk_t *), prot, flags, -1, 0);
+  if (l1 == MAP_FAILED) {
+    int e = errno;
+    munmap(mem, total);
+    errno = e;
+    return -1;
+  }
+  for (int l = 0; l < PA_LEVELS; l++) {
+    p->summary[l] = (pa_sum_t *)(void *)mem;
+    mem += pa_level_len(l) * sizeof(pa_sum_t);
+  }
+  p->chunks = l1;
+  p->search_addr = PA_ADDR_LIMIT; // nothing is free
+  p->release = release;
+  p->release_ctx = ctx;
+  return 0;
+}
+
+void pagealloc_destroy(pagealloc_t *p) {
+  if (p->summary[0] == NULL)
+    return;
+  if (p->lo_chunk < p->hi_chunk) {
+    for (size_t b = p->lo_chunk >> PA_L2_BITS; b <= (p->hi_chunk - 1) >> PA_L2_BITS; b++)
+      if (p->chunks[b])
+        munmap(p->chunks[b], PA_L2_BYTES);
+  }
+  munmap(p->chunks, PA_L1_ENTRIES * sizeof(pa_chunk_t *));
+  size_t total = 0;
+  for (int l = 0; l < PA_LEVELS; l++)
+    total += pa_level_len(l) * sizeof(pa_sum_t);
+  munmap(p->summary[0], total);
+  memset(p, 0, sizeof *p);
+}
+
+// pa_map_l2 maps L2 block b with every chunk in it marked in use.
+static int pa_map_l2(pagealloc_t *p, size_t b) {
+  pa_chunk_t *l2 = mmap(NULL, PA_L2_BYTES, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
+                        -1, 0);
+  if (l2 == MAP_FAILED)
+    return -1;
+  for (size_t i = 0; i < PA_L2_CHUNKS; i++)
+    memset(l2[i].alloc, 0xff, sizeof l2[i].alloc);
+  p->chunks[b] = l2;
+  return 0;
+}
+
+// pa_map_blocks maps the missing L2 blocks for chunks [c0, c1). On failure it
+// unmaps the blocks it mapped and returns -1.
+static int pa_map_blocks(pagealloc_t *p, size_t c0, size_t c1) {
+  size_t b0 = c0 >> PA_L2_BITS, b1 = (c1 - 1) >> PA_L2_BITS;
+  for (size_t b = b0; b <= b1; b++) {
+    if (p->chunks[b] || pa_map_l2(p, b) == 0)
+      continue;
+    int e = errno;
+    for (size_t u = b0; u < b; u++) {
+      bool grown = p->lo_chunk < p->hi_chunk && u >= p->lo_chunk >> PA_L2_BITS &&
+                   u <= (p->hi_chunk - 1) >> PA_L2_BITS;
+      if (!grown && p->chunks[u]) { // only blocks this call mapped
+        munmap(p->chunks[u], PA_L2_BYTES);
+        p->chunks[u] = NULL;
+      }
+    }
+    errno = e;
+    return -1;
+  }
+  return 0;
+}
+
+int pagealloc_grow(pagealloc_t *p, uintptr_t base, size_t bytes) {
+  if (bytes == 0)
+    return 0;
+  if (base == 0 || ((base | bytes) & (PA_CHUNK_BYTES - 1)) || base >= PA_ADDR_LIMIT ||
+      bytes > PA_ADDR_LIMIT - base) {
+    errno = EINVAL;
+    return -1;
+  }
+  size_t c0 = base >> PA_CHUNK_SHIFT, c1 = c0 + (bytes >> PA_CHUNK_SHIFT);
+  if (pa_map_blocks(p, c0, c1) != 0)
+    return -1;
+  for (size_t c = c0; c < c1; c++) {
+    pa_chunk_t *ch = pa_chunk(p, c);
+    memset(ch->alloc, 0, sizeof ch->alloc);
+    memset(ch->scav, 0xff, sizeof ch->scav);
+  }
+  pa_update(p, c0, c1 - 1);
+  size_t n = bytes >> PA_PAGE_SHIFT;
+  p->free_pages += n;
+  p->scav_pages += n;
+  p->total_pages += n;
+  if (p->lo_chunk == p->hi_chunk) {
+    p->lo_chunk = c0;
+    p->hi_chunk = c1;
+  } else {
+    p->lo_chunk = PA_MIN(p->lo_chunk, c0);
+    p->hi_chunk = PA_MAX(p->hi_chunk, c1);
+  }
+  p->search_addr = PA_MIN(p->search_addr, base);
+  return 0;
+}
+
+uintptr_t pagealloc_alloc(pagealloc_t *p, size_t npages, size_t *scav) {
+  if (scav)
+    *scav = 0;
+  if (npages == 0 || npages > p->free_pages)
+    return 0;
+  uintptr_t first_free;
+  uintptr_t addr = pa_find(p, npages, &first_free);
+  if (addr == 0)
+    return 0;
+  size_t page = addr >> PA_PAGE_SHIFT, left = npages, nscav = 0;
+  while (left) {
+    size_t c = page / PA_CHUNK_PAGES;
+    unsigned b = page % PA_CHUNK_PAGES, k = (unsigned)PA_MIN(left, (size_t)PA_CHUNK_PAGES - b);
+    nscav += pa_chunk_set(pa_chunk(p, c), b, k);
+    page += k;
+    left -= k;
+  }
+  pa_update(p, addr >> PA_CHUNK_SHIFT, (page - 1) / PA_CHUNK_PAGES);
+  p->free_pages -= npages;
+  p->scav_pages -= nscav;
+  p->search_addr = first_free == addr ? addr + npages * PA_PAGE_SIZE : first_free;
+  if (scav)
+    *scav = nscav;
+  return addr;
+}
+
+// pa_check_range aborts unless [base, base + npages pages) is page-aligned
+// and inside chunks whose metadata exists.
+static void pa_check_range(const pagealloc_t *p, uintptr_t base, size_t npages) {
+  uintptr_t limit = base + npages * PA_PAGE_SIZE;
+  if ((base & (PA_PAGE_SIZE - 1)) || npages == 0 || npages > PA_ADDR_LIMIT >> PA_PAGE_SHIFT ||
+      limit > PA_ADDR_LIMIT || limit <= base)
+    pa_die("freeing bad range at 0x%" PRIxPTR " (%zu pages)", base, npages);
+  size_t c0 = base >> PA_CHUNK_SHIFT, c1 = (limit - 1) >> PA_CHUNK_SHIFT;
+  if (c0 < p->lo_chunk || c1 >= p->hi_chunk)
+    pa_die("freeing pages outside the heap at 0x%" PRIxPTR, base);
+  for (size_t b = c0 >> PA_L2_BITS; b <= c1 >> PA_L2_BITS; b++)
+    if (!p->chunks[b])
+      pa_die("freeing pages outside the heap at 0x%" PRIxPTR, base);
+}
+
+void pagealloc_free(pagealloc_t *p, uintptr_t base, size_t npages) {
+  pa_check_range(p, base, npages);
+  size_t page = base >> PA_PAGE_SHIFT, left = npages;
+  while (left) {
+    size_t c = page / PA_CHUNK_PAGES;
+    unsigned b = page % PA_CHUNK_PAGES, k = (unsigned)PA_MIN(left, (size_t)PA_CHUNK_PAGES - b);
+    size_t bad = pa_chunk_clear(pa_chunk(p, c), b, k);
+    if (bad != PA_NONE)
+      pa_die("freeing free page at 0x%" PRIxPTR,
+             ((uintptr_t)c << PA_CHUNK_SHIFT) + bad * PA_PAGE_SIZE);
+    page += k;
+    left -= k;
+  }
+  pa_update(p, base >> PA_CHUNK_SHIFT, (page - 1) / PA_CHUNK_PAGES);
+  p->free_pages += npages;
+  p->search_addr = PA_MIN(p->search_addr, base);
+}
+
+bool pagealloc_is_free(const pagealloc_t *p, uintptr_t addr) {
+  if (addr >= PA_ADDR_LIMIT)
+    return false;
+  size_t c = addr >> PA_CHUNK_SHIFT;
+  if (c < p->lo_chunk || c >= p->hi_chunk)
+    return false;
+  const pa_chunk_t *ch = pa_chunk(p, c);
+  if (ch == NULL)
+    return false;
+  size_t i = (addr >> PA_PAGE_SHIFT) % PA_CHUNK_PAGES;
+  return !(ch->alloc[i / 64] >> (i % 64) & 1);
+}
+
+// ---------------------------------------------------------------------------
+// Scavenging
+
+// pa_scav_state accumulates the scavenger's current run of pages to release,
+// which grows downward (pieces are found highest first).
+typedef struct pa_scav_state {
+  uintptr_t lo, hi; // pending run [lo, hi); empty when lo == hi
+  size_t budget;    // pages still allowed
+  size_t released;  // pages released so far
+} pa_scav_state_t;
+
+static void pa_scav_flush(pagealloc_t *p, pa_scav_state_t *st) {
+  if (st->lo == st->hi)
+    return;
+  if (p->release)
+    p->release(p->release_ctx, st->lo, st->hi - st->lo);
+  st->lo = st->hi = 0;
+}
+
+// pa_scav_piece adds [lo, hi) (below everything added before) to the run.
+static void pa_scav_piece(pagealloc_t *p, pa_scav_state_t *st, uintptr_t lo, uintptr_t hi) {
+  if (st->lo != st->hi && st->lo == hi) {
+    st->lo = lo;
+    return;
+  }
+  pa_scav_flush(p, st);
+  st->lo = lo;
+  st->hi = hi;
+}
+
+// pa_scav_chunk marks free unscavenged pages of chunk c scavenged, highest
+// first, while the budget lasts, and feeds them to the pending run.
+static void pa_scav_chunk(pagealloc_t *p, pa_scav_state_t *st, size_t c, pa_chunk_t *ch) {
+  uintptr_t base = (uintptr_t)c << PA_CHUNK_SHIFT;
+  for (int i = PA_WORDS - 1; i >= 0 && st->budget; i--) {
+    uint64_t x = ~(ch->alloc[i] | ch->scav[i]);
+    while (x && st->budget) {
+      unsigned top = 63 - __builtin_clzll(x);
+      uint64_t y = ~(x << (63 - top)); // leading zeros of y = run length below top
+      unsigned len = y ? __builtin_clzll(y) : 64;
+      len = (unsigned)PA_MIN((size_t)len, st->budget);
+      unsigned lo = top + 1 - len;
+      uint64_t m = pa_mask(lo, len);
+      ch->scav[i] |= m;
+      x &= ~m;
+      st->budget -= len;
+      st->released += len;
+      uintptr_t a = base + ((uintptr_t)i * 64 + lo) * PA_PAGE_SIZE;
+      pa_scav_piece(p, st, a, a + len * PA_PAGE_SIZE);
+    }
+  }
+}
+
+size_t pagealloc_scavenge(pagealloc_t *p, size_t max_bytes) {
+  pa_scav_state_t st = {0, 0, max_bytes >> PA_PAGE_SHIFT, 0};
+  st.budget = PA_MIN(st.budget, p->free_pages - p->scav_pages);
+  for (size_t c = p->hi_chunk; c-- > p->lo_chunk && st.budget;) {
+    pa_chunk_t *ch = pa_chunk(p, c);
+    if (ch == NULL) {
+      c &= ~(PA_L2_CHUNKS - 1); // skip the whole unmapped block
+      continue;
+    }
+    if (p->summary[PA_LEVELS - 1][c] != 0)
+      pa_scav_chunk(p, &st, c, ch);
+  }
+  pa_scav_flush(p, &st);
+  p->scav_pages += st.released;
+  return st.released * PA_PAGE_SIZE;
+}
+
+// ---------------------------------------------------------------------------
+// Validation
+
+static void pa_check_sum(int l, size_t i, pa_sum_t have, pa_sum_t want) {
+  if (have != want)
+    pa_die("validate: level-%d summary %zu (addr 0x%" PRIxPTR ") is (%u,%u,%u), want (%u,%u,%u)",
+           l, i, (uintptr_t)i << pa_addr_shift(l), pa_start(have), pa_max(have), pa_end(have),
+           pa_start(want), pa_max(want), pa_end(want));
+}
+
+// pa_validate_chunks checks level-4 summaries and bitmaps of mapped chunks
+// in [lo, hi) and returns the free and scavenged page counts and the first
+// free page (PA_ADDR_LIMIT if none).
+static void pa_validate_chunks(const pagealloc_t *p, size_t *nfree, size_t *nscav,
+                               uintptr_t *first) {
+  *nfree = *nscav = 0;
+  *first = PA_ADDR_LIMIT;
+  for (size_t c = p->lo_chunk; c < p->hi_chunk; c++) {
+    const pa_chunk_t *ch = pa_chunk(p, c);
+    if (ch == NULL) {
+      c |= PA_L2_CHUNKS - 1;
+      continue;
+    }
+    pa_check_sum(PA_LEVELS - 1, c, p->summary[PA_LEVELS - 1][c], pa_chunk_summary(ch));
+    size_t f = 0;
+    for (int i = 0; i < PA_WORDS; i++) {
+      if (ch->alloc[i] & ch->scav[i])
+        pa_die("validate: scavenged bit set on in-use page in chunk %zu word %d", c, i);
+      f += __builtin_popcountll(~ch->alloc[i]);
+      *nscav += __builtin_popcountll(ch->scav[i]);
+    }
+    if (f && *first == PA_ADDR_LIMIT)
+      *first = ((uintptr_t)c << PA_CHUNK_SHIFT) + pa_chunk_first_free(ch, 0) * PA_PAGE_SIZE;
+    *nfree += f;
+  }
+}
+
+void pagealloc_validate(const pagealloc_t *p) {
+  if (p->lo_chunk == p->hi_chunk) {
+    if (p->free_pages || p->scav_pages || p->total_pages)
+      pa_die("validate: nothing grown but free_pages=%zu scav_pages=%zu total_pages=%zu",
+             p->free_pages, p->scav_pages, p->total_pages);
+    return;
+  }
+  size_t nfree, nscav;
+  uintptr_t first;
+  pa_validate_chunks(p, &nfree, &nscav, &first);
+  for (int l = PA_LEVELS - 2; l >= 0; l--) {
+    unsigned sh = pa_chunk_shift(l);
+    for (size_t i = p->lo_chunk >> sh; i <= (p->hi_chunk - 1) >> sh; i++) {
+      if (l > 0 && !p->chunks[(i << sh) >> PA_L2_BITS])
+        continue; // no chunk under this node was ever mapped
+      pa_sum_t want = pa_merge(p->summary[l + 1] + (i << PA_LEVEL_BITS), pa_level_pages(l + 1));
+      pa_check_sum(l, i, p->summary[l][i], want);
+    }
+  }
+  if (nfree != p->free_pages)
+    pa_die("validate: free_pages is %zu, bitmaps have %zu free", p->free_pages, nfree);
+  if (nscav != p->scav_pages)
+    pa_die("validate: scav_pages is %zu, bitmaps have %zu scavenged", p->scav_pages, nscav);
+  if (nfree > p->total_pages)
+    pa_die("validate: free_pages %zu exceeds total_pages %zu", nfree, p->total_pages);
+  if (first < p->search_addr)
+    pa_die("validate: free page at 0x%" PRIxPTR " below search_addr 0x%" PRIxPTR, first,
+           p->search_addr);
+}

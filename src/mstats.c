@@ -1,0 +1,110 @@
+// mstats.c: statistics (gm_stats, modelled on Go's MemStats), the exit-time
+// report (GOMEM_STATS=1) and fatal errors. Nothing here allocates from the
+// heap: reports are formatted into stack buffers and written with write(2).
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "internal.h"
+
+size_t gm_fmt(char *buf, size_t n, const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  int k = vsnprintf(buf, n, fmt, ap);
+  va_end(ap);
+  if (k < 0)
+    return 0;
+  return (size_t)k < n ? (size_t)k : n - 1;
+}
+
+// gm_fatal reports a fault as "gomem: <what> at <addr>" and aborts.
+void gm_fatal(const char *what, const void *addr) {
+  char buf[256];
+  size_t n = addr ? gm_fmt(buf, sizeof buf, "gomem: %s at %p\n", what, addr)
+                  : gm_fmt(buf, sizeof buf, "gomem: %s\n", what);
+  os_write_stderr(buf, n);
+  abort();
+}
+
+void gm_fatal_assert(const char *cond, const char *file, int line) {
+  char buf[512];
+  size_t n = gm_fmt(buf, sizeof buf, "gomem: assertion failed: %s (%s:%d)\n", cond, file, line);
+  os_write_stderr(buf, n);
+  abort();
+}
+
+GM_EXPORT void gm_stats(gm_stats_t *st) {
+  memset(st, 0, sizeof *st);
+  gm_ensure_init();
+  for (int i = 0; i < GM_NUM_SIZE_CLASSES; i++)
+    st->by_size[i].size = class_to_size[i];
+  mcache_sum_stats(st);
+  pthread_mutex_lock(&gm_heap.lock);
+  st->heap_sys = gm_heap.sys_bytes;
+  st->heap_idle = (uint64_t)gm_heap.pages.free_pages * GM_PAGE_SIZE;
+  st->heap_released = (uint64_t)gm_heap.pages.scav_pages * GM_PAGE_SIZE;
+  st->heap_inuse = (uint64_t)relaxed_load(&gm_heap.inuse_pages) * GM_PAGE_SIZE;
+  st->meta_sys += gm_heap.span_alloc.sys + arena_metadata_bytes();
+  st->by_size[0].mallocs = relaxed_load(&gm_heap.large_allocs);
+  st->by_size[0].frees = relaxed_load(&gm_heap.large_frees);
+  st->heap_alloc = relaxed_load(&gm_heap.large_inuse_bytes);
+  pthread_mutex_unlock(&gm_heap.lock);
+  for (int i = 0; i < GM_NUM_SIZE_CLASSES; i++) {
+    gm_class_stats_t *c = &st->by_size[i];
+    uint64_t live = c->mallocs > c->frees ? c->mallocs - c->frees : 0;
+    st->mallocs += c->mallocs;
+    st->frees += c->frees;
+    st->heap_objects += live;
+    if (i > 0)
+      st->heap_alloc += live * c->size;
+  }
+}
+
+static void put(int fd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void put(int fd, const char *fmt, ...) {
+  char buf[256];
+  va_list ap;
+  va_start(ap, fmt);
+  int k = vsnprintf(buf, sizeof buf, fmt, ap);
+  va_end(ap);
+  if (k > 0)
+    gm_write_fd(fd, buf, (size_t)k < sizeof buf ? (size_t)k : sizeof buf - 1);
+}
+
+#define MIB(x) ((double)(x) / (1024.0 * 1024.0))
+
+GM_EXPORT void gm_print_stats_fd(int fd) {
+  gm_stats_t st;
+  gm_stats(&st);
+  put(fd, "gomem statistics\n");
+  put(fd, "  heap alloc     %10.2f MiB in %llu objects\n", MIB(st.heap_alloc),
+      (unsigned long long)st.heap_objects);
+  put(fd, "  heap in use    %10.2f MiB (spans)\n", MIB(st.heap_inuse));
+  put(fd, "  heap idle      %10.2f MiB (free pages; %.2f MiB returned to the OS)\n",
+      MIB(st.heap_idle), MIB(st.heap_released));
+  put(fd, "  heap sys       %10.2f MiB (arenas reserved)\n", MIB(st.heap_sys));
+  put(fd, "  metadata       %10.2f MiB\n", MIB(st.meta_sys));
+  put(fd, "  mallocs        %10llu\n  frees          %10llu\n", (unsigned long long)st.mallocs,
+      (unsigned long long)st.frees);
+  put(fd, "  thread caches  %10llu\n", (unsigned long long)st.num_threads);
+  put(fd, "  class     size      mallocs        frees         live\n");
+  for (int i = 0; i < GM_NUM_CLASSES; i++) {
+    const gm_class_stats_t *c = &st.by_size[i];
+    if (c->mallocs == 0)
+      continue;
+    char size[16] = "large";
+    if (i > 0)
+      gm_fmt(size, sizeof size, "%u", c->size);
+    put(fd, "  %5d %8s %12llu %12llu %12llu\n", i, size, (unsigned long long)c->mallocs,
+        (unsigned long long)c->frees,
+        (unsigned long long)(c->mallocs > c->frees ? c->mallocs - c->frees : 0));
+  }
+  put(fd, "  options\n");
+  options_print(fd);
+}
+
+__attribute__((destructor)) static void gm_exit_report(void) {
+  if (atomic_load(&gm_inited) == 2 && gm_opt.stats_at_exit)
+    gm_print_stats_fd(2);
+}

@@ -1,0 +1,71 @@
+// options.c: gomem's options, one table, read once from the environment at
+// initialisation (before the heap exists: no allocation here).
+#include <stdlib.h>
+#include <string.h>
+
+#include "internal.h"
+
+gm_options_t gm_opt;
+
+typedef struct option_desc {
+  const char *env;   // environment variable
+  unsigned def;      // default
+  unsigned *uval;    // where a number goes, or
+  bool *bval;        // where a flag goes
+  const char *doc;   // one line
+} option_desc_t;
+
+static const option_desc_t options[] = {
+    {"GOMEM_STATS", 0, NULL, &gm_opt.stats_at_exit, "print statistics to stderr at exit"},
+    {"GOMEM_SCAVENGE", 1, NULL, &gm_opt.scavenger,
+     "return idle free memory to the OS from a background thread"},
+    {"GOMEM_SCAVENGE_MS", 100, &gm_opt.scavenge_ms, NULL, "scavenger tick in milliseconds"},
+    {"GOMEM_RETAIN_PERCENT", 10, &gm_opt.retain_percent, NULL,
+     "free memory kept resident, in percent over the recent peak"},
+    {"GOMEM_DEBUG", 0, &gm_opt.debug, NULL, "1: validate heap structures on slow paths"},
+};
+
+// parse_uint accepts decimal digits only; anything else keeps the default.
+static bool parse_uint(const char *s, unsigned *out) {
+  unsigned v = 0;
+  if (*s == 0)
+    return false;
+  for (; *s; s++) {
+    if (*s < '0' || *s > '9' || v > 100000000u)
+      return false;
+    v = v * 10 + (unsigned)(*s - '0');
+  }
+  *out = v;
+  return true;
+}
+
+void options_init(void) {
+  for (size_t i = 0; i < sizeof options / sizeof options[0]; i++) {
+    const option_desc_t *o = &options[i];
+    unsigned v = o->def;
+    const char *s = getenv(o->env);
+    if (s != NULL && !parse_uint(s, &v)) {
+      if (o->bval && (!strcmp(s, "true") || !strcmp(s, "on") || !strcmp(s, "yes")))
+        v = 1;
+      else if (o->bval && (!strcmp(s, "false") || !strcmp(s, "off") || !strcmp(s, "no")))
+        v = 0;
+    }
+    if (o->uval)
+      *o->uval = v;
+    else
+      *o->bval = v != 0;
+  }
+  if (gm_opt.scavenge_ms == 0)
+    gm_opt.scavenge_ms = 1;
+}
+
+// options_print writes the option table with current values to fd.
+void options_print(int fd) {
+  char buf[256];
+  for (size_t i = 0; i < sizeof options / sizeof options[0]; i++) {
+    const option_desc_t *o = &options[i];
+    unsigned v = o->uval ? *o->uval : *o->bval;
+    size_t n = gm_fmt(buf, sizeof buf, "  %-22s %-8u %s\n", o->env, v, o->doc);
+    gm_write_fd(fd, buf, n);
+  }
+}

@@ -1,0 +1,105 @@
+// test_scavenge: free memory goes back to the OS.
+//   1. After a burst of small and large objects is freed, RSS comes down by
+//      itself (background scavenger), measured from /proc, generous bounds.
+//   2. gm_release_memory returns free pages at once.
+//   3. A free/re-allocate loop is not trimmed (hysteresis: no thrash).
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "gomem.h"
+#include "test.h"
+
+#define MIB (1024.0 * 1024.0)
+
+static double rss_mib(void) {
+  FILE *f = fopen("/proc/self/statm", "r");
+  unsigned long size = 0, rss = 0;
+  if (f) {
+    if (fscanf(f, "%lu %lu", &size, &rss) != 2)
+      rss = 0;
+    fclose(f);
+  }
+  return (double)rss * (double)sysconf(_SC_PAGESIZE) / MIB;
+}
+
+static void sleep_ms(long ms) {
+  struct timespec ts = {ms / 1000, (ms % 1000) * 1000000};
+  nanosleep(&ts, NULL);
+}
+
+int main(void) {
+  // Under TSan the shadow memory dominates RSS; check gomem's own accounting.
+  int check_rss = GOMEM_SANITIZE[0] != 't';
+  enum { N = 2 * 1024 * 1024 };
+  static void *objs[N];
+  double base = rss_mib();
+  for (int i = 0; i < N; i++) { // 2 Mi objects of 16..240 B: ~256 MiB
+    objs[i] = gm_malloc(16 + (size_t)(i % 15) * 16);
+    memset(objs[i], 1, 16);
+  }
+  void *large[64];
+  for (int i = 0; i < 64; i++) { // + 64 MiB of large objects
+    large[i] = gm_malloc(1 << 20);
+    memset(large[i], 2, 1 << 20);
+  }
+  double peak = rss_mib();
+  CHECKF(peak - base > 200, "RSS did not grow as expected: %.0f -> %.0f MiB", base, peak);
+  for (int i = 0; i < N; i++)
+    gm_free(objs[i]);
+  for (int i = 0; i < 64; i++)
+    gm_free(large[i]);
+  double after = peak;
+  gm_stats_t st;
+  for (int waited = 0; waited < 10000; waited += 100) { // no API call: wait
+    sleep_ms(100);
+    after = rss_mib();
+    gm_stats(&st);
+    if ((check_rss ? after - base : (double)(st.heap_idle - st.heap_released) / MIB) < 64)
+      break;
+  }
+  gm_stats(&st);
+  printf("burst: base %.0f MiB, peak %.0f MiB, after free + wait %.0f MiB, released %.0f MiB\n",
+         base, peak, after, (double)st.heap_released / MIB);
+  if (check_rss)
+    CHECKF(after - base < 64, "RSS stayed at %.0f MiB (base %.0f, peak %.0f)", after, base, peak);
+  CHECKF((double)st.heap_released / MIB > 200, "only %.0f MiB released",
+         (double)st.heap_released / MIB);
+
+  // gm_release_memory: immediate.
+  void *big = gm_malloc(128 << 20);
+  memset(big, 3, 128 << 20);
+  gm_free(big);
+  size_t rel = gm_release_memory();
+  double now = rss_mib();
+  CHECKF(rel >= (size_t)120 << 20, "gm_release_memory released %zu bytes", rel);
+  if (check_rss)
+    CHECKF(now - base < 64, "RSS %.0f MiB after gm_release_memory (base %.0f)", now, base);
+
+  // Hysteresis: alloc 64 MiB / free it, again and again for ~2 s: the
+  // scavenger must not release (and re-fault) that memory every round.
+  void *loop[64];
+  gm_stats(&st);
+  uint64_t released0 = st.heap_released, released_max = 0;
+  for (int round = 0; round < 40; round++) {
+    for (int i = 0; i < 64; i++) {
+      loop[i] = gm_malloc(1 << 20);
+      memset(loop[i], 4, 1 << 20);
+    }
+    gm_stats(&st);
+    // (round 0 legitimately re-uses memory released above)
+    if (round > 0 && st.heap_released < released0 && released0 - st.heap_released > released_max)
+      released_max = released0 - st.heap_released;
+    for (int i = 0; i < 64; i++)
+      gm_free(loop[i]);
+    sleep_ms(50);
+    gm_stats(&st);
+    released0 = st.heap_released;
+  }
+  // released0 tracks released bytes after each free phase; if the scavenger
+  // trimmed the loop's memory, the next round would re-fault it and the
+  // released counter would drop by the loop size each round.
+  CHECKF(released_max < (32u << 20), "loop memory was released and re-faulted (%llu MiB)",
+         (unsigned long long)(released_max >> 20));
+  return test_done();
+}
