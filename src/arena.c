@@ -1,10 +1,11 @@
 // arena.c: the arena map, gomem's answer to "which span owns this address?"
 //
 // The 47-bit address space is cut into 64 MiB arenas. arena_l1 (in .bss) has
-// 2^10 entries, each NULL or an L2 array of 2^11 heap_arena pointers; a
-// heap_arena holds the page -> span table of one arena. spanof() (internal.h)
-// walks the map in three dependent loads for any address, including addresses
-// that are not gomem's (a NULL entry at either level means "not ours").
+// 2^10 entries, each an L2 array of 2^11 heap_arena pointers; a heap_arena
+// holds the page -> span table of one arena. spanof() (internal.h) walks the
+// map in three dependent loads for any address, including addresses that are
+// not gomem's: holes are static empty tables (arena_l2_empty, arena_empty)
+// whose final answer is NULL, "not ours".
 //
 // Entries are only ever added (arenas are never unmapped), always under
 // mheap.lock, and published with release stores so a lock-free reader sees a
@@ -13,9 +14,21 @@
 // whose span cannot change under them.
 #include "internal.h"
 
-heap_arena_t **arena_l1[1 << GM_ARENA_L1_BITS];
-
 #define L2_ENTRIES ((size_t)1 << GM_ARENA_L2_BITS)
+
+heap_arena_t arena_empty;
+
+// Static initialisers: the map must answer before gomem initialises (free of
+// a foreign pointer as the first call).
+#define R4(x) x, x, x, x
+#define R16(x) R4(x), R4(x), R4(x), R4(x)
+#define R256(x) R16(x), R16(x), R16(x), R16(x), R16(x), R16(x), R16(x), R16(x), \
+    R16(x), R16(x), R16(x), R16(x), R16(x), R16(x), R16(x), R16(x)
+#define R1024(x) R256(x), R256(x), R256(x), R256(x)
+_Static_assert(GM_ARENA_L1_BITS == 10 && GM_ARENA_L2_BITS == 11, "arena map initialisers");
+heap_arena_t *arena_l2_empty[1 << GM_ARENA_L2_BITS] = {R1024(&arena_empty),
+                                                       R1024(&arena_empty)};
+heap_arena_t **arena_l1[1 << GM_ARENA_L1_BITS] = {R1024(arena_l2_empty)};
 
 static size_t arena_meta_bytes;
 
@@ -24,9 +37,8 @@ heap_arena_t *arena_of(uintptr_t p) {
   if (p >> GM_ADDR_BITS)
     return NULL;
   heap_arena_t **l2 = arena_l1[p >> (GM_ARENA_SHIFT + GM_ARENA_L2_BITS)];
-  if (l2 == NULL)
-    return NULL;
-  return l2[(p >> GM_ARENA_SHIFT) & (L2_ENTRIES - 1)];
+  heap_arena_t *ha = l2[(p >> GM_ARENA_SHIFT) & (L2_ENTRIES - 1)];
+  return ha == &arena_empty ? NULL : ha;
 }
 
 // arena_register creates the metadata of every arena in [base, base+bytes).
@@ -39,15 +51,17 @@ int arena_register(uintptr_t base, size_t bytes) {
       return -1;
     size_t i1 = a >> (GM_ARENA_SHIFT + GM_ARENA_L2_BITS);
     heap_arena_t **l2 = arena_l1[i1];
-    if (l2 == NULL) {
+    if (l2 == arena_l2_empty) {
       l2 = os_reserve(L2_ENTRIES * sizeof(*l2), 0);
       if (l2 == NULL)
         return -1;
+      for (size_t i = 0; i < L2_ENTRIES; i++)
+        l2[i] = &arena_empty;
       arena_meta_bytes += L2_ENTRIES * sizeof(*l2);
       __atomic_store_n(&arena_l1[i1], l2, __ATOMIC_RELEASE);
     }
     size_t i2 = (a >> GM_ARENA_SHIFT) & (L2_ENTRIES - 1);
-    if (l2[i2] != NULL)
+    if (l2[i2] != &arena_empty)
       continue;
     heap_arena_t *ha = os_reserve(sizeof(heap_arena_t), 0);
     if (ha == NULL)

@@ -124,9 +124,20 @@ GM_NOINLINE void free_slow(void *ptr, mspan_t *s, mcache_t *c) {
   relaxed_add(&c->stats[s->sizeclass].nfree, 1);
 }
 
-// gm_free: the free fast path. About 20 instructions for a local free: three
-// loads through the arena map, the owner test, the index by reciprocal
-// multiply, one bit test and update.
+// free_local_slow: a free by the owning thread that is not the window case:
+// the object's bit is in alloc_bits, or the pointer is bad.
+GM_NOINLINE void free_local_slow(void *ptr, mspan_t *s, mcache_t *c) {
+  if (free_apply(s, (uintptr_t)ptr, true))
+    relaxed_add(&c->win_frees, 1);
+  else
+    relaxed_add(&c->stats[s->sizeclass].nfree, 1);
+}
+
+// gm_free: the free fast path, for an object of the current window of a span
+// the calling thread owns (the common case: recent objects die young). About
+// 30 instructions, no stack frame: three loads through the arena map, the
+// owner test, the index by reciprocal multiply, checks, one bit set. Anything
+// else is a tail call.
 GM_EXPORT void gm_free(void *ptr) {
   uintptr_t p = (uintptr_t)ptr;
   mspan_t *s = spanof(p);
@@ -137,26 +148,15 @@ GM_EXPORT void gm_free(void *ptr) {
   }
   uintptr_t off = p - s->base;
   uint32_t idx = (uint32_t)(((uint64_t)off * s->divmul) >> 32);
-  if (unlikely((uintptr_t)idx * s->elemsize != off || idx >= s->nelems))
-    gm_fatal("free of a pointer inside an object or misaligned (not an allocation start)", ptr);
   uint64_t bit = 1ULL << (idx & 63);
-  if (likely(idx >> 6 == s->window)) {
-    if (unlikely(s->alloc_cache & bit))
-      gm_fatal("double free", ptr);
-    // Back into the window: a free, and the slot is reserved again (window
-    // slots count as mallocs when reserved; see mcache_uncache).
-    s->alloc_cache |= bit;
-    relaxed_add(&c->stats[s->sizeclass].nfree, 1);
-    relaxed_add(&c->stats[s->sizeclass].nmalloc, 1);
+  if (unlikely(idx >> 6 != s->window || (uintptr_t)idx * s->elemsize != off || idx >= s->nelems ||
+               (s->alloc_cache & bit))) {
+    free_local_slow(ptr, s, c);
     return;
   }
-  if (unlikely(!(s->alloc_bits[idx >> 6] & bit)))
-    gm_fatal("double free", ptr);
-  s->alloc_bits[idx >> 6] &= ~bit;
-  s->nfree++;
-  relaxed_add(&c->stats[s->sizeclass].nfree, 1);
+  s->alloc_cache |= bit;
+  relaxed_add(&c->win_frees, 1);
 }
-
 
 GM_ALIAS(free, gm_free)
 GM_ALIAS(cfree, gm_free)

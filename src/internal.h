@@ -163,7 +163,12 @@ typedef struct heap_arena {
   mspan_t *spans[GM_PAGES_PER_ARENA]; // page -> span; NULL for free pages
 } heap_arena_t;
 
+// arena_l1 entries never hold NULL: an absent L2 array is arena_l2_empty,
+// whose entries name arena_empty, whose spans are all NULL. So spanof walks
+// three loads without testing for holes (a hole answers NULL at the end).
 extern heap_arena_t **arena_l1[1 << GM_ARENA_L1_BITS];
+extern heap_arena_t *arena_l2_empty[1 << GM_ARENA_L2_BITS];
+extern heap_arena_t arena_empty;
 
 // spanof returns the in-use span holding address p, or NULL if p is not in
 // gomem's heap or lies in a free page. O(1): three dependent loads.
@@ -172,12 +177,8 @@ GM_INLINE mspan_t *spanof(uintptr_t p) {
     return NULL;
   heap_arena_t **l2 =
       __atomic_load_n(&arena_l1[p >> (GM_ARENA_SHIFT + GM_ARENA_L2_BITS)], __ATOMIC_ACQUIRE);
-  if (unlikely(l2 == NULL))
-    return NULL;
   heap_arena_t *ha = __atomic_load_n(
       &l2[(p >> GM_ARENA_SHIFT) & ((1u << GM_ARENA_L2_BITS) - 1)], __ATOMIC_ACQUIRE);
-  if (unlikely(ha == NULL))
-    return NULL;
   return __atomic_load_n(&ha->spans[(p >> GM_PAGE_SHIFT) & (GM_PAGES_PER_ARENA - 1)],
                          __ATOMIC_ACQUIRE);
 }
@@ -253,6 +254,9 @@ struct mcache {
   // is taken once per PEND_MAX objects (owner only). Linked through objects.
   uintptr_t pend[GM_NUM_SIZE_CLASSES];
   uint32_t pend_n[GM_NUM_SIZE_CLASSES];
+  // win_frees: objects freed straight back into a window and handed out
+  // again; they count once as a malloc and once as a free (gm_stats totals).
+  _Atomic uint64_t win_frees;
   _Atomic uint64_t trim_epoch; // last gm_release_memory epoch honoured (owner)
   mcache_t *next;              // all-caches list (registry lock)
 };
@@ -288,6 +292,7 @@ size_t gm_class_of(size_t size);
 // free.c
 
 void free_slow(void *p, mspan_t *s, mcache_t *c);
+void free_local_slow(void *p, mspan_t *s, mcache_t *c);
 void span_collect_remote(mspan_t *s); // owner: apply xfree list to bits
 void span_apply_xfree(mspan_t *s, uintptr_t list, bool owned);
 bool free_apply(mspan_t *s, uintptr_t p, bool owned); // owner or mcentral.lock: mark p free

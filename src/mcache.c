@@ -38,6 +38,7 @@ __thread mcache_t *gm_tls_mcache __attribute__((tls_model("initial-exec"))) = &m
 static pthread_mutex_t registry_lock = PTHREAD_MUTEX_INITIALIZER;
 static mcache_t *registry;             // all live caches (registry_lock)
 static class_stats_t dead_stats[GM_NUM_SIZE_CLASSES]; // of exited threads (registry_lock)
+static uint64_t dead_win_frees;                       // (registry_lock)
 static fixalloc_t mcache_alloc;
 static pthread_key_t mcache_key;
 _Atomic uint64_t gm_trim_epoch;        // bumped by gm_release_memory
@@ -149,6 +150,7 @@ static void mcache_thread_exit(void *arg) {
     relaxed_add(&dead_stats[i].nmalloc, relaxed_load(&c->stats[i].nmalloc));
     relaxed_add(&dead_stats[i].nfree, relaxed_load(&c->stats[i].nfree));
   }
+  dead_win_frees += relaxed_load(&c->win_frees);
   mcache_t **pp = &registry;
   while (*pp != c)
     pp = &(*pp)->next;
@@ -243,8 +245,12 @@ void mcache_sum_stats(gm_stats_t *st) {
     st->by_size[i].mallocs += relaxed_load(&dead_stats[i].nmalloc);
     st->by_size[i].frees += relaxed_load(&dead_stats[i].nfree);
   }
+  st->mallocs += dead_win_frees;
+  st->frees += dead_win_frees;
   for (mcache_t *c = registry; c; c = c->next) {
     st->num_threads++;
+    st->mallocs += relaxed_load(&c->win_frees);
+    st->frees += relaxed_load(&c->win_frees);
     for (int i = 0; i < GM_NUM_SIZE_CLASSES; i++) {
       st->by_size[i].mallocs += relaxed_load(&c->stats[i].nmalloc);
       st->by_size[i].frees += relaxed_load(&c->stats[i].nfree);

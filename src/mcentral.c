@@ -145,7 +145,7 @@ void mcentral_free_batch(uint8_t sizeclass, uintptr_t list, mcache_t *c) {
         list_push(&m->partial, s, LIST_PARTIAL);
       }
     } else if (relaxed_load(&s->owner) == c) {
-      if (free_apply(s, list, true))
+      if (free_apply(s, list, true)) // back in c's window: reserved again
         relaxed_add(&c->stats[sizeclass].nmalloc, 1);
     } else {
       do

@@ -156,6 +156,7 @@ static pa_sum_t pa_chunk_summary(const pa_chunk_t *ch) {
 static pa_sum_t pa_merge(const pa_sum_t *kids, size_t kid_pages) {
   size_t start = 0, max = 0, end = 0;
   bool prefix = true; // all children so far are entirely free
+#pragma GCC unroll 8
   for (int i = 0; i < (1 << PA_LEVEL_BITS); i++) {
     pa_sum_t s = kids[i];
     size_t st, mx, en;
