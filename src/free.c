@@ -114,14 +114,17 @@ GM_NOINLINE void free_slow(void *ptr, mspan_t *s, mcache_t *c) {
     mheap_free_span(s);
     return;
   }
+  // Read the class now: once p is handed over, another thread may empty the
+  // span and recycle its record.
+  uint8_t sc = s->sizeclass;
   if (c == &mcache_empty && (c = mcache_for_thread()) == NULL) {
     uintptr_t one = p; // no cache and no memory for one: free it alone
     *(uintptr_t *)p = 0;
-    mcentral_free_batch(s->sizeclass, one, &mcache_empty);
+    mcentral_free_batch(sc, one, &mcache_empty);
     return;
   }
+  relaxed_add(&c->stats[sc].nfree, 1);
   free_remote(p, s, c);
-  relaxed_add(&c->stats[s->sizeclass].nfree, 1);
 }
 
 // free_local_slow: a free by the owning thread that is not the window case:
