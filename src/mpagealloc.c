@@ -128,11 +128,40 @@ static inline uint64_t pa_word_runs(uint64_t x, unsigned n) {
   return x;
 }
 
-// pa_chunk_summary computes a chunk's (start, max, end) a word at a time.
+// pa_chunk_inner_max returns the longest run of 0 bits lying inside a single
+// alloc word if that is more than floor, else floor. The common answer
+// ("none longer") takes O(log floor) shift-and steps over all words at once.
+static unsigned pa_chunk_inner_max(const uint64_t *a, unsigned floor) {
+  if (floor >= 63) // an in-word run is at most 63 pages (a 0 word is a 64-run)
+    return floor;
+  uint64_t x[PA_WORDS], any = 0;
+  for (int i = 0; i < PA_WORDS; i++)
+    x[i] = ~a[i];
+  unsigned n = floor + 1;
+  for (unsigned len = 1; len < n;) {
+    unsigned step = PA_MIN(len, n - len);
+    for (int i = 0; i < PA_WORDS; i++)
+      x[i] &= x[i] >> step;
+    len += step;
+  }
+  for (int i = 0; i < PA_WORDS; i++)
+    any |= x[i];
+  if (any == 0)
+    return floor;
+  for (int i = 0; i < PA_WORDS; i++)
+    if (x[i])
+      floor = PA_MAX(floor, pa_word_longest_free(a[i]));
+  return floor;
+}
+
+// pa_chunk_summary computes a chunk's (start, max, end) a word at a time:
+// runs that touch a word boundary come from ctz/clz, the rest from
+// pa_chunk_inner_max.
 static pa_sum_t pa_chunk_summary(const pa_chunk_t *ch) {
+  const uint64_t *a = ch->alloc;
   unsigned run = 0, max = 0, start = PA_CHUNK_PAGES + 1;
   for (int i = 0; i < PA_WORDS; i++) {
-    uint64_t w = ch->alloc[i];
+    uint64_t w = a[i];
     if (w == 0) {
       run += 64;
       continue;
@@ -141,14 +170,12 @@ static pa_sum_t pa_chunk_summary(const pa_chunk_t *ch) {
     if (start > PA_CHUNK_PAGES)
       start = head;
     max = PA_MAX(max, head);
-    // A run inside w (at most 63 pages) matters only if it beats max.
-    if (max < 63 && pa_word_runs(~w, max + 1) != 0)
-      max = PA_MAX(max, pa_word_longest_free(w));
     run = (unsigned)__builtin_clzll(w);
   }
   if (start > PA_CHUNK_PAGES)
     return pa_pack(PA_CHUNK_PAGES, PA_CHUNK_PAGES, PA_CHUNK_PAGES);
-  return pa_pack(start, PA_MAX(max, run), run);
+  max = pa_chunk_inner_max(a, PA_MAX(max, run));
+  return pa_pack(start, max, run);
 }
 
 // pa_merge computes a parent summary from its 8 children, each covering
@@ -294,6 +321,22 @@ static void pa_update(pagealloc_t *p, size_t c0, size_t c1) {
 // ---------------------------------------------------------------------------
 // Search
 
+// pa_find_leaf returns the address of the first run of npages free pages
+// inside chunk c, which its summary says exists. If first_free is not NULL, c
+// holds the lowest free page and *first_free receives its address.
+static uintptr_t pa_find_leaf(const pagealloc_t *p, size_t c, size_t npages,
+                              uintptr_t *first_free) {
+  const pa_chunk_t *ch = pa_chunk(p, c);
+  uintptr_t base = (uintptr_t)c << PA_CHUNK_SHIFT, sa = p->search_addr;
+  unsigned from = sa > base ? (unsigned)((sa - base) >> PA_PAGE_SHIFT) / 64 : 0;
+  size_t at = pa_chunk_find(ch, npages, from);
+  if (at == PA_NONE)
+    pa_die("chunk %zu summary says a run of %zu pages exists, bitmap disagrees", c, npages);
+  if (first_free)
+    *first_free = PA_MAX(sa, base + pa_chunk_first_free(ch, from) * PA_PAGE_SIZE);
+  return base + at * PA_PAGE_SIZE;
+}
+
 // pa_find returns the address of the lowest run of npages free pages, or 0.
 // *first_free receives a lower bound on the lowest free page (>= the old
 // search_addr); it equals the result when that page starts the run.
@@ -320,7 +363,7 @@ static uintptr_t pa_find(const pagealloc_t *p, size_t npages, uintptr_t *first_f
         if (track)
           *first_free = PA_MAX(sa, (uintptr_t)i << pa_addr_shift(l));
       }
-      if (run + pa_start(s) >= npages) // run ends inside entry i
+      if (run + pa_start(s) >= npages) // carried run + i's free prefix fit
         return ((uintptr_t)i << pa_addr_shift(l)) - run * PA_PAGE_SIZE;
       if (pa_max(s) >= npages) { // a run lies inside entry i; none is lower
         hit = i;
@@ -336,17 +379,8 @@ static uintptr_t pa_find(const pagealloc_t *p, size_t npages, uintptr_t *first_f
              begin >> PA_LEVEL_BITS, npages);
     }
     track = track && hit == first_nz;
-    uintptr_t base = (uintptr_t)hit << pa_addr_shift(l);
-    if (l == PA_LEVELS - 1) {
-      const pa_chunk_t *ch = pa_chunk(p, hit);
-      unsigned from = sa > base ? (unsigned)((sa - base) >> PA_PAGE_SHIFT) / 64 : 0;
-      size_t at = pa_chunk_find(ch, npages, from);
-      if (at == PA_NONE)
-        pa_die("chunk %zu summary says a run of %zu pages exists, bitmap disagrees", hit, npages);
-      if (track)
-        *first_free = PA_MAX(sa, base + pa_chunk_first_free(ch, from) * PA_PAGE_SIZE);
-      return base + at * PA_PAGE_SIZE;
-    }
+    if (l == PA_LEVELS - 1)
+      return pa_find_leaf(p, hit, npages, track ? first_free : NULL);
     begin = PA_MAX(hit << PA_LEVEL_BITS, sa >> pa_addr_shift(l + 1));
     end = (hit + 1) << PA_LEVEL_BITS;
   }
@@ -400,8 +434,8 @@ void pagealloc_destroy(pagealloc_t *p) {
 
 // pa_map_l2 maps L2 block b with every chunk in it marked in use.
 static int pa_map_l2(pagealloc_t *p, size_t b) {
-  pa_chunk_t *l2 = mmap(NULL, PA_L2_BYTES, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
-                        -1, 0);
+  pa_chunk_t *l2 =
+      mmap(NULL, PA_L2_BYTES, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
   if (l2 == MAP_FAILED)
     return -1;
   for (size_t i = 0; i < PA_L2_CHUNKS; i++)
@@ -444,7 +478,7 @@ int pagealloc_grow(pagealloc_t *p, uintptr_t base, size_t bytes) {
   if (pa_map_blocks(p, c0, c1) != 0)
     return -1;
   for (size_t c = c0; c < c1; c++) {
-    pa_chunk_t *ch = pa_chunk(p, c);
+    pa_chunk_t *ch = &p->chunks[c >> PA_L2_BITS][c & (PA_L2_CHUNKS - 1)]; // mapped above
     memset(ch->alloc, 0, sizeof ch->alloc);
     memset(ch->scav, 0xff, sizeof ch->scav);
   }
@@ -611,8 +645,8 @@ size_t pagealloc_scavenge(pagealloc_t *p, size_t max_bytes) {
 
 static void pa_check_sum(int l, size_t i, pa_sum_t have, pa_sum_t want) {
   if (have != want)
-    pa_die("validate: level-%d summary %zu (addr 0x%" PRIxPTR ") is (%u,%u,%u), want (%u,%u,%u)",
-           l, i, (uintptr_t)i << pa_addr_shift(l), pa_start(have), pa_max(have), pa_end(have),
+    pa_die("validate: level-%d summary %zu (addr 0x%" PRIxPTR ") is (%u,%u,%u), want (%u,%u,%u)", l,
+           i, (uintptr_t)i << pa_addr_shift(l), pa_start(have), pa_max(have), pa_end(have),
            pa_start(want), pa_max(want), pa_end(want));
 }
 

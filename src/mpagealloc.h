@@ -23,7 +23,9 @@
 //   - every level-4 summary equals the summary computed from its chunk bitmap;
 //   - every level-l summary (l < 4) equals the merge of its 8 children;
 //   - free_pages = number of 0 bits in all grown chunks' alloc bitmaps;
-//   - scav_pages = number of pages that are free and have the scavenged bit.
+//   - scav_pages = number of pages that are free and have the scavenged bit;
+//   - scavenged bits are clear on in-use pages;
+//   - no free page lies below search_addr.
 //
 // Locking: none inside. The caller serialises every call (gomem holds
 // mheap.lock); tests call it from one thread.
@@ -82,10 +84,11 @@ int pagealloc_init(pagealloc_t *p, pa_release_fn release, void *ctx);
 // pagealloc_destroy unmaps all metadata (tests).
 void pagealloc_destroy(pagealloc_t *p);
 
-// pagealloc_grow adds [base, base+bytes) to the heap. base and bytes are
-// multiples of PA_CHUNK_BYTES and the range was never grown before. The new
-// pages are free and scavenged (fresh from the OS, zero, not resident).
-// Returns 0, or -1 if metadata could not be mapped.
+// pagealloc_grow adds [base, base+bytes) to the heap. base (non-zero: 0 is
+// pagealloc_alloc's failure value) and bytes are multiples of PA_CHUNK_BYTES,
+// below 2^47, and the range was never grown before. The new pages are free
+// and scavenged (fresh from the OS, zero, not resident). Returns 0, or -1 with
+// errno = EINVAL for bad arguments or ENOMEM if metadata could not be mapped.
 int pagealloc_grow(pagealloc_t *p, uintptr_t base, size_t bytes);
 
 // pagealloc_alloc finds the lowest-addressed run of npages free pages, marks it
