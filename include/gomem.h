@@ -34,8 +34,10 @@ void *gm_aligned_alloc(size_t align, size_t size);
 void *gm_memalign(size_t align, size_t size);
 size_t gm_usable_size(const void *p);
 
-// gm_owns reports whether p points into an object gomem allocated and has not
-// freed (start or interior).
+// gm_owns reports whether p points into gomem's heap at an object slot of a
+// span in use (start or interior): true for every live object; a freed small
+// object's slot stays "owned" while its span is in use (a freed large object
+// is not owned). Cheap and safe to call on any address.
 int gm_owns(const void *p);
 
 // ---------------------------------------------------------------------------
@@ -71,14 +73,17 @@ typedef struct gm_stats {
   uint64_t num_threads;   // live thread caches
   // Small objects are counted when a thread's cache reserves them (64 slots
   // at a time): mallocs may run ahead by up to 63 objects per cached span.
+  // An object freed straight back into its thread's current window and handed
+  // out again counts once in the totals mallocs and frees but not in by_size,
+  // whose mallocs - frees is still the live count per class.
   gm_class_stats_t by_size[GM_NUM_CLASSES];
 } gm_stats_t;
 
-// gm_stats fills *st. Safe from any thread at any time; the figures are a
-// consistent-enough snapshot (each counter is exact; they are read one by one).
+// gm_stats fills *st. Safe from any thread at any time; counters are read one
+// by one, so a snapshot taken while other threads allocate is approximate.
 void gm_stats(gm_stats_t *st);
 
-// gm_print_stats_to writes a readable summary to file descriptor fd
+// gm_print_stats_fd writes a readable summary to file descriptor fd
 // (GOMEM_STATS=1 does this at exit on stderr).
 void gm_print_stats_fd(int fd);
 

@@ -326,7 +326,7 @@ void options_print(int fd);
 void gm_fatal(const char *what, const void *addr) __attribute__((noreturn, cold));
 void gm_fatal_assert(const char *cond, const char *file, int line)
     __attribute__((noreturn, cold));
-void gm_print_stats(void);
+void mstats_init(void);
 size_t gm_fmt(char *buf, size_t n, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
 #endif // GOMEM_INTERNAL_H

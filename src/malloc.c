@@ -50,6 +50,7 @@ GM_NOINLINE void gm_init_slow(void) {
   }
   atomic_store(&gm_inited, 1);
   options_init();
+  mstats_init();
   mheap_init();
   mcentral_init();
   mcache_thread_init();

@@ -1,6 +1,7 @@
 // mstats.c: statistics (gm_stats, modelled on Go's MemStats), the exit-time
 // report (GOMEM_STATS=1) and fatal errors. Nothing here allocates from the
 // heap: reports are formatted into stack buffers and written with write(2).
+#include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -104,7 +105,16 @@ GM_EXPORT void gm_print_stats_fd(int fd) {
   options_print(fd);
 }
 
+// stats_fd: a copy of stderr taken at initialisation, so the exit report
+// still has somewhere to go in programs that close stderr before exiting.
+static int stats_fd = -1;
+
+void mstats_init(void) {
+  if (gm_opt.stats_at_exit)
+    stats_fd = fcntl(2, F_DUPFD_CLOEXEC, 3);
+}
+
 __attribute__((destructor)) static void gm_exit_report(void) {
   if (atomic_load(&gm_inited) == 2 && gm_opt.stats_at_exit)
-    gm_print_stats_fd(2);
+    gm_print_stats_fd(stats_fd >= 0 ? stats_fd : 2);
 }
