@@ -60,6 +60,11 @@
 #define GM_DEBUG 0
 #endif
 
+// GM_VALIDATE: run the invariant validators (span_validate,
+// mcentral_validate_locked, pagealloc_validate) on this slow-path operation:
+// always in the debug build, at run time with GOMEM_DEBUG=1.
+#define GM_VALIDATE (GM_DEBUG >= 2 || unlikely(gm_opt.debug))
+
 #define gm_assert(cond)                                                        \
   do {                                                                         \
     if (GM_DEBUG > 0 && unlikely(!(cond)))                                     \

@@ -77,7 +77,7 @@ bool span_next_window(mspan_t *s) {
   s->alloc_cache = free;
   s->window = (uint16_t)w;
   s->window_base = s->base + (uintptr_t)w * 64 * s->elemsize;
-  if (GM_DEBUG >= 2)
+  if (GM_VALIDATE)
     span_validate(s);
   return true;
 }

@@ -84,7 +84,7 @@ mspan_t *mcentral_cache_span(uint8_t sizeclass) {
     m->nspans--;
     atomic_store_explicit(&s->xfree, 0, memory_order_release);
   }
-  if (GM_DEBUG >= 2)
+  if (GM_VALIDATE)
     mcentral_validate_locked(m);
   pthread_mutex_unlock(&m->lock);
   if (s != NULL)
@@ -114,7 +114,7 @@ void mcentral_uncache_span(mspan_t *s) {
   }
   list_push(s->nfree ? &m->partial : &m->full, s, s->nfree ? LIST_PARTIAL : LIST_FULL);
   m->nspans++;
-  if (GM_DEBUG >= 2)
+  if (GM_VALIDATE)
     mcentral_validate_locked(m);
   pthread_mutex_unlock(&m->lock);
 }
@@ -155,7 +155,7 @@ void mcentral_free_batch(uint8_t sizeclass, uintptr_t list, mcache_t *c) {
     }
     list = next;
   }
-  if (GM_DEBUG >= 2)
+  if (GM_VALIDATE)
     mcentral_validate_locked(m);
   pthread_mutex_unlock(&m->lock);
 }

@@ -127,7 +127,7 @@ mspan_t *mheap_alloc_span(size_t npages, uint8_t sizeclass, size_t align_pages) 
     relaxed_add(&gm_heap.large_allocs, 1);
   }
   arena_set_spans(base, npages, s);
-  if (GM_DEBUG >= 2)
+  if (GM_VALIDATE)
     pagealloc_validate(&gm_heap.pages);
   pthread_mutex_unlock(&gm_heap.lock);
   return s;
@@ -149,7 +149,7 @@ void mheap_free_span(mspan_t *s) {
   }
   s->state = SPAN_DEAD;
   fixalloc_free(&gm_heap.span_alloc, s);
-  if (GM_DEBUG >= 2)
+  if (GM_VALIDATE)
     pagealloc_validate(&gm_heap.pages);
   size_t dirty = gm_heap.pages.free_pages - gm_heap.pages.scav_pages;
   pthread_mutex_unlock(&gm_heap.lock);
