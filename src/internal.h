@@ -26,6 +26,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "bits.h"
 #include "gomem.h"
 #include "mpagealloc.h"
 #include "sizeclasses.h"
@@ -222,7 +223,18 @@ void mheap_reset_locks(void); // fork: child
 
 void span_init_small(mspan_t *s, uint8_t sizeclass);
 bool span_next_window(mspan_t *s);
-uint16_t span_object_index(const mspan_t *s, uintptr_t p); // fatal if not an object start
+void span_bad_object(uintptr_t p) __attribute__((noreturn, cold));
+
+// span_object_index returns the index of the object starting at p in small
+// span s; a pointer to the inside of an object, to the tail past the last
+// object, or misaligned, is a fatal error.
+GM_INLINE uint16_t span_object_index(const mspan_t *s, uintptr_t p) {
+  uintptr_t off = p - s->base;
+  uint32_t idx = (uint32_t)(((uint64_t)off * s->divmul) >> 32);
+  if (unlikely((uintptr_t)idx * s->elemsize != off || idx >= s->nelems))
+    span_bad_object(p);
+  return (uint16_t)idx;
+}
 void span_validate(const mspan_t *s);
 
 // ---------------------------------------------------------------------------

@@ -73,7 +73,7 @@ bool span_next_window(mspan_t *s) {
   while (s->alloc_bits[w] == ~0ULL);
   uint64_t free = ~s->alloc_bits[w];
   s->alloc_bits[w] = ~0ULL;
-  s->nfree -= (uint16_t)__builtin_popcountll(free);
+  s->nfree -= (uint16_t)gm_popcount(free);
   s->alloc_cache = free;
   s->window = (uint16_t)w;
   s->window_base = s->base + (uintptr_t)w * 64 * s->elemsize;
@@ -82,23 +82,16 @@ bool span_next_window(mspan_t *s) {
   return true;
 }
 
-// span_object_index returns the index of the object starting at p in small
-// span s; a pointer to the inside of an object, to the tail past the last
-// object, or misaligned, is a fatal error.
-uint16_t span_object_index(const mspan_t *s, uintptr_t p) {
-  uintptr_t off = p - s->base;
-  uint32_t idx = (uint32_t)(((uint64_t)off * s->divmul) >> 32);
-  if (unlikely((uintptr_t)idx * s->elemsize != off || idx >= s->nelems))
-    gm_fatal("free of a pointer inside an object or misaligned (not an allocation start)",
-             (void *)p);
-  return (uint16_t)idx;
+void span_bad_object(uintptr_t p) {
+  gm_fatal("free of a pointer inside an object or misaligned (not an allocation start)",
+           (void *)p);
 }
 
 // span_validate checks the bitmap invariants of small span s (owner only).
 void span_validate(const mspan_t *s) {
   unsigned nwords = (s->nelems + 63) / 64, zeros = 0;
   for (unsigned w = 0; w < nwords; w++)
-    zeros += 64 - (unsigned)__builtin_popcountll(s->alloc_bits[w]);
+    zeros += 64 - (unsigned)gm_popcount(s->alloc_bits[w]);
   if (zeros != s->nfree)
     gm_fatal("span: nfree does not match alloc_bits", (void *)s->base);
   if (s->nelems % 64 && (~s->alloc_bits[nwords - 1] >> (s->nelems % 64)) != 0)
@@ -116,7 +109,7 @@ static void mcache_uncache(mcache_t *c, uint8_t sizeclass) {
     return;
   // Reserved but unused window slots were counted as mallocs at load.
   relaxed_store(&c->stats[sizeclass].nmalloc, relaxed_load(&c->stats[sizeclass].nmalloc) -
-                                                  (uint64_t)__builtin_popcountll(s->alloc_cache));
+                                                  (uint64_t)gm_popcount(s->alloc_cache));
   c->alloc[sizeclass] = &span_empty;
   relaxed_store(&s->owner, NULL);
   mcentral_uncache_span(s);
@@ -229,7 +222,7 @@ GM_NOINLINE void *mcache_refill_alloc(mcache_t *c, uint8_t sizeclass) {
   if (s->alloc_cache == 0 && !mcache_next_span(c, sizeclass))
     goto oom;
   s = c->alloc[sizeclass];
-  relaxed_add(&c->stats[sizeclass].nmalloc, (uint64_t)__builtin_popcountll(s->alloc_cache));
+  relaxed_add(&c->stats[sizeclass].nmalloc, (uint64_t)gm_popcount(s->alloc_cache));
   uint64_t v = s->alloc_cache;
   s->alloc_cache = v & (v - 1);
   return (void *)(s->window_base + (uintptr_t)__builtin_ctzll(v) * s->elemsize);

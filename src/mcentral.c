@@ -6,9 +6,16 @@
 // partial span, or a fresh one from mheap (mcentral_cache_span). Spans whose
 // every object is free go straight back to mheap.
 //
+// A span counts as partial only once at least 1/8 of its slots are free
+// (partial_min): a thread that caches a span should get a window's worth of
+// objects for its two lock round trips, not the one or two slots that scattered
+// remote frees leave behind. Nearly full spans wait on the full list; the
+// slots they hold back are at most 12.5% of the class's memory.
+//
 // Invariants (mcentral_validate, under mcentral.lock):
 //   - a span on a list has no owner, xfree == XF_UNOWNED, alloc_cache == 0;
-//   - partial spans have 0 < nfree < nelems, full spans nfree == 0;
+//   - partial spans have partial_min <= nfree < nelems, full spans nfree <
+//     partial_min;
 //   - no fully free span stays on a list.
 // Frees of objects in uncached spans take this lock in batches
 // (mcentral_free_batch);
@@ -20,6 +27,11 @@ mcentral_t gm_central[GM_NUM_SIZE_CLASSES];
 void mcentral_init(void) {
   for (int i = 0; i < GM_NUM_SIZE_CLASSES; i++)
     pthread_mutex_init(&gm_central[i].lock, NULL);
+}
+
+// partial_min returns how many free slots put a span on the partial list.
+static inline uint16_t partial_min(const mspan_t *s) {
+  return s->nelems >= 16 ? s->nelems / 8 : 1;
 }
 
 static void list_push(mspan_t **head, mspan_t *s, uint8_t id) {
@@ -51,7 +63,8 @@ static void mcentral_check_span(mcentral_t *m, mspan_t *s) {
   if (relaxed_load(&s->owner) != NULL || atomic_load(&s->xfree) != XF_UNOWNED ||
       s->alloc_cache != 0)
     gm_fatal("mcentral: listed span is owned or has pending frees", (void *)s->base);
-  if (s->list == LIST_PARTIAL ? (s->nfree == 0 || s->nfree >= s->nelems) : s->nfree != 0)
+  if (s->list == LIST_PARTIAL ? (s->nfree < partial_min(s) || s->nfree >= s->nelems)
+                              : s->nfree >= partial_min(s))
     gm_fatal("mcentral: span on the wrong list for its free count", (void *)s->base);
 }
 
@@ -102,7 +115,7 @@ void mcentral_uncache_span(mspan_t *s) {
   pthread_mutex_lock(&m->lock);
   if (s->alloc_cache != 0) { // un-reserve the window's unused slots
     s->alloc_bits[s->window] &= ~s->alloc_cache;
-    s->nfree += (uint16_t)__builtin_popcountll(s->alloc_cache);
+    s->nfree += (uint16_t)gm_popcount(s->alloc_cache);
     s->alloc_cache = 0;
   }
   uintptr_t list = atomic_exchange_explicit(&s->xfree, XF_UNOWNED, memory_order_acq_rel);
@@ -112,7 +125,8 @@ void mcentral_uncache_span(mspan_t *s) {
     mheap_free_span(s);
     return;
   }
-  list_push(s->nfree ? &m->partial : &m->full, s, s->nfree ? LIST_PARTIAL : LIST_FULL);
+  bool partial = s->nfree >= partial_min(s);
+  list_push(partial ? &m->partial : &m->full, s, partial ? LIST_PARTIAL : LIST_FULL);
   m->nspans++;
   if (GM_VALIDATE)
     mcentral_validate_locked(m);
@@ -140,7 +154,7 @@ void mcentral_free_batch(uint8_t sizeclass, uintptr_t list, mcache_t *c) {
         list_remove(m, s);
         m->nspans--;
         mheap_free_span(s);
-      } else if (s->list == LIST_FULL) {
+      } else if (s->list == LIST_FULL && s->nfree >= partial_min(s)) {
         list_remove(m, s);
         list_push(&m->partial, s, LIST_PARTIAL);
       }

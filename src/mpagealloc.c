@@ -14,6 +14,7 @@
 //   - search_addr is a lower bound on the first free page. Alloc moves it up
 //     to the lowest free page its search saw (exactly, when it can tell);
 //     free and grow move it down.
+#include "bits.h"
 #include "mpagealloc.h"
 
 #include <errno.h>
@@ -262,7 +263,7 @@ static unsigned pa_chunk_set(pa_chunk_t *ch, unsigned b, unsigned k) {
     uint64_t m = pa_mask(lo, n);
     uint64_t sm = ch->scav[i] & m;
     if (sm) {
-      scav += (unsigned)__builtin_popcountll(sm);
+      scav += (unsigned)gm_popcount(sm);
       ch->scav[i] &= ~m;
     }
     ch->alloc[i] |= m;
@@ -668,8 +669,8 @@ static void pa_validate_chunks(const pagealloc_t *p, size_t *nfree, size_t *nsca
     for (int i = 0; i < PA_WORDS; i++) {
       if (ch->alloc[i] & ch->scav[i])
         pa_die("validate: scavenged bit set on in-use page in chunk %zu word %d", c, i);
-      f += __builtin_popcountll(~ch->alloc[i]);
-      *nscav += __builtin_popcountll(ch->scav[i]);
+      f += gm_popcount(~ch->alloc[i]);
+      *nscav += gm_popcount(ch->scav[i]);
     }
     if (f && *first == PA_ADDR_LIMIT)
       *first = ((uintptr_t)c << PA_CHUNK_SHIFT) + pa_chunk_first_free(ch, 0) * PA_PAGE_SIZE;
