@@ -1,11 +1,13 @@
 // free.c: explicit free, cross-thread free and misuse detection.
 //
 // gm_free finds the span of a pointer through the arena map. Three cases:
-//   local   the span is cached by the calling thread: clear the object's
-//           bit (or give it back to the window). No lock, no atomic RMW.
-//   remote  the span is cached by another thread: push the object on the
-//           span's xfree list with one CAS; the owner applies the list when
-//           its window runs dry (span_collect_remote) or when it uncaches.
+//   local   the span is owned by the calling thread (current, or parked on
+//           its partial/full lists): clear the object's bit (or give it back
+//           to the window). No lock, no atomic RMW (mcache_free_owned).
+//   remote  the span is owned by another thread: push the object on the
+//           span's xfree list with one CAS (free_push_remote); the owner
+//           applies the list when the span is current and runs dry, or, for
+//           a span it parked as full, after the freer notifies it (xspans).
 //   unowned the span sits in mcentral: the object joins the thread's pending
 //           list for its class; every 64 objects (or 64 KiB) the list is freed
 //           under one mcentral.lock hold (mcentral_free_batch), moving spans
@@ -62,12 +64,52 @@ void span_apply_xfree(mspan_t *s, uintptr_t list, bool owned) {
   }
 }
 
+// span_take_xfree takes s's remote free list (flags stripped), keeping
+// XF_NOTED (only the owner's processing of its notifications clears that) and
+// dropping XF_FULL. Owner only.
+uintptr_t span_take_xfree(mspan_t *s) {
+  uintptr_t old = atomic_load_explicit(&s->xfree, memory_order_relaxed);
+  if ((old & ~XF_FLAGS) == 0 && !(old & XF_FULL))
+    return 0;
+  while (!atomic_compare_exchange_weak_explicit(&s->xfree, &old, old & XF_NOTED,
+                                                memory_order_acquire, memory_order_relaxed)) {
+  }
+  return old & ~XF_FLAGS;
+}
+
 // span_collect_remote applies the frees other threads pushed on s's xfree
-// list. Owner only.
+// list. Owner of current span s only.
 void span_collect_remote(mspan_t *s) {
-  if (atomic_load_explicit(&s->xfree, memory_order_relaxed) == 0)
-    return;
-  span_apply_xfree(s, atomic_exchange_explicit(&s->xfree, 0, memory_order_acquire), true);
+  span_apply_xfree(s, span_take_xfree(s), true);
+}
+
+// free_push_remote pushes object p on the remote list of span s, owned by
+// another thread; old is a recent value of s->xfree. If the owner had parked
+// s as full (XF_FULL), this freer's CAS turns the flag into XF_NOTED and it
+// pushes s on the owner's xspans stack, so the owner learns that s has free
+// slots. Returns false, doing nothing, if s turns out to be unowned.
+bool free_push_remote(mspan_t *s, uintptr_t p, uintptr_t old) {
+  for (;;) {
+    if (old & XF_UNOWNED)
+      return false;
+    // The owner is read before the CAS: a successful CAS on a value with
+    // XF_FULL proves the span was still parked by that owner.
+    mcache_t *owner = relaxed_load(&s->owner);
+    *(uintptr_t *)p = old & ~XF_FLAGS;
+    bool notify = (old & XF_FULL) != 0;
+    uintptr_t new_x = p | (old & XF_NOTED) | (notify ? XF_NOTED : 0);
+    if (atomic_compare_exchange_weak_explicit(&s->xfree, &old, new_x, memory_order_release,
+                                              memory_order_relaxed)) {
+      if (notify && owner != NULL) {
+        mspan_t *head = atomic_load_explicit(&owner->xspans, memory_order_relaxed);
+        do
+          s->xnext = head;
+        while (!atomic_compare_exchange_weak_explicit(&owner->xspans, &head, s,
+                                                      memory_order_release, memory_order_relaxed));
+      }
+      return true;
+    }
+  }
 }
 
 // pend_full: a class's pending list is flushed at 64 objects or 64 KiB.
@@ -82,21 +124,13 @@ static inline bool pend_full(const mcache_t *c, uint8_t sizeclass) {
 static void free_remote(uintptr_t p, mspan_t *s, mcache_t *c) {
   (void)span_object_index(s, p); // validate before the object joins a list
   uint8_t sc = s->sizeclass;
-  uintptr_t old = atomic_load_explicit(&s->xfree, memory_order_relaxed);
-  for (;;) {
-    if (old & XF_UNOWNED) {
-      *(uintptr_t *)p = c->pend[sc];
-      c->pend[sc] = p;
-      c->pend_n[sc]++;
-      if (pend_full(c, sc))
-        mcache_flush_pending(c, sc);
-      return;
-    }
-    *(uintptr_t *)p = old;
-    if (atomic_compare_exchange_weak_explicit(&s->xfree, &old, p, memory_order_release,
-                                              memory_order_relaxed))
-      return;
-  }
+  if (free_push_remote(s, p, atomic_load_explicit(&s->xfree, memory_order_relaxed)))
+    return;
+  *(uintptr_t *)p = c->pend[sc];
+  c->pend[sc] = p;
+  c->pend_n[sc]++;
+  if (pend_full(c, sc))
+    mcache_flush_pending(c, sc);
 }
 
 // free_slow handles everything but a local free of a small object: large
@@ -130,10 +164,11 @@ GM_NOINLINE void free_slow(void *ptr, mspan_t *s, mcache_t *c) {
 // free_local_slow: a free by the owning thread that is not the window case:
 // the object's bit is in alloc_bits, or the pointer is bad.
 GM_NOINLINE void free_local_slow(void *ptr, mspan_t *s, mcache_t *c) {
-  if (free_apply(s, (uintptr_t)ptr, true))
+  uint8_t sc = s->sizeclass; // s may go back to the heap below
+  if (mcache_free_owned(c, s, (uintptr_t)ptr))
     relaxed_add(&c->win_frees, 1);
   else
-    relaxed_add(&c->stats[s->sizeclass].nfree, 1);
+    relaxed_add(&c->stats[sc].nfree, 1);
 }
 
 // gm_free: the free fast path, for an object of the current window of a span

@@ -120,11 +120,27 @@ enum span_state {
   SPAN_LARGE,    // holds one large object (sizeclass 0)
 };
 
-enum span_list_id { LIST_NONE = 0, LIST_PARTIAL, LIST_FULL };
+// Where a span is listed. NONE: a thread's current span for its class (or
+// not a small span). PARTIAL/FULL: mcentral's lists (mcentral.lock).
+// OWN_PARTIAL/OWN_FULL: its owner's mcache lists (owner only).
+enum span_list_id { LIST_NONE = 0, LIST_PARTIAL, LIST_FULL, LIST_OWN_PARTIAL, LIST_OWN_FULL };
 
-// XF_UNOWNED in mspan.xfree: no mcache holds the span; remote frees must take
-// mcentral.lock instead of pushing on the list.
+// Flags in the low bits of mspan.xfree (objects are 8-byte aligned):
+//   XF_UNOWNED  no thread owns the span (it is on an mcentral list): remote
+//               frees go through mcentral.lock, not the list.
+//   XF_FULL     the owner parked the span on its full list and will not look
+//               at it again unless told: the next remote free must notify it.
+//   XF_NOTED    a notification for the span is on (or entering) its owner's
+//               xspans list; set by the notifying freer, cleared only by the
+//               owner when it takes that list. While set, the span is never
+//               notified again, re-parked with XF_FULL, or given away.
 #define XF_UNOWNED ((uintptr_t)1)
+#define XF_FULL ((uintptr_t)2)
+#define XF_NOTED ((uintptr_t)4)
+#define XF_FLAGS ((uintptr_t)7)
+
+// WINDOW_NONE in mspan.window: no window loaded (the span is not current).
+#define WINDOW_NONE 0xFFFF
 
 typedef struct mcache mcache_t;
 typedef struct mspan mspan_t;
@@ -153,8 +169,11 @@ struct mspan {
   // mcentral.lock held, by the thread uncaching the span.
   _Atomic uintptr_t xfree;
 
-  mspan_t *next, *prev; // mcentral list links (mcentral.lock)
-  uint8_t list;         // enum span_list_id (mcentral.lock)
+  mspan_t *next, *prev; // list links (mcentral.lock, or owner for OWN_ lists)
+  uint8_t list;         // enum span_list_id (same protection as the links)
+  // xnext: link in the owner's xspans notification stack; written by the one
+  // freer whose CAS set XF_NOTED, read by the owner after taking the stack.
+  mspan_t *xnext;
   uint8_t needzero;     // large spans: memory may be dirty (mheap.lock)
 
   // alloc_bits: 1 = allocated or reserved by the window. Bits past nelems are
@@ -266,6 +285,13 @@ typedef struct class_stats {
 
 struct mcache {
   mspan_t *alloc[GM_NUM_SIZE_CLASSES]; // &span_empty when none (owner only)
+  // Spans this thread owns besides the current ones (owner only): partial
+  // (at least partial_min free slots) and full.
+  mspan_t *partial[GM_NUM_SIZE_CLASSES];
+  mspan_t *full[GM_NUM_SIZE_CLASSES];
+  // xspans: spans on the full list that received a remote free (XF_NOTED),
+  // pushed by freers with CAS, taken whole by the owner with exchange.
+  _Atomic(mspan_t *) xspans;
   class_stats_t stats[GM_NUM_SIZE_CLASSES]; // owner writes, anyone reads
   // Frees of objects in uncached spans, batched per class so mcentral.lock
   // is taken once per PEND_MAX objects (owner only). Linked through objects.
@@ -286,6 +312,14 @@ extern __thread mcache_t *gm_tls_mcache __attribute__((tls_model("initial-exec")
 void *mcache_refill_alloc(mcache_t *c, uint8_t sizeclass);
 mcache_t *mcache_for_thread(void); // creates the thread's cache if needed
 void mcache_release_all(mcache_t *c);
+bool mcache_free_owned(mcache_t *c, mspan_t *s, uintptr_t p);
+uintptr_t span_take_xfree(mspan_t *s);
+
+// partial_min returns how many free slots make a span partial: 1/8 of its
+// slots (at least 1), so that taking a span buys a window's worth of objects.
+GM_INLINE uint16_t partial_min(const mspan_t *s) {
+  return s->nelems >= 16 ? s->nelems / 8 : 1;
+}
 void mcache_flush_pending(mcache_t *c, uint8_t sizeclass);
 void mcache_sum_stats(gm_stats_t *st);
 void mcache_registry_lock(void);
@@ -312,6 +346,7 @@ void free_slow(void *p, mspan_t *s, mcache_t *c);
 void free_local_slow(void *p, mspan_t *s, mcache_t *c);
 void span_collect_remote(mspan_t *s); // owner: apply xfree list to bits
 void span_apply_xfree(mspan_t *s, uintptr_t list, bool owned);
+bool free_push_remote(mspan_t *s, uintptr_t p, uintptr_t old); // false: s is unowned
 bool free_apply(mspan_t *s, uintptr_t p, bool owned); // owner or mcentral.lock: mark p free
 
 // ---------------------------------------------------------------------------

@@ -1,12 +1,16 @@
 // mcache.c: per-thread caches and span windows, twin of Go's mcache.
 //
 // Each thread has one mcache (found through an initial-exec TLS pointer) with
-// one span per size class. Allocation takes the lowest set bit of the span's
-// alloc_cache (Go's nextFreeFast): no lock and no atomic instruction. When the
-// window runs dry, mcache_refill_alloc moves it to the next alloc_bits word
-// with free slots; when the span has none left it first collects frees other
-// threads pushed on the span's remote list, and only then trades the span for
-// another at mcentral.
+// one current span per size class. Allocation takes the lowest set bit of the
+// span's alloc_cache (Go's nextFreeFast): no lock and no atomic instruction.
+// When the window runs dry, mcache_refill_alloc moves it to the next
+// alloc_bits word with free slots; when the span has none left it collects
+// frees other threads pushed on the span's remote list, then parks the span
+// and takes one of the thread's own partial spans, and only then goes to
+// mcentral. Unlike Go, where spans return to mcentral when a P's cache lets
+// them go, gomem's threads keep the spans they took (see "Owned spans"
+// below), because C frees objects one by one and the owner's frees must stay
+// lock-free whichever span the object lives in.
 //
 // Window discipline: loading a window reserves its free slots (their
 // alloc_bits become 1) and copies them into alloc_cache; allocation hands
@@ -52,7 +56,7 @@ void span_init_small(mspan_t *s, uint8_t sizeclass) {
   s->nfree = s->nelems;
   s->alloc_cache = 0;
   unsigned nwords = (s->nelems + 63) / 64;
-  s->window = (uint16_t)(nwords - 1); // the first window loaded is word 0
+  s->window = WINDOW_NONE; // the first window loaded is word 0
   memset(s->alloc_bits, 0, sizeof s->alloc_bits);
   if (s->nelems % 64)
     s->alloc_bits[nwords - 1] = ~0ULL << (s->nelems % 64);
@@ -67,9 +71,9 @@ bool span_next_window(mspan_t *s) {
   gm_assert(s->alloc_cache == 0);
   if (s->nfree == 0)
     return false;
-  unsigned nwords = (s->nelems + 63) / 64, w = s->window;
+  unsigned nwords = (s->nelems + 63) / 64, w = s->window; // WINDOW_NONE: start at 0
   do
-    w = w + 1 == nwords ? 0 : w + 1;
+    w = w + 1 >= nwords ? 0 : w + 1;
   while (s->alloc_bits[w] == ~0ULL);
   uint64_t free = ~s->alloc_bits[w];
   s->alloc_bits[w] = ~0ULL;
@@ -98,21 +102,153 @@ void span_validate(const mspan_t *s) {
     gm_fatal("span: bits past the last object are clear", (void *)s->base);
   if (s->alloc_cache != 0 && s->alloc_bits[s->window] != ~0ULL)
     gm_fatal("span: window not fully reserved", (void *)s->base);
+  if (s->alloc_cache != 0 && s->window >= nwords)
+    gm_fatal("span: window outside the bitmap", (void *)s->base);
   if (s->window == nwords - 1 && s->nelems % 64 && (s->alloc_cache >> (s->nelems % 64)) != 0)
     gm_fatal("span: window holds slots past the last object", (void *)s->base);
 }
 
-// mcache_uncache gives c's span of sizeclass back to mcentral (owner thread).
-static void mcache_uncache(mcache_t *c, uint8_t sizeclass) {
+// Owned spans. A thread keeps the spans it takes until it exits (or
+// gm_release_memory asks): besides its current span per class, spans with
+// free slots wait on c->partial[class] and full ones on c->full[class], all
+// owner-only lists. So the owner frees into any of its spans without a lock.
+// Other threads push their frees on the span's xfree list; for a span parked
+// as full the first such free notifies the owner (XF_FULL -> XF_NOTED, span
+// pushed on c->xspans), which files the span again at its next refill.
+
+static void own_push(mcache_t *c, mspan_t *s, uint8_t id) {
+  mspan_t **head = id == LIST_OWN_PARTIAL ? &c->partial[s->sizeclass] : &c->full[s->sizeclass];
+  s->prev = NULL;
+  s->next = *head;
+  if (*head)
+    (*head)->prev = s;
+  *head = s;
+  s->list = id;
+}
+
+static void own_remove(mcache_t *c, mspan_t *s) {
+  mspan_t **head =
+      s->list == LIST_OWN_PARTIAL ? &c->partial[s->sizeclass] : &c->full[s->sizeclass];
+  if (s->prev)
+    s->prev->next = s->next;
+  else
+    *head = s->next;
+  if (s->next)
+    s->next->prev = s->prev;
+  s->next = s->prev = NULL;
+  s->list = LIST_NONE;
+}
+
+// mcache_release_span gives owned span s (on no list, no window) back: to
+// mheap if it is empty and not awaiting a notification, else to mcentral.
+static void mcache_release_span(mspan_t *s) {
+  relaxed_store(&s->owner, NULL);
+  mcentral_uncache_span(s);
+}
+
+// mcache_file puts owned, non-current span s (on no list, no window) where it
+// belongs after applying its remote frees: back to mheap when empty, on the
+// partial list, or parked on the full list with XF_FULL set so the next
+// remote free notifies us. A span with XF_NOTED is awaiting processing: it
+// is parked without XF_FULL (the pending notification brings it back).
+static void mcache_file(mcache_t *c, mspan_t *s) {
+  for (;;) {
+    span_apply_xfree(s, span_take_xfree(s), false);
+    uintptr_t x = atomic_load_explicit(&s->xfree, memory_order_relaxed);
+    if (s->nfree == s->nelems && !(x & XF_NOTED)) {
+      relaxed_store(&s->owner, NULL);
+      mheap_free_span(s); // every object is free: no remote free can be in flight
+      return;
+    }
+    if (s->nfree >= partial_min(s)) {
+      own_push(c, s, LIST_OWN_PARTIAL);
+      return;
+    }
+    if (x == XF_NOTED) {
+      own_push(c, s, LIST_OWN_FULL);
+      return;
+    }
+    if (x == 0 && atomic_compare_exchange_strong_explicit(&s->xfree, &x, XF_FULL,
+                                                          memory_order_acq_rel,
+                                                          memory_order_relaxed)) {
+      own_push(c, s, LIST_OWN_FULL);
+      return;
+    }
+    // A remote free arrived meanwhile: apply it and decide again.
+  }
+}
+
+// mcache_park retires c's current span of sizeclass: un-reserves its window
+// and files it.
+static void mcache_park(mcache_t *c, uint8_t sizeclass) {
   mspan_t *s = c->alloc[sizeclass];
   if (s == &span_empty)
     return;
   // Reserved but unused window slots were counted as mallocs at load.
   relaxed_store(&c->stats[sizeclass].nmalloc, relaxed_load(&c->stats[sizeclass].nmalloc) -
                                                   (uint64_t)gm_popcount(s->alloc_cache));
+  if (s->alloc_cache != 0) {
+    s->alloc_bits[s->window] &= ~s->alloc_cache;
+    s->nfree += (uint16_t)gm_popcount(s->alloc_cache);
+    s->alloc_cache = 0;
+  }
+  s->window = WINDOW_NONE;
   c->alloc[sizeclass] = &span_empty;
-  relaxed_store(&s->owner, NULL);
-  mcentral_uncache_span(s);
+  mcache_file(c, s);
+}
+
+// mcache_process_notes takes c's notification stack and files again every
+// parked span on it. Stale entries (a span no longer ours) are skipped.
+static void mcache_process_notes(mcache_t *c) {
+  mspan_t *s = atomic_exchange_explicit(&c->xspans, NULL, memory_order_acquire);
+  while (s != NULL) {
+    mspan_t *next = s->xnext;
+    if (relaxed_load(&s->owner) == c) {
+      uintptr_t x = atomic_load_explicit(&s->xfree, memory_order_relaxed);
+      while (!atomic_compare_exchange_weak_explicit(&s->xfree, &x, x & ~XF_NOTED,
+                                                    memory_order_acq_rel, memory_order_relaxed)) {
+      }
+      if (s->list == LIST_OWN_FULL) {
+        own_remove(c, s);
+        mcache_file(c, s);
+      }
+    }
+    s = next;
+  }
+}
+
+// mcache_free_owned frees object p of span s, owned by c. Returns true if p
+// went back into the current window (it counts as reserved again).
+bool mcache_free_owned(mcache_t *c, mspan_t *s, uintptr_t p) {
+  if (s == c->alloc[s->sizeclass])
+    return free_apply(s, p, true);
+  free_apply(s, p, false);
+  if (s->list == LIST_OWN_FULL && s->nfree >= partial_min(s)) {
+    own_remove(c, s);
+    mcache_file(c, s);
+  } else if (s->nfree == s->nelems && s->list == LIST_OWN_PARTIAL &&
+             !(atomic_load_explicit(&s->xfree, memory_order_relaxed) & XF_NOTED)) {
+    own_remove(c, s);
+    mcache_file(c, s); // empty: back to mheap
+  }
+  return false;
+}
+
+// mcache_take_partial makes an owned partial span of sizeclass current.
+// Returns false if c has none (after looking at its notifications).
+static bool mcache_take_partial(mcache_t *c, uint8_t sizeclass) {
+  if (c->partial[sizeclass] == NULL &&
+      atomic_load_explicit(&c->xspans, memory_order_relaxed) != NULL)
+    mcache_process_notes(c);
+  mspan_t *s = c->partial[sizeclass];
+  if (s == NULL)
+    return false;
+  own_remove(c, s);
+  span_apply_xfree(s, span_take_xfree(s), false); // no window yet: through the bits
+  c->alloc[sizeclass] = s;
+  if (!span_next_window(s))
+    gm_fatal("owned partial span without free slots", (void *)s->base);
+  return true;
 }
 
 // mcache_flush_pending frees c's pending objects of sizeclass (owner only).
@@ -125,13 +261,25 @@ void mcache_flush_pending(mcache_t *c, uint8_t sizeclass) {
   mcentral_free_batch(sizeclass, list, c);
 }
 
-// mcache_release_all frees c's pending objects and returns every cached span
-// of c to mcentral.
+// mcache_release_all frees c's pending objects and gives every span c owns
+// to mcentral (or mheap, when empty). Afterwards c owns nothing, so its
+// notification stack can only hold stale entries: it is dropped unread.
 void mcache_release_all(mcache_t *c) {
   for (int i = 1; i < GM_NUM_SIZE_CLASSES; i++) {
     mcache_flush_pending(c, (uint8_t)i);
-    mcache_uncache(c, (uint8_t)i);
+    mspan_t *s = c->alloc[i];
+    if (s != &span_empty) {
+      relaxed_store(&c->stats[i].nmalloc, relaxed_load(&c->stats[i].nmalloc) -
+                                             (uint64_t)gm_popcount(s->alloc_cache));
+      c->alloc[i] = &span_empty;
+      mcache_release_span(s);
+    }
+    while ((s = c->partial[i]) != NULL || (s = c->full[i]) != NULL) {
+      own_remove(c, s);
+      mcache_release_span(s);
+    }
   }
+  atomic_store_explicit(&c->xspans, NULL, memory_order_relaxed);
 }
 
 static void mcache_thread_exit(void *arg) {
@@ -183,8 +331,8 @@ mcache_t *mcache_for_thread(void) {
 }
 
 // mcache_next_span makes c's span of sizeclass one with a loaded window:
-// next window, else remote frees, else a span from mcentral. Returns false
-// when out of memory.
+// next window, else its remote frees, else one of c's partial spans, else a
+// span from mcentral. Returns false when out of memory.
 static bool mcache_next_span(mcache_t *c, uint8_t sizeclass) {
   mspan_t *s = c->alloc[sizeclass];
   if (s != &span_empty) {
@@ -193,8 +341,10 @@ static bool mcache_next_span(mcache_t *c, uint8_t sizeclass) {
     span_collect_remote(s);
     if (s->alloc_cache != 0 || span_next_window(s))
       return true;
-    mcache_uncache(c, sizeclass);
+    mcache_park(c, sizeclass);
   }
+  if (mcache_take_partial(c, sizeclass))
+    return true;
   mcache_flush_pending(c, sizeclass); // may turn full spans into partial ones
   s = mcentral_cache_span(sizeclass);
   if (s == NULL)

@@ -29,11 +29,6 @@ void mcentral_init(void) {
     pthread_mutex_init(&gm_central[i].lock, NULL);
 }
 
-// partial_min returns how many free slots put a span on the partial list.
-static inline uint16_t partial_min(const mspan_t *s) {
-  return s->nelems >= 16 ? s->nelems / 8 : 1;
-}
-
 static void list_push(mspan_t **head, mspan_t *s, uint8_t id) {
   s->prev = NULL;
   s->next = *head;
@@ -119,7 +114,8 @@ void mcentral_uncache_span(mspan_t *s) {
     s->alloc_cache = 0;
   }
   uintptr_t list = atomic_exchange_explicit(&s->xfree, XF_UNOWNED, memory_order_acq_rel);
-  span_apply_xfree(s, list, false);
+  span_apply_xfree(s, list & ~XF_FLAGS, false);
+  s->window = WINDOW_NONE;
   if (s->nfree == s->nelems) {
     pthread_mutex_unlock(&m->lock);
     mheap_free_span(s);
@@ -159,13 +155,10 @@ void mcentral_free_batch(uint8_t sizeclass, uintptr_t list, mcache_t *c) {
         list_push(&m->partial, s, LIST_PARTIAL);
       }
     } else if (relaxed_load(&s->owner) == c) {
-      if (free_apply(s, list, true)) // back in c's window: reserved again
+      if (mcache_free_owned(c, s, list)) // back in c's window: reserved again
         relaxed_add(&c->stats[sizeclass].nmalloc, 1);
-    } else {
-      do
-        *(uintptr_t *)list = x;
-      while (!atomic_compare_exchange_weak_explicit(&s->xfree, &x, list, memory_order_release,
-                                                    memory_order_relaxed));
+    } else if (!free_push_remote(s, list, x)) {
+      gm_fatal("mcentral: span lost its owner under the lock", (void *)s->base);
     }
     list = next;
   }
