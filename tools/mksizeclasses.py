@@ -3,7 +3,8 @@
 
 Object sizes are Go's 67 classes (a fact of Go's runtime, listed below). From
 them the generator derives everything else and checks it: pages per span (the
-fewest 8 KiB pages with tail waste <= 12.5%), objects per span, the 32-bit
+fewest 8 KiB pages with tail waste <= 12.5% holding a 64-object window, up to
+64 KiB; see compute_classes), objects per span, the 32-bit
 reciprocal that turns an offset into an object index without division (checked
 exact for every offset in the span), and the two size -> class lookup tables
 (8-byte steps up to 1 KiB, 128-byte steps above).
@@ -18,6 +19,8 @@ MAX_SMALL_SIZE = 32768
 SMALL_SIZE_DIV = 8
 SMALL_SIZE_MAX = 1024
 LARGE_SIZE_DIV = 128
+WINDOW_OBJECTS = 64          # objects in one alloc_cache window
+WINDOW_SPAN_MAX = 64 * 1024  # ... but spans grow for it only up to 64 KiB
 
 GO_TABLE = [8, 16, 24, 32, 48, 64, 80, 96, 112, 128, 144, 160, 176, 192, 208, 224, 240,
             256, 288, 320, 352, 384, 416, 448, 480, 512, 576, 640, 704, 768, 896, 1024,
@@ -31,12 +34,17 @@ def compute_classes():
 
     Object sizes are Go's published list (GO_TABLE). Pages per span: the smallest
     number of pages whose tail waste (span bytes % object size) is at most 1/8 of
-    the span, as Go's generator requires.
+    the span, as Go's generator requires, and that holds a whole 64-object
+    allocation window, up to 64 KiB spans. (Go gives classes up to 1 KiB one
+    page; its GC sweeps spans in bulk, while a C allocator that frees objects
+    one by one changes spans each time a span runs dry, so gomem's spans for
+    256 B - 8 KiB objects are larger: 16-64 objects of 1 KiB instead of 8.)
     """
     classes = [(0, 0)]
     for size in GO_TABLE:
         allocsize = PAGE_SIZE
-        while allocsize % size > allocsize // 8:
+        while allocsize % size > allocsize // 8 or \
+                (allocsize // size < WINDOW_OBJECTS and allocsize < WINDOW_SPAN_MAX):
             allocsize += PAGE_SIZE
         classes.append((size, allocsize // PAGE_SIZE))
     return classes
