@@ -233,6 +233,7 @@ extern mheap_t gm_heap;
 void mheap_init(void);
 mspan_t *mheap_alloc_span(size_t npages, uint8_t sizeclass, size_t align_pages);
 void mheap_free_span(mspan_t *s);
+bool mheap_grow_span_in_place(mspan_t *s, size_t npages);
 void mheap_lock_all(void);   // fork: prepare
 void mheap_unlock_all(void); // fork: parent
 void mheap_reset_locks(void); // fork: child

@@ -184,8 +184,17 @@ GM_EXPORT void *gm_realloc(void *ptr, size_t size) {
   if (size <= old && (s->sizeclass != 0 ? size > old / 2 || old <= 16
                                          : size > old / 2 && size > GM_MAX_SMALL_SIZE))
     return ptr;
-  void *q = gm_malloc(size);
-  if (q == NULL)
+  // A large object grows in place when the pages after it are free.
+  if (s->sizeclass == 0 && size > old && size <= PTRDIFF_MAX - GM_PAGE_SIZE &&
+      mheap_grow_span_in_place(s, (size + GM_PAGE_SIZE - 1) / GM_PAGE_SIZE))
+    return ptr;
+  // A growing large object that must move gets 25% headroom, so a buffer
+  // grown step by step is not copied at every step (the untouched tail costs
+  // address space, not memory).
+  void *q = NULL;
+  if (size > old && size > GM_MAX_SMALL_SIZE && size < PTRDIFF_MAX / 2)
+    q = malloc_large(size + size / 4, 1, false);
+  if (q == NULL && (q = gm_malloc(size)) == NULL)
     return NULL;
   memcpy(q, ptr, size < old ? size : old);
   gm_free(ptr);

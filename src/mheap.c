@@ -155,3 +155,27 @@ void mheap_free_span(mspan_t *s) {
   pthread_mutex_unlock(&gm_heap.lock);
   scavenger_kick(dirty);
 }
+
+// mheap_grow_span_in_place extends large span s to npages pages if the pages
+// after it are free. Returns true on success. The caller owns s (it is a
+// live large object being reallocated).
+bool mheap_grow_span_in_place(mspan_t *s, size_t npages) {
+  gm_assert(s->sizeclass == 0 && npages > s->npages);
+  size_t extra = npages - s->npages;
+  uintptr_t tail = s->base + s->npages * GM_PAGE_SIZE;
+  pthread_mutex_lock(&gm_heap.lock);
+  size_t scav = 0;
+  bool ok = pagealloc_alloc_at(&gm_heap.pages, tail, extra, &scav);
+  if (ok) {
+    arena_set_spans(tail, extra, s);
+    s->npages = npages;
+    size_t inuse = relaxed_load(&gm_heap.inuse_pages) + extra;
+    relaxed_store(&gm_heap.inuse_pages, inuse);
+    if (inuse > gm_heap.peak_sample)
+      gm_heap.peak_sample = inuse;
+    relaxed_add(&gm_heap.large_inuse_bytes, extra * GM_PAGE_SIZE);
+    s->needzero = 1;
+  }
+  pthread_mutex_unlock(&gm_heap.lock);
+  return ok;
+}

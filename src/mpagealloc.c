@@ -525,6 +525,56 @@ uintptr_t pagealloc_alloc(pagealloc_t *p, size_t npages, size_t *scav) {
   return addr;
 }
 
+// pa_range_free reports whether every page of [base, base + npages pages) is
+// grown and free.
+static bool pa_range_free(const pagealloc_t *p, uintptr_t base, size_t npages) {
+  uintptr_t limit = base + npages * PA_PAGE_SIZE;
+  if ((base & (PA_PAGE_SIZE - 1)) || npages == 0 || limit > PA_ADDR_LIMIT || limit <= base)
+    return false;
+  size_t c0 = base >> PA_CHUNK_SHIFT, c1 = (limit - 1) >> PA_CHUNK_SHIFT;
+  if (c0 < p->lo_chunk || c1 >= p->hi_chunk)
+    return false;
+  for (size_t b = c0 >> PA_L2_BITS; b <= c1 >> PA_L2_BITS; b++)
+    if (!p->chunks[b])
+      return false;
+  size_t page = base >> PA_PAGE_SHIFT, left = npages;
+  while (left) {
+    const pa_chunk_t *ch = pa_chunk(p, page / PA_CHUNK_PAGES);
+    unsigned b = page % PA_CHUNK_PAGES, k = (unsigned)PA_MIN(left, (size_t)PA_CHUNK_PAGES - b);
+    while (k) {
+      unsigned i = b / 64, lo = b % 64, n = PA_MIN(k, 64 - lo);
+      if (ch->alloc[i] & pa_mask(lo, n))
+        return false;
+      b += n;
+      k -= n;
+      page += n;
+      left -= n;
+    }
+  }
+  return true;
+}
+
+bool pagealloc_alloc_at(pagealloc_t *p, uintptr_t base, size_t npages, size_t *scav) {
+  if (scav)
+    *scav = 0;
+  if (!pa_range_free(p, base, npages))
+    return false;
+  size_t page = base >> PA_PAGE_SHIFT, left = npages, nscav = 0;
+  while (left) {
+    size_t c = page / PA_CHUNK_PAGES;
+    unsigned b = page % PA_CHUNK_PAGES, k = (unsigned)PA_MIN(left, (size_t)PA_CHUNK_PAGES - b);
+    nscav += pa_chunk_set(pa_chunk(p, c), b, k);
+    page += k;
+    left -= k;
+  }
+  pa_update(p, base >> PA_CHUNK_SHIFT, (page - 1) / PA_CHUNK_PAGES);
+  p->free_pages -= npages;
+  p->scav_pages -= nscav;
+  if (scav)
+    *scav = nscav;
+  return true; // search_addr stays a valid lower bound
+}
+
 // pa_check_range aborts unless [base, base + npages pages) is page-aligned
 // and inside chunks whose metadata exists.
 static void pa_check_range(const pagealloc_t *p, uintptr_t base, size_t npages) {

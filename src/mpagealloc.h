@@ -97,6 +97,11 @@ int pagealloc_grow(pagealloc_t *p, uintptr_t base, size_t bytes);
 // cleared. npages >= 1.
 uintptr_t pagealloc_alloc(pagealloc_t *p, size_t npages, size_t *scav);
 
+// pagealloc_alloc_at marks [base, base + npages pages) in use if every page
+// of it is grown and free, and returns true; otherwise changes nothing and
+// returns false. *scav as for pagealloc_alloc. (Growing an object in place.)
+bool pagealloc_alloc_at(pagealloc_t *p, uintptr_t base, size_t npages, size_t *scav);
+
 // pagealloc_free marks [base, base + npages pages) free. Every page must be in
 // use (a fatal error otherwise). Freed pages are not scavenged.
 void pagealloc_free(pagealloc_t *p, uintptr_t base, size_t npages);

@@ -514,6 +514,41 @@ static void test_realloc(void) {
 // ---------------------------------------------------------------------------
 // Aligned allocation
 
+// test_realloc_in_place: a large object whose following pages are free
+// grows without moving; one that must move gets headroom, so the next small
+// growth step stays in place. Contents survive both.
+static void test_realloc_in_place(void) {
+  // 200 MiB fits in no hole of this test's heap: it gets fresh arenas (grown
+  // in 64 MiB steps), so the pages after it are free. Only a few bytes are
+  // touched.
+  size_t n = (size_t)200 << 20;
+  char *p = gm_malloc(n);
+  CHECK(p != NULL);
+  p[0] = 1, p[n - 1] = 2;
+  char *q = gm_realloc(p, n + (4u << 20));
+  CHECKF(q == p, "large realloc moved (%p -> %p) though the next pages were free", (void *)p,
+         (void *)q);
+  CHECK(q[0] == 1 && q[n - 1] == 2);
+  CHECK(gm_usable_size(q) >= n + (4u << 20));
+  // Block the tail: the next growth must move, and gets headroom so that a
+  // further step of up to 25% does not move again.
+  size_t cur = gm_usable_size(q);
+  char *blocker = NULL;
+  while (!gm_owns(q + cur)) { // take the pages after q
+    blocker = gm_malloc(64 * 1024);
+    if (blocker == NULL || (char *)blocker > q + cur)
+      break;
+  }
+  CHECK(gm_owns(q + cur));
+  char *r = gm_realloc(q, cur + 4096);
+  CHECK(r != NULL && r != q && r[0] == 1 && r[n - 1] == 2);
+  CHECKF(gm_usable_size(r) >= cur + cur / 4, "moved realloc without headroom: %zu of %zu",
+         gm_usable_size(r), cur);
+  char *t = gm_realloc(r, cur + cur / 5);
+  CHECK(t == r);
+  gm_free(t);
+}
+
 static void test_aligned(void) {
   static const size_t sizes[] = {1, 8, 24, 100, 1000, 4096, 5000, 32768, 40000, MiB + 1};
   int bad = 0, tag = 0;
@@ -987,6 +1022,7 @@ int main(void) {
   test_malloc_many();
   test_calloc();
   test_realloc();
+  test_realloc_in_place();
   test_aligned();
   test_huge();
   test_owns();

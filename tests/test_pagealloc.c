@@ -195,6 +195,27 @@ static void w_alloc(world_t *w) {
   w->live[w->nlive++] = (live_t){got, n};
 }
 
+// w_alloc_at claims a random range at a random page (often free, sometimes
+// not, sometimes past the grown space) and compares with the model.
+static void w_alloc_at(world_t *w) {
+  size_t i0 = rnd_below(w, w->m.npages), n = 1 + rnd_below(w, 300), scav = 12345;
+  bool want = i0 + n <= w->m.npages, got;
+  size_t s = 0;
+  for (size_t i = i0; want && i < i0 + n; i++) {
+    want = w->m.st[i] == M_FREE || w->m.st[i] == M_SCAV;
+    s += w->m.st[i] == M_SCAV;
+  }
+  got = pagealloc_alloc_at(&w->pa, m_addr(&w->m, i0), n, &scav);
+  CHECKW(w, got == want);
+  if (!got || !want) {
+    CHECKW(w, scav == 0);
+    return;
+  }
+  CHECKW(w, scav == s);
+  memset(w->m.st + i0, M_USED, n);
+  w->live[w->nlive++] = (live_t){m_addr(&w->m, i0), n};
+}
+
 static void w_free(world_t *w) {
   if (w->nlive == 0)
     return;
@@ -299,8 +320,10 @@ static void run_random(uint64_t seed, uintptr_t base, bool fixed, bool adjacent,
   CHECK(w.pa.total_pages == (chunks[0] + chunks[1] + chunks[2]) * PA_CHUNK_PAGES);
   for (int op = 0; op < nops && !w.failed; op++) {
     size_t r = rnd_below(&w, 100);
-    if (r < 48)
+    if (r < 42)
       w_alloc(&w);
+    else if (r < 48)
+      w_alloc_at(&w);
     else if (r < 90)
       w_free(&w);
     else if (r < 97)
