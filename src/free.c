@@ -171,29 +171,53 @@ GM_NOINLINE void free_local_slow(void *ptr, mspan_t *s, mcache_t *c) {
     relaxed_add(&c->stats[sc].nfree, 1);
 }
 
-// gm_free: the free fast path, for an object of the current window of a span
-// the calling thread owns (the common case: recent objects die young). About
-// 30 instructions, no stack frame: three loads through the arena map, the
-// owner test, the index by reciprocal multiply, checks, one bit set. Anything
-// else is a tail call.
-GM_EXPORT void gm_free(void *ptr) {
-  uintptr_t p = (uintptr_t)ptr;
-  mspan_t *s = spanof(p);
-  mcache_t *c = gm_tls_mcache;
-  if (unlikely(s == NULL || relaxed_load(&s->owner) != c)) {
-    free_slow(ptr, s, c);
-    return;
-  }
-  uintptr_t off = p - s->base;
+// free_owned_window frees object p at offset off (< s->limit) of span s,
+// owned by c: the window case inline, anything else (object elsewhere in
+// the span, bad pointer) through free_local_slow.
+GM_INLINE void free_owned_window(void *ptr, mspan_t *s, mcache_t *c, uintptr_t off) {
   uint32_t idx = (uint32_t)(((uint64_t)off * s->divmul) >> 32);
   uint64_t bit = 1ULL << (idx & 63);
-  if (unlikely(idx >> 6 != s->window || (uintptr_t)idx * s->elemsize != off || idx >= s->nelems ||
+  if (unlikely(idx >> 6 != s->window || (uintptr_t)idx * s->elemsize != off ||
                (s->alloc_cache & bit))) {
     free_local_slow(ptr, s, c);
     return;
   }
   s->alloc_cache |= bit;
   relaxed_add(&c->win_frees, 1);
+}
+
+// free_lookup: the object is not in c's last span. Find its span through the
+// arena map; if c owns it, remember it as the last span and free locally.
+GM_NOINLINE void free_lookup(void *ptr, mcache_t *c) {
+  uintptr_t p = (uintptr_t)ptr;
+  mspan_t *s = spanof(p);
+  if (unlikely(s == NULL || relaxed_load(&s->owner) != c)) {
+    free_slow(ptr, s, c);
+    return;
+  }
+  uintptr_t off = p - s->base;
+  if (unlikely(off >= s->limit)) { // past the last object
+    free_local_slow(ptr, s, c);
+    return;
+  }
+  c->last_span = s;
+  free_owned_window(ptr, s, c, off);
+}
+
+// gm_free: the free fast path, for an object of the span this thread last
+// freed into, which it owns (recent objects die young, and near each other).
+// No arena-map walk and no owner test: one range check against the cached
+// span, the index by reciprocal multiply, checks, one bit set; about 25
+// instructions, no stack frame. Anything else is a tail call.
+GM_EXPORT void gm_free(void *ptr) {
+  mcache_t *c = gm_tls_mcache;
+  mspan_t *s = c->last_span;
+  uintptr_t off = (uintptr_t)ptr - s->base;
+  if (unlikely(off >= s->limit)) {
+    free_lookup(ptr, c);
+    return;
+  }
+  free_owned_window(ptr, s, c, off);
 }
 
 GM_ALIAS(free, gm_free)

@@ -152,6 +152,8 @@ struct mspan {
   uintptr_t window_base; // address of the object at bit 0 of alloc_cache
   uint32_t elemsize;     // immutable while in use
   uint32_t divmul;       // immutable: offset * divmul >> 32 == offset / elemsize
+  uint32_t limit;        // nelems * elemsize: offsets of objects are below it
+                         // (0 for large spans and span_empty; immutable)
   uint16_t nelems;       // immutable
   uint16_t nfree;        // 0 bits of alloc_bits (neither allocated nor reserved)
   uint16_t window;       // alloc_bits word that alloc_cache stands for
@@ -285,6 +287,10 @@ typedef struct class_stats {
 } class_stats_t;
 
 struct mcache {
+  // last_span: the small span this thread last freed into through the arena
+  // map, always one it owns (&span_empty when none); gm_free checks it first.
+  // Reset whenever the thread gives a span away (owner only).
+  mspan_t *last_span;
   mspan_t *alloc[GM_NUM_SIZE_CLASSES]; // &span_empty when none (owner only)
   // Spans this thread owns besides the current ones (owner only): partial
   // (at least partial_min free slots) and full.

@@ -36,7 +36,7 @@ mspan_t span_empty;
 #define E4 E1, E1, E1, E1
 #define E16 E4, E4, E4, E4
 _Static_assert(GM_NUM_SIZE_CLASSES == 68, "mcache_empty initialiser");
-mcache_t mcache_empty = {.alloc = {E16, E16, E16, E16, E4}};
+mcache_t mcache_empty = {.last_span = E1, .alloc = {E16, E16, E16, E16, E4}};
 __thread mcache_t *gm_tls_mcache __attribute__((tls_model("initial-exec"))) = &mcache_empty;
 
 static pthread_mutex_t registry_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -54,6 +54,7 @@ void span_init_small(mspan_t *s, uint8_t sizeclass) {
   s->divmul = class_to_divmul[sizeclass];
   s->nelems = class_to_nelems[sizeclass];
   s->nfree = s->nelems;
+  s->limit = (uint32_t)s->nelems * s->elemsize;
   s->alloc_cache = 0;
   unsigned nwords = (s->nelems + 63) / 64;
   s->window = WINDOW_NONE; // the first window loaded is word 0
@@ -156,6 +157,8 @@ static void mcache_file(mcache_t *c, mspan_t *s) {
     span_apply_xfree(s, span_take_xfree(s), false);
     uintptr_t x = atomic_load_explicit(&s->xfree, memory_order_relaxed);
     if (s->nfree == s->nelems && !(x & XF_NOTED)) {
+      if (c->last_span == s)
+        c->last_span = &span_empty;
       relaxed_store(&s->owner, NULL);
       mheap_free_span(s); // every object is free: no remote free can be in flight
       return;
@@ -265,6 +268,7 @@ void mcache_flush_pending(mcache_t *c, uint8_t sizeclass) {
 // to mcentral (or mheap, when empty). Afterwards c owns nothing, so its
 // notification stack can only hold stale entries: it is dropped unread.
 void mcache_release_all(mcache_t *c) {
+  c->last_span = &span_empty;
   for (int i = 1; i < GM_NUM_SIZE_CLASSES; i++) {
     mcache_flush_pending(c, (uint8_t)i);
     mspan_t *s = c->alloc[i];
@@ -318,6 +322,7 @@ mcache_t *mcache_for_thread(void) {
   c = fixalloc_alloc(&mcache_alloc);
   if (c == NULL)
     return NULL;
+  c->last_span = &span_empty;
   for (int i = 0; i < GM_NUM_SIZE_CLASSES; i++)
     c->alloc[i] = &span_empty;
   relaxed_store(&c->trim_epoch, relaxed_load(&gm_trim_epoch));
