@@ -2,8 +2,8 @@
 //
 // gm_free finds the span of a pointer through the arena map. Three cases:
 //   local   the span is owned by the calling thread (current, or parked on
-//           its partial/full lists): clear the object's bit (or give it back
-//           to the window). No lock, no atomic RMW (mcache_free_owned).
+//           its partial/full lists): clear the object's bit. No lock, no
+//           atomic RMW, one predictable branch (free_owned_fast).
 //   remote  the span is owned by another thread: push the object on the
 //           span's xfree list with one CAS (free_push_remote); the owner
 //           applies the list when the span is current and runs dry, or, for
@@ -31,35 +31,30 @@ GM_COLD static void free_invalid(uintptr_t p) {
   gm_fatal("free of a pointer into unallocated heap memory", (void *)p);
 }
 
-// free_apply marks object p of small span s free. owned: s is cached by the
-// calling thread (window objects go back to alloc_cache); otherwise the caller
-// holds mcentral.lock and s has no window. Fatal on a double free. Returns
-// true if p went back into the window (the owner counts it reserved again).
-bool free_apply(mspan_t *s, uintptr_t p, bool owned) {
+// free_apply marks object p of small span s free: its alloc_bits bit is
+// cleared (a slot of the current window included: the window finds it again
+// when it next moves). Caller: s's owner, or mcentral.lock holder for an
+// unowned span. Fatal on a double free: a clear bit, or a window slot still
+// waiting in alloc_cache.
+void free_apply(mspan_t *s, uintptr_t p) {
   uint16_t idx = span_object_index(s, p);
   uint64_t bit = 1ULL << (idx & 63);
-  if (owned && idx >> 6 == s->window) {
-    if (unlikely(s->alloc_cache & bit))
-      gm_fatal("double free", (void *)p);
-    s->alloc_cache |= bit;
-    return true;
-  }
-  if (unlikely(!(s->alloc_bits[idx >> 6] & bit)))
+  unsigned w = idx >> 6;
+  if (unlikely(!(s->alloc_bits[w] & bit) || (w == s->window && (s->alloc_cache & bit))))
     gm_fatal("double free", (void *)p);
-  s->alloc_bits[idx >> 6] &= ~bit;
+  s->alloc_bits[w] &= ~bit;
   s->nfree++;
-  return false;
 }
 
-// span_apply_xfree applies a remote free list taken from s (see free_apply
-// for owned). Every link is checked to lie inside s before it is followed.
-void span_apply_xfree(mspan_t *s, uintptr_t list, bool owned) {
+// span_apply_xfree applies a remote free list taken from s. Every link is
+// checked to lie inside s before it is followed.
+void span_apply_xfree(mspan_t *s, uintptr_t list) {
   uintptr_t lo = s->base, hi = s->base + s->npages * GM_PAGE_SIZE;
   while (list != 0) {
     if (unlikely(list < lo || list >= hi))
       gm_fatal("corrupted remote free list (object written after free?)", (void *)list);
     uintptr_t next = *(uintptr_t *)list;
-    free_apply(s, list, owned);
+    free_apply(s, list);
     list = next;
   }
 }
@@ -80,7 +75,7 @@ uintptr_t span_take_xfree(mspan_t *s) {
 // span_collect_remote applies the frees other threads pushed on s's xfree
 // list. Owner of current span s only.
 void span_collect_remote(mspan_t *s) {
-  span_apply_xfree(s, span_take_xfree(s), true);
+  span_apply_xfree(s, span_take_xfree(s));
 }
 
 // free_push_remote pushes object p on the remote list of span s, owned by
@@ -161,29 +156,34 @@ GM_NOINLINE void free_slow(void *ptr, mspan_t *s, mcache_t *c) {
   free_remote(p, s, c);
 }
 
-// free_local_slow: a free by the owning thread that is not the window case:
-// the object's bit is in alloc_bits, or the pointer is bad.
+// free_local_slow: an owner free that needs more than the fast path: a bad
+// pointer or double free (reported by free_apply), or a span whose list must
+// change (its nfree reached its trigger).
 GM_NOINLINE void free_local_slow(void *ptr, mspan_t *s, mcache_t *c) {
   uint8_t sc = s->sizeclass; // s may go back to the heap below
-  if (mcache_free_owned(c, s, (uintptr_t)ptr))
-    relaxed_add(&c->win_frees, 1);
-  else
-    relaxed_add(&c->stats[sc].nfree, 1);
+  mcache_free_owned(c, s, (uintptr_t)ptr);
+  relaxed_add(&c->stats[sc].nfree, 1);
 }
 
-// free_owned_window frees object p at offset off (< s->limit) of span s,
-// owned by c: the window case inline, anything else (object elsewhere in
-// the span, bad pointer) through free_local_slow.
-GM_INLINE void free_owned_window(void *ptr, mspan_t *s, mcache_t *c, uintptr_t off) {
+// free_owned_fast frees object p at offset off (< s->limit) of span s, owned
+// by c: one bit cleared, nfree counted. Every test is folded into one
+// predictable branch: not an object start, a double free (clear bit, or a
+// window slot still in alloc_cache), or nfree reaching the span's trigger.
+GM_INLINE void free_owned_fast(void *ptr, mspan_t *s, mcache_t *c, uintptr_t off) {
   uint32_t idx = (uint32_t)(((uint64_t)off * s->divmul) >> 32);
   uint64_t bit = 1ULL << (idx & 63);
-  if (unlikely(idx >> 6 != s->window || (uintptr_t)idx * s->elemsize != off ||
-               (s->alloc_cache & bit))) {
+  unsigned w = idx >> 6;
+  uint64_t word = s->alloc_bits[w];
+  uint64_t in_window = (uint64_t)(w == s->window) & (s->alloc_cache >> (idx & 63));
+  uint16_t nfree = (uint16_t)(s->nfree + 1);
+  if (unlikely(((uintptr_t)idx * s->elemsize != off) | !(word & bit) | in_window |
+               (nfree >= s->trigger))) {
     free_local_slow(ptr, s, c);
     return;
   }
-  s->alloc_cache |= bit;
-  relaxed_add(&c->win_frees, 1);
+  s->alloc_bits[w] = word & ~bit;
+  s->nfree = nfree;
+  relaxed_add(&c->stats[s->sizeclass].nfree, 1);
 }
 
 // free_lookup: the object is not in c's last span. Find its span through the
@@ -201,14 +201,14 @@ GM_NOINLINE void free_lookup(void *ptr, mcache_t *c) {
     return;
   }
   c->last_span = s;
-  free_owned_window(ptr, s, c, off);
+  free_owned_fast(ptr, s, c, off);
 }
 
 // gm_free: the free fast path, for an object of the span this thread last
 // freed into, which it owns (recent objects die young, and near each other).
 // No arena-map walk and no owner test: one range check against the cached
-// span, the index by reciprocal multiply, checks, one bit set; about 25
-// instructions, no stack frame. Anything else is a tail call.
+// span, the index by reciprocal multiply, one folded check, one bit cleared;
+// about 30 instructions, no stack frame. Anything else is a tail call.
 GM_EXPORT void gm_free(void *ptr) {
   mcache_t *c = gm_tls_mcache;
   mspan_t *s = c->last_span;
@@ -217,7 +217,7 @@ GM_EXPORT void gm_free(void *ptr) {
     free_lookup(ptr, c);
     return;
   }
-  free_owned_window(ptr, s, c, off);
+  free_owned_fast(ptr, s, c, off);
 }
 
 GM_ALIAS(free, gm_free)

@@ -141,46 +141,55 @@ enum span_list_id { LIST_NONE = 0, LIST_PARTIAL, LIST_FULL, LIST_OWN_PARTIAL, LI
 
 // WINDOW_NONE in mspan.window: no window loaded (the span is not current).
 #define WINDOW_NONE 0xFFFF
+#define TRIGGER_NONE 0xFFFF // above any nfree
 
 typedef struct mcache mcache_t;
 typedef struct mspan mspan_t;
 
 struct mspan {
-  // Owner fields. While a span is cached they belong to the owning thread
-  // (read and written without atomics); while it is not, to mcentral.lock.
-  uint64_t alloc_cache;  // free slots of the window (1 = free, reserved)
-  uintptr_t window_base; // address of the object at bit 0 of alloc_cache
-  uint32_t elemsize;     // immutable while in use
-  uint32_t divmul;       // immutable: offset * divmul >> 32 == offset / elemsize
-  uint32_t limit;        // nelems * elemsize: offsets of objects are below it
-                         // (0 for large spans and span_empty; immutable)
-  uint16_t nelems;       // immutable
-  uint16_t nfree;        // 0 bits of alloc_bits (neither allocated nor reserved)
-  uint16_t window;       // alloc_bits word that alloc_cache stands for
-  uint8_t sizeclass;     // immutable; 0 for large spans
-  uint8_t state;         // enum span_state (mheap.lock to change)
-  uintptr_t base;        // first byte (immutable while in use)
-  size_t npages;         // immutable while in use
-
+  // Line 0, read-mostly: every thread that frees into the span reads these;
+  // they change only when the span is created or changes owner.
+  uintptr_t base;   // first byte (immutable while in use)
+  uint32_t limit;   // nelems * elemsize: offsets of objects are below it
+                    // (0 for large spans and span_empty; immutable)
+  uint32_t elemsize; // immutable while in use
+  uint32_t divmul;  // immutable: offset * divmul >> 32 == offset / elemsize
+  uint16_t nelems;  // immutable
+  uint8_t sizeclass; // immutable; 0 for large spans
+  uint8_t state;    // enum span_state (mheap.lock to change)
+  size_t npages;    // immutable while in use (large: grows under mheap.lock)
   // owner: the mcache holding the span, or NULL. Written only by the owning
-  // thread (to itself when caching, to NULL when uncaching); other threads
-  // read it only to learn "not mine", so relaxed atomics suffice.
+  // thread (to itself when taking the span, to NULL when giving it away);
+  // other threads read it only to learn "not mine": relaxed atomics suffice.
   _Atomic(mcache_t *) owner;
-  // xfree: remote free list (objects linked through their first word) | XF_UNOWNED.
-  // Pushed with CAS by any thread; taken with exchange by the owner or, with
-  // mcentral.lock held, by the thread uncaching the span.
-  _Atomic uintptr_t xfree;
 
-  mspan_t *next, *prev; // list links (mcentral.lock, or owner for OWN_ lists)
-  uint8_t list;         // enum span_list_id (same protection as the links)
+  // Line 1, owner-hot. Owner fields: while a thread owns the span they belong
+  // to it (no atomics); while no thread does, to mcentral.lock.
+  _Alignas(64) uint64_t alloc_cache; // free slots of the window (1 = free, reserved)
+  uintptr_t window_base; // address of the object at bit 0 of alloc_cache
+  uint16_t nfree;        // 0 bits of alloc_bits (neither allocated nor reserved)
+  // trigger: an owner free that brings nfree to it must look at the span's
+  // list (OWN_FULL: partial_min, OWN_PARTIAL: nelems, otherwise TRIGGER_NONE),
+  // so the free path tests one predictable condition.
+  uint16_t trigger;
+  uint16_t window;       // alloc_bits word that alloc_cache stands for, or WINDOW_NONE
+  uint8_t list;          // enum span_list_id (same protection as the links)
+  uint8_t needzero;      // large spans: memory may be dirty (mheap.lock)
+  mspan_t *next, *prev;  // list links (mcentral.lock, or owner for OWN_ lists)
+
+  // Line 2, remote-hot: written by other threads' frees, so kept off the
+  // owner's lines.
+  // xfree: remote free list (objects linked through their first word) | XF_*
+  // flags. Pushed with CAS by any thread; taken by the owner (CAS keeping
+  // XF_NOTED) or, with mcentral.lock held, by the thread giving the span away.
+  _Alignas(64) _Atomic uintptr_t xfree;
   // xnext: link in the owner's xspans notification stack; written by the one
   // freer whose CAS set XF_NOTED, read by the owner after taking the stack.
   mspan_t *xnext;
-  uint8_t needzero;     // large spans: memory may be dirty (mheap.lock)
 
   // alloc_bits: 1 = allocated or reserved by the window. Bits past nelems are
   // always 1. Owner fields (see above).
-  uint64_t alloc_bits[GM_BITMAP_WORDS];
+  _Alignas(64) uint64_t alloc_bits[GM_BITMAP_WORDS];
 };
 
 // ---------------------------------------------------------------------------
@@ -297,16 +306,15 @@ struct mcache {
   mspan_t *partial[GM_NUM_SIZE_CLASSES];
   mspan_t *full[GM_NUM_SIZE_CLASSES];
   // xspans: spans on the full list that received a remote free (XF_NOTED),
-  // pushed by freers with CAS, taken whole by the owner with exchange.
-  _Atomic(mspan_t *) xspans;
+  // pushed by freers with CAS, taken whole by the owner with exchange. On a
+  // line of its own: other threads write it.
+  _Alignas(64) _Atomic(mspan_t *) xspans;
+  char xspans_pad[56];
   class_stats_t stats[GM_NUM_SIZE_CLASSES]; // owner writes, anyone reads
   // Frees of objects in uncached spans, batched per class so mcentral.lock
   // is taken once per PEND_MAX objects (owner only). Linked through objects.
   uintptr_t pend[GM_NUM_SIZE_CLASSES];
   uint32_t pend_n[GM_NUM_SIZE_CLASSES];
-  // win_frees: objects freed straight back into a window and handed out
-  // again; they count once as a malloc and once as a free (gm_stats totals).
-  _Atomic uint64_t win_frees;
   _Atomic uint64_t trim_epoch; // last gm_release_memory epoch honoured (owner)
   mcache_t *next;              // all-caches list (registry lock)
 };
@@ -319,7 +327,7 @@ extern __thread mcache_t *gm_tls_mcache __attribute__((tls_model("initial-exec")
 void *mcache_refill_alloc(mcache_t *c, uint8_t sizeclass);
 mcache_t *mcache_for_thread(void); // creates the thread's cache if needed
 void mcache_release_all(mcache_t *c);
-bool mcache_free_owned(mcache_t *c, mspan_t *s, uintptr_t p);
+void mcache_free_owned(mcache_t *c, mspan_t *s, uintptr_t p);
 uintptr_t span_take_xfree(mspan_t *s);
 
 // partial_min returns how many free slots make a span partial: 1/8 of its
@@ -352,9 +360,9 @@ size_t gm_class_of(size_t size);
 void free_slow(void *p, mspan_t *s, mcache_t *c);
 void free_local_slow(void *p, mspan_t *s, mcache_t *c);
 void span_collect_remote(mspan_t *s); // owner: apply xfree list to bits
-void span_apply_xfree(mspan_t *s, uintptr_t list, bool owned);
+void span_apply_xfree(mspan_t *s, uintptr_t list);
 bool free_push_remote(mspan_t *s, uintptr_t p, uintptr_t old); // false: s is unowned
-bool free_apply(mspan_t *s, uintptr_t p, bool owned); // owner or mcentral.lock: mark p free
+void free_apply(mspan_t *s, uintptr_t p); // owner or mcentral.lock: mark p free
 
 // ---------------------------------------------------------------------------
 // mgcscavenge.c

@@ -14,10 +14,11 @@
 //
 // Window discipline: loading a window reserves its free slots (their
 // alloc_bits become 1) and copies them into alloc_cache; allocation hands
-// them out; a local free of a window object puts its bit back in alloc_cache;
-// uncaching un-reserves what is left. So for every slot:
+// them out; every free clears the object's alloc_bits bit (the window finds
+// freed slots of its own word again when it next moves); parking the span
+// un-reserves what is left. So for every slot:
 //   allocated  <=>  alloc_bits bit set && !(slot in window && alloc_cache bit set)
-// and nfree counts the 0 bits of alloc_bits, which is what mcentral sees.
+// and nfree counts the 0 bits of alloc_bits.
 //
 // A thread's mcache is created at its first allocation (until then the TLS
 // pointer names mcache_empty, whose spans are all span_empty with an empty
@@ -42,7 +43,6 @@ __thread mcache_t *gm_tls_mcache __attribute__((tls_model("initial-exec"))) = &m
 static pthread_mutex_t registry_lock = PTHREAD_MUTEX_INITIALIZER;
 static mcache_t *registry;             // all live caches (registry_lock)
 static class_stats_t dead_stats[GM_NUM_SIZE_CLASSES]; // of exited threads (registry_lock)
-static uint64_t dead_win_frees;                       // (registry_lock)
 static fixalloc_t mcache_alloc;
 static pthread_key_t mcache_key;
 _Atomic uint64_t gm_trim_epoch;        // bumped by gm_release_memory
@@ -54,6 +54,7 @@ void span_init_small(mspan_t *s, uint8_t sizeclass) {
   s->divmul = class_to_divmul[sizeclass];
   s->nelems = class_to_nelems[sizeclass];
   s->nfree = s->nelems;
+  s->trigger = TRIGGER_NONE;
   s->limit = (uint32_t)s->nelems * s->elemsize;
   s->alloc_cache = 0;
   unsigned nwords = (s->nelems + 63) / 64;
@@ -101,8 +102,8 @@ void span_validate(const mspan_t *s) {
     gm_fatal("span: nfree does not match alloc_bits", (void *)s->base);
   if (s->nelems % 64 && (~s->alloc_bits[nwords - 1] >> (s->nelems % 64)) != 0)
     gm_fatal("span: bits past the last object are clear", (void *)s->base);
-  if (s->alloc_cache != 0 && s->alloc_bits[s->window] != ~0ULL)
-    gm_fatal("span: window not fully reserved", (void *)s->base);
+  if (s->alloc_cache != 0 && (s->alloc_bits[s->window] & s->alloc_cache) != s->alloc_cache)
+    gm_fatal("span: window slot not reserved", (void *)s->base);
   if (s->alloc_cache != 0 && s->window >= nwords)
     gm_fatal("span: window outside the bitmap", (void *)s->base);
   if (s->window == nwords - 1 && s->nelems % 64 && (s->alloc_cache >> (s->nelems % 64)) != 0)
@@ -119,6 +120,7 @@ void span_validate(const mspan_t *s) {
 
 static void own_push(mcache_t *c, mspan_t *s, uint8_t id) {
   mspan_t **head = id == LIST_OWN_PARTIAL ? &c->partial[s->sizeclass] : &c->full[s->sizeclass];
+  s->trigger = id == LIST_OWN_PARTIAL ? s->nelems : partial_min(s);
   s->prev = NULL;
   s->next = *head;
   if (*head)
@@ -138,6 +140,7 @@ static void own_remove(mcache_t *c, mspan_t *s) {
     s->next->prev = s->prev;
   s->next = s->prev = NULL;
   s->list = LIST_NONE;
+  s->trigger = TRIGGER_NONE;
 }
 
 // mcache_release_span gives owned span s (on no list, no window) back: to
@@ -154,7 +157,7 @@ static void mcache_release_span(mspan_t *s) {
 // is parked without XF_FULL (the pending notification brings it back).
 static void mcache_file(mcache_t *c, mspan_t *s) {
   for (;;) {
-    span_apply_xfree(s, span_take_xfree(s), false);
+    span_apply_xfree(s, span_take_xfree(s));
     uintptr_t x = atomic_load_explicit(&s->xfree, memory_order_relaxed);
     if (s->nfree == s->nelems && !(x & XF_NOTED)) {
       if (c->last_span == s)
@@ -220,21 +223,25 @@ static void mcache_process_notes(mcache_t *c) {
   }
 }
 
-// mcache_free_owned frees object p of span s, owned by c. Returns true if p
-// went back into the current window (it counts as reserved again).
-bool mcache_free_owned(mcache_t *c, mspan_t *s, uintptr_t p) {
-  if (s == c->alloc[s->sizeclass])
-    return free_apply(s, p, true);
-  free_apply(s, p, false);
-  if (s->list == LIST_OWN_FULL && s->nfree >= partial_min(s)) {
+// mcache_free_owned frees object p of span s, owned by c, and moves s
+// between c's lists when its free count says so: a parked full span with
+// partial_min free slots becomes partial, an empty partial span goes back to
+// mheap (unless a notification for it is pending).
+void mcache_free_owned(mcache_t *c, mspan_t *s, uintptr_t p) {
+  free_apply(s, p);
+  if (s->nfree < s->trigger)
+    return;
+  if (s->list == LIST_OWN_FULL) {
     own_remove(c, s);
     mcache_file(c, s);
-  } else if (s->nfree == s->nelems && s->list == LIST_OWN_PARTIAL &&
-             !(atomic_load_explicit(&s->xfree, memory_order_relaxed) & XF_NOTED)) {
+  } else if (s->list == LIST_OWN_PARTIAL) {
+    if (atomic_load_explicit(&s->xfree, memory_order_relaxed) & XF_NOTED) {
+      s->trigger = TRIGGER_NONE; // empty, but filed again when its note is processed
+      return;
+    }
     own_remove(c, s);
     mcache_file(c, s); // empty: back to mheap
   }
-  return false;
 }
 
 // mcache_take_partial makes an owned partial span of sizeclass current.
@@ -247,7 +254,7 @@ static bool mcache_take_partial(mcache_t *c, uint8_t sizeclass) {
   if (s == NULL)
     return false;
   own_remove(c, s);
-  span_apply_xfree(s, span_take_xfree(s), false); // no window yet: through the bits
+  span_apply_xfree(s, span_take_xfree(s));
   c->alloc[sizeclass] = s;
   if (!span_next_window(s))
     gm_fatal("owned partial span without free slots", (void *)s->base);
@@ -295,7 +302,6 @@ static void mcache_thread_exit(void *arg) {
     relaxed_add(&dead_stats[i].nmalloc, relaxed_load(&c->stats[i].nmalloc));
     relaxed_add(&dead_stats[i].nfree, relaxed_load(&c->stats[i].nfree));
   }
-  dead_win_frees += relaxed_load(&c->win_frees);
   mcache_t **pp = &registry;
   while (*pp != c)
     pp = &(*pp)->next;
@@ -393,12 +399,8 @@ void mcache_sum_stats(gm_stats_t *st) {
     st->by_size[i].mallocs += relaxed_load(&dead_stats[i].nmalloc);
     st->by_size[i].frees += relaxed_load(&dead_stats[i].nfree);
   }
-  st->mallocs += dead_win_frees;
-  st->frees += dead_win_frees;
   for (mcache_t *c = registry; c; c = c->next) {
     st->num_threads++;
-    st->mallocs += relaxed_load(&c->win_frees);
-    st->frees += relaxed_load(&c->win_frees);
     for (int i = 0; i < GM_NUM_SIZE_CLASSES; i++) {
       st->by_size[i].mallocs += relaxed_load(&c->stats[i].nmalloc);
       st->by_size[i].frees += relaxed_load(&c->stats[i].nfree);

@@ -30,6 +30,7 @@ void mcentral_init(void) {
 }
 
 static void list_push(mspan_t **head, mspan_t *s, uint8_t id) {
+  s->trigger = TRIGGER_NONE;
   s->prev = NULL;
   s->next = *head;
   if (*head)
@@ -114,7 +115,7 @@ void mcentral_uncache_span(mspan_t *s) {
     s->alloc_cache = 0;
   }
   uintptr_t list = atomic_exchange_explicit(&s->xfree, XF_UNOWNED, memory_order_acq_rel);
-  span_apply_xfree(s, list & ~XF_FLAGS, false);
+  span_apply_xfree(s, list & ~XF_FLAGS);
   s->window = WINDOW_NONE;
   if (s->nfree == s->nelems) {
     pthread_mutex_unlock(&m->lock);
@@ -145,7 +146,7 @@ void mcentral_free_batch(uint8_t sizeclass, uintptr_t list, mcache_t *c) {
     uintptr_t next = *(uintptr_t *)list;
     uintptr_t x = atomic_load_explicit(&s->xfree, memory_order_relaxed);
     if (x & XF_UNOWNED) {
-      free_apply(s, list, false);
+      free_apply(s, list);
       if (s->nfree == s->nelems) {
         list_remove(m, s);
         m->nspans--;
@@ -155,8 +156,7 @@ void mcentral_free_batch(uint8_t sizeclass, uintptr_t list, mcache_t *c) {
         list_push(&m->partial, s, LIST_PARTIAL);
       }
     } else if (relaxed_load(&s->owner) == c) {
-      if (mcache_free_owned(c, s, list)) // back in c's window: reserved again
-        relaxed_add(&c->stats[sizeclass].nmalloc, 1);
+      mcache_free_owned(c, s, list);
     } else if (!free_push_remote(s, list, x)) {
       gm_fatal("mcentral: span lost its owner under the lock", (void *)s->base);
     }

@@ -12,7 +12,9 @@
 void fixalloc_init(fixalloc_t *f, size_t size) {
   gm_assert(size >= sizeof(void *));
   pthread_mutex_init(&f->lock, NULL);
-  f->size = (size + 15) & ~(size_t)15;
+  // Records of a cache line or more start on a cache line (their fields are
+  // laid out by line to keep threads off each other's lines).
+  f->size = size >= 64 ? (size + 63) & ~(size_t)63 : (size + 15) & ~(size_t)15;
   f->free_list = NULL;
   f->chunk = f->end = 0;
   f->inuse = f->sys = 0;

@@ -66,7 +66,7 @@ static void model_test(uint8_t sc, int steps) {
           *(uintptr_t *)p = old;
         while (!atomic_compare_exchange_weak(&s->xfree, &old, p));
       } else {
-        free_apply(s, p, true);
+        free_apply(s, p);
       }
       model[i] = false;
       live--;
