@@ -71,11 +71,9 @@ typedef struct gm_stats {
   uint64_t frees;         // cumulative objects freed
   uint64_t meta_sys;      // bytes of metadata (spans, caches, arena maps)
   uint64_t num_threads;   // live thread caches
-  // Small objects are counted when a thread's cache reserves them (64 slots
-  // at a time): mallocs may run ahead by up to 63 objects per cached span.
-  // An object freed straight back into its thread's current window and handed
-  // out again counts once in the totals mallocs and frees but not in by_size,
-  // whose mallocs - frees is still the live count per class.
+  // Small objects are counted when a thread's cache reserves them (up to 64
+  // slots at a time): mallocs may run ahead by up to 63 objects per size
+  // class per thread; frees are counted when they happen.
   gm_class_stats_t by_size[GM_NUM_CLASSES];
 } gm_stats_t;
 
