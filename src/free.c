@@ -93,7 +93,10 @@ bool free_push_remote(mspan_t *s, uintptr_t p, uintptr_t old) {
     *(uintptr_t *)p = old & ~XF_FLAGS;
     bool notify = (old & XF_FULL) != 0;
     uintptr_t new_x = p | (old & XF_NOTED) | (notify ? XF_NOTED : 0);
-    if (atomic_compare_exchange_weak_explicit(&s->xfree, &old, new_x, memory_order_release,
+    // acq_rel: a notifier acquires the owner's CAS that set XF_FULL, which
+    // the owner made after it last read s->xnext; so our write of xnext
+    // below happens after that read.
+    if (atomic_compare_exchange_weak_explicit(&s->xfree, &old, new_x, memory_order_acq_rel,
                                               memory_order_relaxed)) {
       if (notify && owner != NULL) {
         mspan_t *head = atomic_load_explicit(&owner->xspans, memory_order_relaxed);
