@@ -330,10 +330,10 @@ void mcache_release_all(mcache_t *c);
 void mcache_free_owned(mcache_t *c, mspan_t *s, uintptr_t p);
 uintptr_t span_take_xfree(mspan_t *s);
 
-// partial_min returns how many free slots make a span partial: 1/8 of its
+// partial_min returns how many free slots make a span partial: 1/4 of its
 // slots (at least 1), so that taking a span buys a window's worth of objects.
 GM_INLINE uint16_t partial_min(const mspan_t *s) {
-  return s->nelems >= 16 ? s->nelems / 8 : 1;
+  return s->nelems >= 8 ? s->nelems / 4 : 1;
 }
 void mcache_flush_pending(mcache_t *c, uint8_t sizeclass);
 void mcache_sum_stats(gm_stats_t *st);

@@ -6,11 +6,11 @@
 // partial span, or a fresh one from mheap (mcentral_cache_span). Spans whose
 // every object is free go straight back to mheap.
 //
-// A span counts as partial only once at least 1/8 of its slots are free
+// A span counts as partial only once at least 1/4 of its slots are free
 // (partial_min): a thread that caches a span should get a window's worth of
 // objects for its two lock round trips, not the one or two slots that scattered
 // remote frees leave behind. Nearly full spans wait on the full list; the
-// slots they hold back are at most 12.5% of the class's memory.
+// slots they hold back are under 25% of the class's memory.
 //
 // Invariants (mcentral_validate, under mcentral.lock):
 //   - a span on a list has no owner, xfree == XF_UNOWNED, alloc_cache == 0;
