@@ -15,8 +15,9 @@ demo: all
 	examples/demo.sh $(BUILD)
 
 # Every test, in every build: release (with the drop-in override tests),
-# debug (invariant validators on every operation), ASan+UBSan, TSan.
-test: deps test-release test-debug test-asan test-tsan
+# debug (invariant validators on every operation), ASan+UBSan, TSan, and
+# valgrind memcheck.
+test: deps test-release test-debug test-asan test-tsan test-valgrind
 	@echo "gomem: all test builds passed"
 
 test-release:
@@ -39,6 +40,11 @@ test-tsan:
 	$(CMAKE) --build build-tsan -j$(JOBS)
 	cd build-tsan && ctest --output-on-failure -j$(JOBS)
 
+test-valgrind:
+	$(CMAKE) -S . -B build-valgrind -DCMAKE_BUILD_TYPE=RelWithDebInfo -DGOMEM_SANITIZE=valgrind -DGOMEM_DEBUG_LEVEL=1 -DGOMEM_WERROR=ON >/dev/null
+	$(CMAKE) --build build-valgrind -j$(JOBS)
+	cd build-valgrind && ctest --output-on-failure -j$(JOBS)
+
 # Installs what a fresh Debian machine lacks for the tests (as root only).
 deps:
 	@tools/install-deps.sh test
@@ -56,4 +62,4 @@ format:
 	clang-format -i src/*.c src/*.h include/*.h tests/*.c examples/*.c
 
 clean:
-	rm -rf build build-test build-debug build-asan build-tsan bench/out
+	rm -rf build build-test build-debug build-asan build-tsan build-valgrind bench/out
