@@ -24,8 +24,11 @@ PACKAGES = {
     "mimalloc": "libmimalloc-dev",
     "jemalloc": "libjemalloc-dev",
     "tcmalloc": "libgoogle-perftools-dev",
+    "boehm": "libgc-dev",  # garbage-collector variants
+    "go": "golang-go",
 }
 OTHER_PACKAGES = ["libgc-dev", "golang-go"]
+CHECK_REFERENCE = ["glibc", "boehm", "go"]
 
 
 # ---------------------------------------------------------------------------
@@ -369,18 +372,22 @@ def main():
             variants.append(r.variant)
     variants.sort(key=lambda v: (MALLOC_ORDER.index(v) if v in MALLOC_ORDER else len(MALLOC_ORDER)))
 
-    # Checksums: every successful run of a workload must print the same one.
-    # The reference is glibc's when glibc ran and agreed with itself, else the
-    # most common value.
+    # Checksums: every successful run of a workload must print the same one,
+    # whatever the allocator or, for variant workloads, the implementation.
+    # The reference is that of the first of CHECK_REFERENCE that ran and
+    # agreed with itself (glibc for malloc workloads; Boehm's, else Go's, for
+    # the garbage-collector variants, so gomem is checked against them), else
+    # the most common value.
     for w in workloads:
         rs = [r for r in runs if r.workload == w and r.ok]
-        glibc = set(r.check for r in rs if r.variant == "glibc")
-        if len(glibc) == 1:
-            ref = glibc.pop()
-        elif rs:
+        ref = None
+        for cand in CHECK_REFERENCE:
+            sums = set(r.check for r in rs if r.variant == cand)
+            if len(sums) == 1:
+                ref = sums.pop()
+                break
+        if ref is None and rs:
             ref = collections.Counter(r.check for r in rs).most_common(1)[0][0]
-        else:
-            ref = None
         for r in rs:
             if r.check != ref:
                 r.state, r.reason = "CHECK", "checksum %s, expected %s" % (r.check, ref)

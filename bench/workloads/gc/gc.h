@@ -1,0 +1,86 @@
+// gc.h: the tiny allocation layer of the garbage-collector workloads.
+//
+// Each workloads/gc/NAME.c is written against four macros and built once per
+// collector (see bench/Makefile):
+//
+//   GC_INIT()             set the collector up; first thing in main
+//   GC_NEW(size)          zeroed memory that the collector scans for pointers
+//   GC_NEW_NOSCAN(size)   memory that holds no pointers (not zeroed by Boehm)
+//   GC_COLLECT()          a full collection now
+//
+//   -DGC_IMPL_BOEHM   Boehm GC (Debian's libgc-dev): GC_MALLOC,
+//                     GC_MALLOC_ATOMIC, GC_gcollect; link -lgc
+//   -DGC_IMPL_GOMEM   gomem's collector (include/gomem.h): gm_alloc,
+//                     gm_alloc_noscan, gm_collect; link libgomem
+//
+// Nothing is ever freed: memory that is no longer reachable from the stack,
+// the data segment or another GC object is the collector's to reclaim. So
+// every pointer to GC memory must live in one of those (never in malloc'ed
+// memory, which Boehm does not scan). The same programs in Go are in
+// workloads/go/NAME/main.go; both print the same checksum.
+#ifndef GOMEM_BENCH_GC_H
+#define GOMEM_BENCH_GC_H
+
+#include "../common.h"
+
+#if defined(GC_IMPL_BOEHM)
+#include <gc.h>
+#define GC_IMPL_NAME "boehm"
+static inline void *gc_new_(size_t n) {
+  void *p = GC_MALLOC(n);
+  if (!p) die("GC_MALLOC(%zu) returned NULL", n);
+  return p;
+}
+static inline void *gc_new_noscan_(size_t n) {
+  void *p = GC_MALLOC_ATOMIC(n);
+  if (!p) die("GC_MALLOC_ATOMIC(%zu) returned NULL", n);
+  return p;
+}
+#undef GC_NEW /* Boehm's GC_NEW(type); ours takes a size */
+#define GC_NEW(n) gc_new_(n)
+#define GC_NEW_NOSCAN(n) gc_new_noscan_(n)
+#define GC_COLLECT() GC_gcollect()
+/* GC_INIT is Boehm's own macro. */
+
+#elif defined(GC_IMPL_GOMEM)
+#include "gomem.h"
+#define GC_IMPL_NAME "gomem"
+static inline void *gc_new_(size_t n) {
+  void *p = gm_alloc(n);
+  if (!p) die("gm_alloc(%zu) returned NULL", n);
+  return p;
+}
+static inline void *gc_new_noscan_(size_t n) {
+  void *p = gm_alloc_noscan(n);
+  if (!p) die("gm_alloc_noscan(%zu) returned NULL", n);
+  return p;
+}
+#define GC_NEW(n) gc_new_(n)
+#define GC_NEW_NOSCAN(n) gc_new_noscan_(n)
+#define GC_COLLECT() gm_collect()
+#define GC_INIT() ((void)0)
+
+#else
+#error "build with -DGC_IMPL_BOEHM or -DGC_IMPL_GOMEM (see bench/Makefile)"
+#endif
+
+// FNV-1a over text: the checksum of a program's "standard" output lines, so
+// the C and Go versions agree byte for byte.
+static inline uint64_t fnv1a(uint64_t h, const char *s) {
+  for (; *s; s++) h = (h ^ (unsigned char)*s) * 0x100000001b3ULL;
+  return h;
+}
+#define FNV_INIT 0xcbf29ce484222325ULL
+
+// Prints "# LINE" and folds LINE (with its newline) into *h.
+static UNUSED __attribute__((format(printf, 2, 3))) void out_line(uint64_t *h, const char *fmt, ...) {
+  char buf[512];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(buf, sizeof buf, fmt, ap);
+  va_end(ap);
+  printf("# %s\n", buf);
+  *h = fnv1a(fnv1a(*h, buf), "\n");
+}
+
+#endif
