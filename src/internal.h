@@ -304,6 +304,7 @@ struct mcache {
   // Spans this thread owns besides the current ones (owner only): partial
   // (at least partial_min free slots) and full.
   mspan_t *partial[GM_NUM_SIZE_CLASSES];
+  mspan_t *partial_tail[GM_NUM_SIZE_CLASSES];
   mspan_t *full[GM_NUM_SIZE_CLASSES];
   // xspans: spans on the full list that received a remote free (XF_NOTED),
   // pushed by freers with CAS, taken whole by the owner with exchange. On a

@@ -118,26 +118,42 @@ void span_validate(const mspan_t *s) {
 // as full the first such free notifies the owner (XF_FULL -> XF_NOTED, span
 // pushed on c->xspans), which files the span again at its next refill.
 
+// own_push files s on c's partial list (at the tail: the list is a queue, so
+// the span taken next is the one parked longest, which has had the most time
+// to collect frees) or full list (at the head).
 static void own_push(mcache_t *c, mspan_t *s, uint8_t id) {
-  mspan_t **head = id == LIST_OWN_PARTIAL ? &c->partial[s->sizeclass] : &c->full[s->sizeclass];
-  s->trigger = id == LIST_OWN_PARTIAL ? s->nelems : partial_min(s);
-  s->prev = NULL;
-  s->next = *head;
-  if (*head)
-    (*head)->prev = s;
-  *head = s;
+  uint8_t sc = s->sizeclass;
   s->list = id;
+  if (id == LIST_OWN_PARTIAL) {
+    s->trigger = s->nelems;
+    s->next = NULL;
+    s->prev = c->partial_tail[sc];
+    if (s->prev)
+      s->prev->next = s;
+    else
+      c->partial[sc] = s;
+    c->partial_tail[sc] = s;
+    return;
+  }
+  s->trigger = partial_min(s);
+  s->prev = NULL;
+  s->next = c->full[sc];
+  if (s->next)
+    s->next->prev = s;
+  c->full[sc] = s;
 }
 
 static void own_remove(mcache_t *c, mspan_t *s) {
-  mspan_t **head =
-      s->list == LIST_OWN_PARTIAL ? &c->partial[s->sizeclass] : &c->full[s->sizeclass];
+  uint8_t sc = s->sizeclass;
+  bool partial = s->list == LIST_OWN_PARTIAL;
   if (s->prev)
     s->prev->next = s->next;
   else
-    *head = s->next;
+    *(partial ? &c->partial[sc] : &c->full[sc]) = s->next;
   if (s->next)
     s->next->prev = s->prev;
+  else if (partial)
+    c->partial_tail[sc] = s->prev;
   s->next = s->prev = NULL;
   s->list = LIST_NONE;
   s->trigger = TRIGGER_NONE;
