@@ -20,30 +20,29 @@ demo: all
 test: deps test-release test-debug test-asan test-tsan test-valgrind
 	@echo "gomem: all test builds passed"
 
+# run_suite BUILD_DIR CMAKE_OPTIONS: configure, build and run ctest in one build.
+define run_suite
+	$(CMAKE) -S . -B $(1) $(2) -DGOMEM_WERROR=ON >/dev/null
+	$(CMAKE) --build $(1) -j$(JOBS)
+	cd $(1) && ctest --output-on-failure -j$(JOBS)
+endef
+
+CHECKED = -DCMAKE_BUILD_TYPE=RelWithDebInfo -DGOMEM_DEBUG_LEVEL=1
+
 test-release:
-	$(CMAKE) -S . -B build-test -DCMAKE_BUILD_TYPE=Release -DGOMEM_WERROR=ON >/dev/null
-	$(CMAKE) --build build-test -j$(JOBS)
-	cd build-test && ctest --output-on-failure -j$(JOBS)
+	$(call run_suite,build-test,-DCMAKE_BUILD_TYPE=Release)
 
 test-debug:
-	$(CMAKE) -S . -B build-debug -DCMAKE_BUILD_TYPE=Debug -DGOMEM_WERROR=ON >/dev/null
-	$(CMAKE) --build build-debug -j$(JOBS)
-	cd build-debug && ctest --output-on-failure -j$(JOBS)
+	$(call run_suite,build-debug,-DCMAKE_BUILD_TYPE=Debug)
 
 test-asan:
-	$(CMAKE) -S . -B build-asan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DGOMEM_SANITIZE=address -DGOMEM_DEBUG_LEVEL=1 -DGOMEM_WERROR=ON >/dev/null
-	$(CMAKE) --build build-asan -j$(JOBS)
-	cd build-asan && ctest --output-on-failure -j$(JOBS)
+	$(call run_suite,build-asan,$(CHECKED) -DGOMEM_SANITIZE=address)
 
 test-tsan:
-	$(CMAKE) -S . -B build-tsan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DGOMEM_SANITIZE=thread -DGOMEM_DEBUG_LEVEL=1 -DGOMEM_WERROR=ON >/dev/null
-	$(CMAKE) --build build-tsan -j$(JOBS)
-	cd build-tsan && ctest --output-on-failure -j$(JOBS)
+	$(call run_suite,build-tsan,$(CHECKED) -DGOMEM_SANITIZE=thread)
 
 test-valgrind:
-	$(CMAKE) -S . -B build-valgrind -DCMAKE_BUILD_TYPE=RelWithDebInfo -DGOMEM_SANITIZE=valgrind -DGOMEM_DEBUG_LEVEL=1 -DGOMEM_WERROR=ON >/dev/null
-	$(CMAKE) --build build-valgrind -j$(JOBS)
-	cd build-valgrind && ctest --output-on-failure -j$(JOBS)
+	$(call run_suite,build-valgrind,$(CHECKED) -DGOMEM_SANITIZE=valgrind)
 
 # Installs what a fresh Debian machine lacks for the tests (as root only).
 deps:

@@ -499,6 +499,23 @@ int pagealloc_grow(pagealloc_t *p, uintptr_t base, size_t bytes) {
   return 0;
 }
 
+// pa_mark_in_use marks the free pages [base, base + npages pages) in use,
+// updates summaries and counters, and returns how many were scavenged.
+static size_t pa_mark_in_use(pagealloc_t *p, uintptr_t base, size_t npages) {
+  size_t page = base >> PA_PAGE_SHIFT, left = npages, nscav = 0;
+  while (left) {
+    size_t c = page / PA_CHUNK_PAGES;
+    unsigned b = page % PA_CHUNK_PAGES, k = (unsigned)PA_MIN(left, (size_t)PA_CHUNK_PAGES - b);
+    nscav += pa_chunk_set(pa_chunk(p, c), b, k);
+    page += k;
+    left -= k;
+  }
+  pa_update(p, base >> PA_CHUNK_SHIFT, (page - 1) / PA_CHUNK_PAGES);
+  p->free_pages -= npages;
+  p->scav_pages -= nscav;
+  return nscav;
+}
+
 uintptr_t pagealloc_alloc(pagealloc_t *p, size_t npages, size_t *scav) {
   if (scav)
     *scav = 0;
@@ -508,17 +525,7 @@ uintptr_t pagealloc_alloc(pagealloc_t *p, size_t npages, size_t *scav) {
   uintptr_t addr = pa_find(p, npages, &first_free);
   if (addr == 0)
     return 0;
-  size_t page = addr >> PA_PAGE_SHIFT, left = npages, nscav = 0;
-  while (left) {
-    size_t c = page / PA_CHUNK_PAGES;
-    unsigned b = page % PA_CHUNK_PAGES, k = (unsigned)PA_MIN(left, (size_t)PA_CHUNK_PAGES - b);
-    nscav += pa_chunk_set(pa_chunk(p, c), b, k);
-    page += k;
-    left -= k;
-  }
-  pa_update(p, addr >> PA_CHUNK_SHIFT, (page - 1) / PA_CHUNK_PAGES);
-  p->free_pages -= npages;
-  p->scav_pages -= nscav;
+  size_t nscav = pa_mark_in_use(p, addr, npages);
   p->search_addr = first_free == addr ? addr + npages * PA_PAGE_SIZE : first_free;
   if (scav)
     *scav = nscav;
@@ -559,17 +566,7 @@ bool pagealloc_alloc_at(pagealloc_t *p, uintptr_t base, size_t npages, size_t *s
     *scav = 0;
   if (!pa_range_free(p, base, npages))
     return false;
-  size_t page = base >> PA_PAGE_SHIFT, left = npages, nscav = 0;
-  while (left) {
-    size_t c = page / PA_CHUNK_PAGES;
-    unsigned b = page % PA_CHUNK_PAGES, k = (unsigned)PA_MIN(left, (size_t)PA_CHUNK_PAGES - b);
-    nscav += pa_chunk_set(pa_chunk(p, c), b, k);
-    page += k;
-    left -= k;
-  }
-  pa_update(p, base >> PA_CHUNK_SHIFT, (page - 1) / PA_CHUNK_PAGES);
-  p->free_pages -= npages;
-  p->scav_pages -= nscav;
+  size_t nscav = pa_mark_in_use(p, base, npages);
   if (scav)
     *scav = nscav;
   return true; // search_addr stays a valid lower bound
