@@ -91,6 +91,7 @@ void *os_reserve(size_t bytes, uintptr_t hint);       // PROT_READ|WRITE, NORESE
 void *os_reserve_aligned(size_t bytes, size_t align); // NULL on failure
 void os_unmap(void *p, size_t bytes);
 void os_release(void *ctx, uintptr_t addr, size_t bytes); // MADV_DONTNEED
+void os_hugepages(void *p, size_t bytes, bool on);        // MADV_(NO)HUGEPAGE
 size_t os_rss_bytes(void);                                 // current RSS
 void os_write_stderr(const char *s, size_t n);
 void gm_write_fd(int fd, const char *s, size_t n);
@@ -382,6 +383,7 @@ typedef struct gm_options {
   unsigned scavenge_ms;    // GOMEM_SCAVENGE_MS: scavenger tick
   unsigned retain_percent; // GOMEM_RETAIN_PERCENT: kept over recent peak
   unsigned debug;          // GOMEM_DEBUG: 1 = validate heap on every slow path
+  bool hugepages;          // GOMEM_HUGEPAGES: back arenas with transparent huge pages
 } gm_options_t;
 
 extern gm_options_t gm_opt;

@@ -63,6 +63,7 @@ static bool mheap_grow_locked(size_t npages) {
     os_unmap((void *)base, bytes);
     return false;
   }
+  os_hugepages((void *)base, bytes, gm_opt.hugepages);
   gm_heap.sys_bytes += bytes;
   return true;
 }

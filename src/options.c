@@ -23,6 +23,8 @@ static const option_desc_t options[] = {
     {"GOMEM_RETAIN_PERCENT", 10, &gm_opt.retain_percent, NULL,
      "free memory kept resident, in percent over the recent peak"},
     {"GOMEM_DEBUG", 0, &gm_opt.debug, NULL, "1: validate heap structures on slow paths"},
+    {"GOMEM_HUGEPAGES", 0, NULL, &gm_opt.hugepages,
+     "1: back the heap with transparent huge pages; 0: never, whatever the system default"},
 };
 
 // parse_uint accepts decimal digits only; anything else keeps the default.

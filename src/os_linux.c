@@ -8,6 +8,9 @@
 //                       the range stays mapped and reads as zero afterwards.
 //                       Callers rely on the zero: released pages need no memset.
 //   os_unmap            unmap a range.
+//   os_hugepages        ask for transparent huge pages on a range, or forbid
+//                       them (whatever the system default): a choice, not a
+//                       surprise.
 // None of these allocate memory from the heap.
 #include <fcntl.h>
 #include <stdio.h>
@@ -51,6 +54,10 @@ void os_release(void *ctx, uintptr_t addr, size_t bytes) {
   // (mheap skips zeroing them) and RSS must drop at once.
   while (madvise((void *)addr, bytes, MADV_DONTNEED) != 0 && errno == EAGAIN) {
   }
+}
+
+void os_hugepages(void *p, size_t bytes, bool on) {
+  madvise(p, bytes, on ? MADV_HUGEPAGE : MADV_NOHUGEPAGE); // advice: failure is harmless
 }
 
 // os_rss_bytes returns the resident set size from /proc/self/statm, or 0.

@@ -1,0 +1,96 @@
+// test_hugepages: transparent huge pages are the user's choice. By default
+// gomem's arenas are advised MADV_NOHUGEPAGE (no huge pages even where the
+// system default is "always"); GOMEM_HUGEPAGES=1 asks for them. The test
+// re-executes itself with each setting (options are read once, at start)
+// and reads AnonHugePages from /proc/self/smaps_rollup after touching a
+// 64 MiB object.
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "gomem.h"
+#include "test.h"
+
+static long anon_huge_kb(void) {
+  FILE *f = fopen("/proc/self/smaps_rollup", "r");
+  char line[256];
+  long kb = -1;
+  while (f && fgets(line, sizeof line, f))
+    if (sscanf(line, "AnonHugePages: %ld kB", &kb) == 1)
+      break;
+  if (f)
+    fclose(f);
+  return kb;
+}
+
+// child: allocate and touch 64 MiB, print AnonHugePages, exit.
+static int child(void) {
+  size_t n = (size_t)64 << 20;
+  char *p = gm_malloc(n);
+  if (p == NULL)
+    return 2;
+  memset(p, 1, n);
+  printf("%ld\n", anon_huge_kb());
+  return 0;
+}
+
+static long run_child(const char *self, const char *setting) {
+  int fd[2];
+  if (pipe(fd) != 0)
+    return -2;
+  pid_t pid = fork();
+  if (pid == 0) {
+    dup2(fd[1], 1);
+    close(fd[0]);
+    char env[64];
+    snprintf(env, sizeof env, "GOMEM_HUGEPAGES=%s", setting);
+    char *envp[] = {env, NULL};
+    char *argv[] = {(char *)self, (char *)"child", NULL};
+    execve(self, argv, envp);
+    _exit(127);
+  }
+  close(fd[1]);
+  char buf[64] = {0};
+  ssize_t k = read(fd[0], buf, sizeof buf - 1);
+  close(fd[0]);
+  int st;
+  waitpid(pid, &st, 0);
+  if (k <= 0 || !WIFEXITED(st) || WEXITSTATUS(st) != 0)
+    return -2;
+  return strtol(buf, NULL, 10);
+}
+
+static int thp_mode(char *mode, size_t n) { // "always", "madvise" or "never"
+  FILE *f = fopen("/sys/kernel/mm/transparent_hugepage/enabled", "r");
+  char line[128] = {0};
+  if (!f || !fgets(line, sizeof line, f)) {
+    if (f)
+      fclose(f);
+    return 0;
+  }
+  fclose(f);
+  char *a = strchr(line, '['), *b = a ? strchr(a, ']') : NULL;
+  if (!a || !b || (size_t)(b - a - 1) >= n)
+    return 0;
+  memcpy(mode, a + 1, (size_t)(b - a - 1));
+  mode[b - a - 1] = 0;
+  return 1;
+}
+
+int main(int argc, char **argv) {
+  if (argc > 1 && strcmp(argv[1], "child") == 0)
+    return child();
+  char mode[16];
+  if (!thp_mode(mode, sizeof mode) || anon_huge_kb() < 0) {
+    printf("no transparent huge pages on this system: nothing to check\n");
+    CHECK(1);
+    return test_done();
+  }
+  long off = run_child("/proc/self/exe", "0"), on = run_child("/proc/self/exe", "1");
+  printf("THP mode %s: AnonHugePages %ld kB by default, %ld kB with GOMEM_HUGEPAGES=1\n", mode,
+         off, on);
+  CHECKF(off == 0, "huge pages without asking for them: %ld kB", off);
+  if (strcmp(mode, "never") != 0 && GOMEM_SANITIZE[0] == 0)
+    CHECKF(on > 0, "GOMEM_HUGEPAGES=1 gave no huge pages (%ld kB)", on);
+  return test_done();
+}
