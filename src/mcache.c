@@ -41,11 +41,11 @@ mcache_t mcache_empty = {.last_span = E1, .alloc = {E16, E16, E16, E16, E4}};
 __thread mcache_t *gm_tls_mcache __attribute__((tls_model("initial-exec"))) = &mcache_empty;
 
 static pthread_mutex_t registry_lock = PTHREAD_MUTEX_INITIALIZER;
-static mcache_t *registry;             // all live caches (registry_lock)
+static mcache_t *registry;                            // all live caches (registry_lock)
 static class_stats_t dead_stats[GM_NUM_SIZE_CLASSES]; // of exited threads (registry_lock)
 static fixalloc_t mcache_alloc;
 static pthread_key_t mcache_key;
-_Atomic uint64_t gm_trim_epoch;        // bumped by gm_release_memory
+_Atomic uint64_t gm_trim_epoch; // bumped by gm_release_memory
 
 // span_init_small prepares a fresh span of npages for sizeclass: every slot
 // free, bits past nelems permanently set, no window loaded.
@@ -73,10 +73,16 @@ bool span_next_window(mspan_t *s) {
   gm_assert(s->alloc_cache == 0);
   if (s->nfree == 0)
     return false;
+  if (GM_VALIDATE)
+    span_validate(s);
   unsigned nwords = (s->nelems + 63) / 64, w = s->window; // WINDOW_NONE: start at 0
-  do
+  for (unsigned tries = 0;; tries++) {
+    if (unlikely(tries == nwords)) // nfree says free slots, the bitmap has none
+      gm_fatal("span: free count promises slots the bitmap does not have", (void *)s->base);
     w = w + 1 >= nwords ? 0 : w + 1;
-  while (s->alloc_bits[w] == ~0ULL);
+    if (s->alloc_bits[w] != ~0ULL)
+      break;
+  }
   uint64_t free = ~s->alloc_bits[w];
   s->alloc_bits[w] = ~0ULL;
   s->nfree -= (uint16_t)gm_popcount(free);
@@ -89,8 +95,7 @@ bool span_next_window(mspan_t *s) {
 }
 
 void span_bad_object(uintptr_t p) {
-  gm_fatal("free of a pointer inside an object or misaligned (not an allocation start)",
-           (void *)p);
+  gm_fatal("free of a pointer inside an object or misaligned (not an allocation start)", (void *)p);
 }
 
 // span_validate checks the bitmap invariants of small span s (owner only).
@@ -190,9 +195,8 @@ static void mcache_file(mcache_t *c, mspan_t *s) {
       own_push(c, s, LIST_OWN_FULL);
       return;
     }
-    if (x == 0 && atomic_compare_exchange_strong_explicit(&s->xfree, &x, XF_FULL,
-                                                          memory_order_acq_rel,
-                                                          memory_order_relaxed)) {
+    if (x == 0 && atomic_compare_exchange_strong_explicit(
+                      &s->xfree, &x, XF_FULL, memory_order_acq_rel, memory_order_relaxed)) {
       own_push(c, s, LIST_OWN_FULL);
       return;
     }
@@ -207,8 +211,8 @@ static void mcache_park(mcache_t *c, uint8_t sizeclass) {
   if (s == &span_empty)
     return;
   // Reserved but unused window slots were counted as mallocs at load.
-  relaxed_store(&c->stats[sizeclass].nmalloc, relaxed_load(&c->stats[sizeclass].nmalloc) -
-                                                  (uint64_t)gm_popcount(s->alloc_cache));
+  relaxed_store(&c->stats[sizeclass].nmalloc,
+                relaxed_load(&c->stats[sizeclass].nmalloc) - (uint64_t)gm_popcount(s->alloc_cache));
   if (s->alloc_cache != 0) {
     s->alloc_bits[s->window] &= ~s->alloc_cache;
     s->nfree += (uint16_t)gm_popcount(s->alloc_cache);
@@ -296,8 +300,8 @@ void mcache_release_all(mcache_t *c) {
     mcache_flush_pending(c, (uint8_t)i);
     mspan_t *s = c->alloc[i];
     if (s != &span_empty) {
-      relaxed_store(&c->stats[i].nmalloc, relaxed_load(&c->stats[i].nmalloc) -
-                                             (uint64_t)gm_popcount(s->alloc_cache));
+      relaxed_store(&c->stats[i].nmalloc,
+                    relaxed_load(&c->stats[i].nmalloc) - (uint64_t)gm_popcount(s->alloc_cache));
       c->alloc[i] = &span_empty;
       mcache_release_span(s);
     }

@@ -87,8 +87,8 @@ int main(int argc, char **argv) {
     return test_done();
   }
   long off = run_child("/proc/self/exe", "0"), on = run_child("/proc/self/exe", "1");
-  printf("THP mode %s: AnonHugePages %ld kB by default, %ld kB with GOMEM_HUGEPAGES=1\n", mode,
-         off, on);
+  printf("THP mode %s: AnonHugePages %ld kB by default, %ld kB with GOMEM_HUGEPAGES=1\n", mode, off,
+         on);
   CHECKF(off == 0, "huge pages without asking for them: %ld kB", off);
   if (strcmp(mode, "never") != 0 && GOMEM_SANITIZE[0] == 0)
     CHECKF(on > 0, "GOMEM_HUGEPAGES=1 gave no huge pages (%ld kB)", on);

@@ -110,8 +110,8 @@ int main(void) {
   // Live data is constant (NTHREADS * SLOTS objects of <= 1 KiB, ~4 MiB):
   // four times as many rounds must not need a bigger heap.
   CHECKF(s2.heap_inuse <= s1.heap_inuse + (s1.heap_inuse >> 1) + (1u << 20),
-         "heap grew with rounds: %llu -> %llu bytes in use",
-         (unsigned long long)s1.heap_inuse, (unsigned long long)s2.heap_inuse);
+         "heap grew with rounds: %llu -> %llu bytes in use", (unsigned long long)s1.heap_inuse,
+         (unsigned long long)s2.heap_inuse);
   CHECKF(s2.heap_inuse < (64u << 20), "heap in use %llu bytes for ~4 MiB of live data",
          (unsigned long long)s2.heap_inuse);
   for (int i = 0; i < NTHREADS; i++)
