@@ -118,7 +118,7 @@ static inline bool pend_full(const mcache_t *c, uint8_t sizeclass) {
 
 // free_remote frees object p of small span s that the calling thread (cache
 // c) does not own: a CAS push on the owner's remote list, or, when s is
-// uncached, onto c's pending list for a batched mcentral free.
+// unowned, onto c's pending list for a batched mcentral free.
 static void free_remote(uintptr_t p, mspan_t *s, mcache_t *c) {
   (void)span_object_index(s, p); // validate before the object joins a list
   uint8_t sc = s->sizeclass;
@@ -132,7 +132,7 @@ static void free_remote(uintptr_t p, mspan_t *s, mcache_t *c) {
 }
 
 // free_slow handles everything but a local free of a small object: large
-// objects, objects of spans cached elsewhere or uncached, bad pointers.
+// objects, objects of spans owned elsewhere or unowned, bad pointers.
 GM_NOINLINE void free_slow(void *ptr, mspan_t *s, mcache_t *c) {
   uintptr_t p = (uintptr_t)ptr;
   if (s == NULL) {

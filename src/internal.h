@@ -9,7 +9,7 @@
 //   window     the 64 objects of a cached span whose free bits sit in
 //              alloc_cache; allocating is ctz + clear-lowest-bit on that word.
 //   mcache     a thread's cache: one span per size class, no locks.
-//   mcentral   per size class: spans no thread has cached (partial and full).
+//   mcentral   per size class: spans no thread owns (partial and full).
 //   mheap      the global heap: arenas, the page allocator, large objects.
 //   arena      64 MiB of address space reserved from the OS at once.
 //   scavenge   return free pages to the OS (madvise) while keeping the range.
@@ -92,7 +92,6 @@ void *os_reserve_aligned(size_t bytes, size_t align); // NULL on failure
 void os_unmap(void *p, size_t bytes);
 void os_release(void *ctx, uintptr_t addr, size_t bytes); // MADV_DONTNEED
 void os_hugepages(void *p, size_t bytes, bool on);        // MADV_(NO)HUGEPAGE
-size_t os_rss_bytes(void);                                 // current RSS
 void os_write_stderr(const char *s, size_t n);
 void gm_write_fd(int fd, const char *s, size_t n);
 uint64_t os_nanotime(void);
@@ -246,9 +245,6 @@ void mheap_init(void);
 mspan_t *mheap_alloc_span(size_t npages, uint8_t sizeclass, size_t align_pages);
 void mheap_free_span(mspan_t *s);
 bool mheap_grow_span_in_place(mspan_t *s, size_t npages);
-void mheap_lock_all(void);   // fork: prepare
-void mheap_unlock_all(void); // fork: parent
-void mheap_reset_locks(void); // fork: child
 
 // ---------------------------------------------------------------------------
 // mspan helpers (mcache.c)
@@ -276,7 +272,7 @@ typedef struct mcentral {
   pthread_mutex_t lock;
   mspan_t *partial; // spans with free slots, no owner (lock)
   mspan_t *full;    // spans without free slots, no owner (lock)
-  size_t nspans;    // spans of this class not cached (lock)
+  size_t nspans;    // spans on the two lists (lock)
   char pad[64];
 } mcentral_t;
 
@@ -313,7 +309,7 @@ struct mcache {
   _Alignas(64) _Atomic(mspan_t *) xspans;
   char xspans_pad[56];
   class_stats_t stats[GM_NUM_SIZE_CLASSES]; // owner writes, anyone reads
-  // Frees of objects in uncached spans, batched per class so mcentral.lock
+  // Frees of objects in unowned spans, batched per class so mcentral.lock
   // is taken once per PEND_MAX objects (owner only). Linked through objects.
   uintptr_t pend[GM_NUM_SIZE_CLASSES];
   uint32_t pend_n[GM_NUM_SIZE_CLASSES];
@@ -369,7 +365,6 @@ void free_apply(mspan_t *s, uintptr_t p); // owner or mcentral.lock: mark p free
 // ---------------------------------------------------------------------------
 // mgcscavenge.c
 
-void scavenger_init(void);
 void scavenger_kick(size_t dirty_pages); // after a span free: start / wake the scavenger
 size_t scavenge_all(void);        // release every free page now
 void scavenger_fork_child(void);

@@ -12,8 +12,9 @@
 //      no lock, no atomic.
 //   3. When the window is empty, the mcache loads the next word of the bitmap,
 //      collects frees that other threads pushed on the span, and otherwise
-//      trades the span at the class's mcentral (mcentral.c) for one with free
-//      slots.
+//      parks the span and takes another the thread owns with free slots, or
+//      one from the class's mcentral (mcentral.c). A thread keeps the spans
+//      it takes until it exits, so its frees into them need no lock.
 //   4. mcentral gets fresh spans from mheap (mheap.c), which carves pages out
 //      of 64 MiB arenas with Go's radix-tree page allocator (mpagealloc.c).
 //      Objects over 32 KiB get a span of their own straight from mheap.
@@ -57,7 +58,6 @@ GM_NOINLINE void gm_init_slow(void) {
   atomic_store(&gm_inited, 2);
   pthread_mutex_unlock(&init_lock);
   pthread_atfork(gm_fork_prepare, gm_fork_parent, gm_fork_child);
-  scavenger_init();
 }
 
 // Fork safety: every allocator lock is taken before fork and released (parent)

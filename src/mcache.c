@@ -164,8 +164,8 @@ static void own_remove(mcache_t *c, mspan_t *s) {
   s->trigger = TRIGGER_NONE;
 }
 
-// mcache_release_span gives owned span s (on no list, no window) back: to
-// mheap if it is empty and not awaiting a notification, else to mcentral.
+// mcache_release_span gives span s, owned by the caller and on none of its
+// lists, to mcentral (which sends it on to mheap if it is empty).
 static void mcache_release_span(mspan_t *s) {
   relaxed_store(&s->owner, NULL);
   mcentral_uncache_span(s);

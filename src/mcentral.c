@@ -1,10 +1,10 @@
 // mcentral.c: per-size-class central lists, twin of Go's mcentral.
 //
-// An mcentral holds the spans of its class that no thread has cached: the
-// partial list (some free slots) and the full list (none). A thread whose
-// cached span runs dry gives it back here (mcentral_uncache_span) and takes a
-// partial span, or a fresh one from mheap (mcentral_cache_span). Spans whose
-// every object is free go straight back to mheap.
+// An mcentral holds the spans of its class that no thread owns: those given
+// back by threads that exited or honoured gm_release_memory
+// (mcentral_uncache_span). A thread with no span of its own left takes a
+// partial one here, or a fresh one from mheap (mcentral_cache_span). Spans
+// whose every object is free go straight back to mheap.
 //
 // A span counts as partial only once at least 1/4 of its slots are free
 // (partial_min): a thread that caches a span should get a window's worth of
@@ -17,9 +17,8 @@
 //   - partial spans have partial_min <= nfree < nelems, full spans nfree <
 //     partial_min;
 //   - no fully free span stays on a list.
-// Frees of objects in uncached spans take this lock in batches
-// (mcentral_free_batch);
-// frees of objects in cached spans never do.
+// Frees of objects in unowned spans take this lock in batches
+// (mcentral_free_batch); frees of objects in owned spans never do.
 #include "internal.h"
 
 mcentral_t gm_central[GM_NUM_SIZE_CLASSES];
@@ -104,7 +103,7 @@ mspan_t *mcentral_cache_span(uint8_t sizeclass) {
   return s;
 }
 
-// mcentral_uncache_span takes back s from the thread that cached it. The caller
+// mcentral_uncache_span takes back s from the thread that owned it. The caller
 // has already removed s from its mcache and cleared owner.
 void mcentral_uncache_span(mspan_t *s) {
   mcentral_t *m = &gm_central[s->sizeclass];

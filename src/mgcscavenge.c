@@ -31,9 +31,6 @@ static _Atomic int scav_state; // 0 = not started, 1 = running, 2 = parked
 static size_t peak_ring[PEAK_TICKS]; // scavenger thread only
 static unsigned ring_pos;
 
-void scavenger_init(void) {
-}
-
 // scavenge_slice releases up to bytes of free pages, one slice per lock hold.
 static size_t scavenge_bytes(size_t bytes) {
   size_t done = 0;

@@ -12,8 +12,6 @@
 //                       them (whatever the system default): a choice, not a
 //                       surprise.
 // None of these allocate memory from the heap.
-#include <fcntl.h>
-#include <stdio.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <time.h>
@@ -58,23 +56,6 @@ void os_release(void *ctx, uintptr_t addr, size_t bytes) {
 
 void os_hugepages(void *p, size_t bytes, bool on) {
   madvise(p, bytes, on ? MADV_HUGEPAGE : MADV_NOHUGEPAGE); // advice: failure is harmless
-}
-
-// os_rss_bytes returns the resident set size from /proc/self/statm, or 0.
-size_t os_rss_bytes(void) {
-  char buf[128];
-  int fd = open("/proc/self/statm", O_RDONLY | O_CLOEXEC);
-  if (fd < 0)
-    return 0;
-  ssize_t n = read(fd, buf, sizeof buf - 1);
-  close(fd);
-  if (n <= 0)
-    return 0;
-  buf[n] = 0;
-  unsigned long size = 0, rss = 0;
-  if (sscanf(buf, "%lu %lu", &size, &rss) != 2)
-    return 0;
-  return rss * (size_t)sysconf(_SC_PAGESIZE);
 }
 
 void os_write_stderr(const char *s, size_t n) {
