@@ -5,8 +5,6 @@
 // and reads AnonHugePages from /proc/self/smaps_rollup after touching a
 // 64 MiB object.
 #include <string.h>
-#include <sys/wait.h>
-#include <unistd.h>
 
 #include "gomem.h"
 #include "test.h"
@@ -34,30 +32,14 @@ static int child(void) {
   return 0;
 }
 
-static long run_child(const char *self, const char *setting) {
-  int fd[2];
-  if (pipe(fd) != 0)
+// run_child: the child's AnonHugePages with GOMEM_HUGEPAGES=setting, or -2.
+static long run_child(const char *setting) {
+  char env[64], out[64];
+  snprintf(env, sizeof env, "GOMEM_HUGEPAGES=%s", setting);
+  int st = test_run_self("child", env, 1, out, sizeof out);
+  if (st < 0 || !WIFEXITED(st) || WEXITSTATUS(st) != 0)
     return -2;
-  pid_t pid = fork();
-  if (pid == 0) {
-    dup2(fd[1], 1);
-    close(fd[0]);
-    char env[64];
-    snprintf(env, sizeof env, "GOMEM_HUGEPAGES=%s", setting);
-    char *envp[] = {env, NULL};
-    char *argv[] = {(char *)self, (char *)"child", NULL};
-    execve(self, argv, envp);
-    _exit(127);
-  }
-  close(fd[1]);
-  char buf[64] = {0};
-  ssize_t k = read(fd[0], buf, sizeof buf - 1);
-  close(fd[0]);
-  int st;
-  waitpid(pid, &st, 0);
-  if (k <= 0 || !WIFEXITED(st) || WEXITSTATUS(st) != 0)
-    return -2;
-  return strtol(buf, NULL, 10);
+  return strtol(out, NULL, 10);
 }
 
 static int thp_mode(char *mode, size_t n) { // "always", "madvise" or "never"
@@ -86,7 +68,7 @@ int main(int argc, char **argv) {
     CHECK(1);
     return test_done();
   }
-  long off = run_child("/proc/self/exe", "0"), on = run_child("/proc/self/exe", "1");
+  long off = run_child("0"), on = run_child("1");
   printf("THP mode %s: AnonHugePages %ld kB by default, %ld kB with GOMEM_HUGEPAGES=1\n", mode, off,
          on);
   CHECKF(off == 0, "huge pages without asking for them: %ld kB", off);

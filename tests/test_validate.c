@@ -11,8 +11,6 @@
 // Either way the process aborts with "gomem: <fault> at 0x<span>".
 #include <signal.h>
 #include <string.h>
-#include <sys/wait.h>
-#include <unistd.h>
 
 #include <stdbool.h>
 
@@ -31,32 +29,12 @@ static int child(const char *how) {
   return 0;
 }
 
-// run_child re-executes this program with GOMEM_DEBUG=debug to corrupt `how`;
-// returns its wait status and its stderr in err.
+// run_child: the wait status of a child corrupting `how` with
+// GOMEM_DEBUG=debug; its stderr in err.
 static int run_child(const char *how, const char *debug, char *err, size_t n) {
-  int fd[2];
-  if (pipe(fd) != 0)
-    return -1;
-  pid_t pid = fork();
-  if (pid == 0) {
-    dup2(fd[1], 2);
-    close(fd[0]);
-    char env[32];
-    snprintf(env, sizeof env, "GOMEM_DEBUG=%s", debug);
-    char *envp[] = {env, NULL};
-    char *argv[] = {(char *)"test_validate", (char *)how, NULL};
-    execve("/proc/self/exe", argv, envp);
-    _exit(127);
-  }
-  close(fd[1]);
-  ssize_t k, got = 0;
-  while ((k = read(fd[0], err + got, n - 1 - (size_t)got)) > 0)
-    got += k;
-  err[got] = 0;
-  close(fd[0]);
-  int st = 0;
-  waitpid(pid, &st, 0);
-  return st;
+  char env[32];
+  snprintf(env, sizeof env, "GOMEM_DEBUG=%s", debug);
+  return test_run_self(how, env, 2, err, n);
 }
 
 static const char *const validator = "gomem: span: nfree does not match alloc_bits at 0x";
