@@ -3,7 +3,8 @@
 // gomem is Go's runtime memory manager rebuilt in C: size-classed spans of
 // 8 KiB pages, a lock-free per-thread cache (mcache), per-class central lists
 // (mcentral), one heap of 64 MiB arenas with Go's radix-tree page allocator,
-// and a background scavenger that returns unused memory to the OS.
+// and a background scavenger that returns unused memory to the OS. On the
+// same heap, gm_alloc offers garbage-collected memory (Go's collector).
 //
 // Linking libgomem (or LD_PRELOAD=libgomem.so) replaces malloc, free and the
 // rest of the C allocator; the gm_* names below are the same functions under
@@ -50,6 +51,64 @@ int gm_owns(const void *p);
 size_t gm_release_memory(void);
 
 // ---------------------------------------------------------------------------
+// Garbage-collected heap (Go's tri-color mark-sweep, with conservative roots)
+//
+// GC objects are never freed by the program: when no pointer to them (to
+// their start or their inside) is left in a root or in another reachable GC
+// object, a later collection reclaims them. Roots are the stacks and saved
+// registers of every registered thread, the data and bss segments of the
+// program and of every loaded shared object, and ranges added with
+// gm_add_roots. Memory from malloc is NOT scanned: a pointer to a GC object
+// kept only in malloc'ed memory does not keep it alive (add the range as a
+// root, or allocate the holder with gm_alloc).
+//
+// Threads created with pthread_create after gomem is loaded are registered
+// automatically, and so is any thread that allocates from gomem; a thread
+// that holds GC pointers without ever allocating calls gm_thread_attach.
+// Collections stop registered threads with a signal (SIGPWR): system calls
+// that the signal interrupts are restarted (SA_RESTART) and errno is kept,
+// but calls that Linux never restarts (nanosleep, poll, epoll_wait, select,
+// ...) may return early with EINTR, as under any signal.
+
+// gm_alloc returns n bytes of zeroed memory that may hold pointers to other
+// GC objects (it is scanned), or NULL with errno = ENOMEM.
+void *gm_alloc(size_t n);
+
+// gm_alloc_noscan returns n bytes of zeroed memory that holds no pointers
+// (never scanned: what it points to is not kept alive). Objects under 16
+// bytes are packed together (Go's tiny allocator).
+void *gm_alloc_noscan(size_t n);
+
+// gm_collect runs a full, blocking collection (Go's runtime.GC).
+void gm_collect(void);
+
+// gm_set_finalizer arranges for fn(p, arg) to run once, on gomem's finalizer
+// thread, after p (the start of a GC object) becomes unreachable. p and what
+// it points to stay valid until fn has run; p is reclaimed by a later
+// collection if it is still unreachable then (fn may make it reachable
+// again). fn == NULL removes p's finalizer. A finalizer reachable from
+// another finalizable object runs only after that one's (Go's order).
+void gm_set_finalizer(void *p, void (*fn)(void *obj, void *arg), void *arg);
+
+// gm_add_roots makes [lo, hi) a root range: every aligned word in it is
+// scanned at each collection. gm_remove_roots removes a range added with the
+// same lo (hi is ignored). Returns 0, or -1 with errno = ENOMEM.
+int gm_add_roots(void *lo, void *hi);
+void gm_remove_roots(void *lo, void *hi);
+
+// gm_set_gc_percent sets GOGC: a collection starts when the heap grows by
+// this percentage over what the last collection found live (minimum goal
+// 4 MiB); -1 turns automatic collection off. Returns the previous value.
+// The environment variable GOMEM_GOGC sets the initial value (default 100).
+int gm_set_gc_percent(int percent);
+
+// gm_thread_attach registers the calling thread with the collector (its
+// stack and registers become roots); gm_thread_detach undoes it (before the
+// thread exits, or while it holds no GC pointers). Returns 0, or -1.
+int gm_thread_attach(void);
+void gm_thread_detach(void);
+
+// ---------------------------------------------------------------------------
 // Statistics, modelled on Go's runtime.MemStats.
 
 #define GM_NUM_CLASSES 68 // size classes, including class 0 (large objects)
@@ -75,6 +134,18 @@ typedef struct gm_stats {
   // slots at a time): mallocs may run ahead by up to 63 objects per size
   // class per thread; frees are counted when they happen.
   gm_class_stats_t by_size[GM_NUM_CLASSES];
+
+  // Garbage collector (all zero until the first gm_alloc)
+  uint64_t gc_heap_alloc;     // bytes of GC objects allocated and not yet swept away
+  uint64_t gc_heap_live;      // bytes marked live by the last collection
+  uint64_t next_gc;           // heap goal: the next collection starts here (bytes)
+  uint64_t num_gc;            // completed collections
+  uint64_t num_forced_gc;     // of which started by gm_collect
+  uint64_t pause_total_ns;    // sum of stop-the-world pauses
+  uint64_t pause_ns[256];     // recent pauses, circular: the latest at (num_gc + 255) % 256
+  uint64_t last_gc_ns;        // when the last collection ended (CLOCK_MONOTONIC ns)
+  double gc_cpu_fraction;     // share of the process's CPU time spent in the collector
+  int64_t gc_percent;         // current GOGC (-1: off)
 } gm_stats_t;
 
 // gm_stats fills *st. Safe from any thread at any time; counters are read one

@@ -73,6 +73,52 @@
   } while (0)
 
 // ---------------------------------------------------------------------------
+// Allocator critical sections (proc.c)
+//
+// The collector stops registered threads with a signal. A thread must never
+// be stopped while it holds an allocator lock or is half-way through changing
+// a GC span, or the collector would wait on that lock or see torn state. So
+// such code runs inside m_acquire()/m_release(): a stop signal that arrives
+// while gm_tls_m.locks > 0 is only noted (stop_pending), and the thread parks
+// itself when it leaves its outermost critical section. Every allocator lock
+// is taken through gm_lock, which enters a critical section first. Rule: a
+// critical section never waits for anything a stopped thread may hold (the
+// collector's gc lock, the thread list lock), and the collector takes no
+// allocator lock until every thread has stopped.
+typedef struct gthread gthread_t;
+
+typedef struct gm_m {
+  int locks;                   // > 0: inside a critical section (this thread only)
+  volatile int stop_pending;   // set by the stop signal handler while locks > 0
+  gthread_t *thread;           // the collector's record of this thread, or NULL
+} gm_m_t;
+
+extern __thread gm_m_t gm_tls_m __attribute__((tls_model("initial-exec")));
+
+void proc_stop_deferred(void); // park now: a stop arrived inside a critical section
+
+GM_INLINE void m_acquire(void) {
+  gm_tls_m.locks++;
+  atomic_signal_fence(memory_order_seq_cst);
+}
+
+GM_INLINE void m_release(void) {
+  atomic_signal_fence(memory_order_seq_cst);
+  if (--gm_tls_m.locks == 0 && unlikely(gm_tls_m.stop_pending))
+    proc_stop_deferred();
+}
+
+GM_INLINE void gm_lock(pthread_mutex_t *l) {
+  m_acquire();
+  pthread_mutex_lock(l);
+}
+
+GM_INLINE void gm_unlock(pthread_mutex_t *l) {
+  pthread_mutex_unlock(l);
+  m_release();
+}
+
+// ---------------------------------------------------------------------------
 // Heap geometry
 
 #define GM_ARENA_SHIFT 26 // 64 MiB arenas
@@ -146,6 +192,27 @@ enum span_list_id { LIST_NONE = 0, LIST_PARTIAL, LIST_FULL, LIST_OWN_PARTIAL, LI
 typedef struct mcache mcache_t;
 typedef struct mspan mspan_t;
 
+// What a span's objects are for.
+enum span_kind {
+  SPAN_MANUAL = 0, // malloc/free objects; never scanned or swept
+  SPAN_GC_SCAN,    // gm_alloc objects: scanned conservatively
+  SPAN_GC_NOSCAN,  // gm_alloc_noscan objects: never scanned
+};
+
+// gcbits: a GC span's collector state, off-heap (mgcsweep.c allocates it).
+typedef struct gcbits {
+  // mark: 1 = marked (reachable) in the current or last cycle. Set by mark
+  // workers (atomic OR) while the world is stopped; applied and cleared by
+  // the span's sweep.
+  _Atomic uint64_t mark[GM_MAX_OBJS_PER_SPAN / 64];
+  // snap: for a span cached by a thread when the world stopped, the slots of
+  // its window (word `window` of alloc_bits) that were still free then; they
+  // are handed out afterwards and survive the span's next sweep (allocated
+  // black). 0 for uncached spans. Written with the world stopped.
+  uint64_t snap;
+  uint16_t snap_window; // the window snap describes (WINDOW_NONE: none)
+} gcbits_t;
+
 struct mspan {
   // Line 0, read-mostly: every thread that frees into the span reads these;
   // they change only when the span is created or changes owner.
@@ -161,7 +228,14 @@ struct mspan {
   // owner: the mcache holding the span, or NULL. Written only by the owning
   // thread (to itself when taking the span, to NULL when giving it away);
   // other threads read it only to learn "not mine": relaxed atomics suffice.
+  // Always NULL for GC spans (they are cached, never owned: see mgcsweep.c).
   _Atomic(mcache_t *) owner;
+  // GC spans only (kind != SPAN_MANUAL; immutable while in use but sweepgen):
+  gcbits_t *gc;      // mark bits and window snapshot
+  // sweepgen: == gm_sweepgen: swept this cycle; otherwise unswept. Written by
+  // the span's sweeper (mcentral lock, or the caching thread), read by all.
+  _Atomic uint32_t sweepgen;
+  uint8_t kind;      // enum span_kind (immutable while in use)
 
   // Line 1, owner-hot. Owner fields: while a thread owns the span they belong
   // to it (no atomics); while no thread does, to mcentral.lock.
@@ -368,6 +442,43 @@ void free_apply(mspan_t *s, uintptr_t p); // owner or mcentral.lock: mark p free
 void scavenger_kick(size_t dirty_pages); // after a span free: start / wake the scavenger
 size_t scavenge_all(void);        // release every free page now
 void scavenger_fork_child(void);
+
+// ---------------------------------------------------------------------------
+// proc.c: thread registration, stop-the-world, thread and data roots.
+
+// root_fn receives one root range [lo, hi) (word-aligned inward by the callee).
+typedef void (*root_fn)(void *ctx, uintptr_t lo, uintptr_t hi);
+
+void proc_init(void);        // once, after the heap works: registers the main thread
+void proc_fork_child(void);  // only the forking thread survives
+int proc_register_self(void);    // gm_thread_attach
+void proc_unregister_self(void); // gm_thread_detach
+// proc_stop_world stops every registered thread but the caller, each outside
+// any critical section, with its registers saved where proc_thread_roots
+// finds them. Caller: not in a critical section; holds the collector's lock.
+void proc_stop_world(void);
+void proc_start_world(void);
+// With the world stopped: every registered thread's stack (its saved stack
+// pointer up to its stack base) and saved registers, and the caller's own.
+void proc_thread_roots(root_fn fn, void *ctx);
+// proc_data_roots_refresh (world running) re-reads the writable segments of
+// the program and its shared objects when libraries were loaded or unloaded;
+// proc_data_roots (world stopped) reports them and the gm_add_roots ranges.
+void proc_data_roots_refresh(void);
+void proc_data_roots(root_fn fn, void *ctx);
+void proc_roots_lock(void);   // held by the collector from refresh to restart:
+void proc_roots_unlock(void); // dlclose and gm_remove_roots wait for it
+// proc_create_internal_thread starts one of gomem's own threads: not
+// registered (never stopped, stack not scanned), every signal blocked.
+int proc_create_internal_thread(void *(*fn)(void *), void *arg);
+size_t proc_thread_count(void); // registered threads
+
+// ---------------------------------------------------------------------------
+// mgc.c: the collector's cycle.
+
+void gc_fork_prepare(void); // takes the collector's lock: no cycle across fork
+void gc_fork_parent(void);
+void gc_fork_child(void);
 
 // ---------------------------------------------------------------------------
 // options.c

@@ -64,6 +64,8 @@ GM_NOINLINE void gm_init_slow(void) {
 // or re-initialised (child) after, so the child can allocate even if another
 // thread held a lock at the moment of fork.
 static void gm_fork_prepare(void) {
+  gc_fork_prepare(); // no collection runs across fork (before m_acquire: it waits)
+  m_acquire();       // not stoppable while holding the allocator's locks
   for (int i = 0; i < GM_NUM_SIZE_CLASSES; i++)
     pthread_mutex_lock(&gm_central[i].lock);
   pthread_mutex_lock(&gm_heap.lock);
@@ -77,6 +79,8 @@ static void gm_fork_parent(void) {
   pthread_mutex_unlock(&gm_heap.lock);
   for (int i = 0; i < GM_NUM_SIZE_CLASSES; i++)
     pthread_mutex_unlock(&gm_central[i].lock);
+  m_release();
+  gc_fork_parent();
 }
 
 static void gm_fork_child(void) {
@@ -86,6 +90,10 @@ static void gm_fork_child(void) {
   for (int i = 0; i < GM_NUM_SIZE_CLASSES; i++)
     pthread_mutex_init(&gm_central[i].lock, NULL);
   scavenger_fork_child();
+  gc_fork_child();
+  proc_fork_child();
+  gm_tls_m.locks--; // the critical section of gm_fork_prepare
+  gm_tls_m.stop_pending = 0;
 }
 
 // gm_class_of returns the size class for size (<= GM_MAX_SMALL_SIZE).

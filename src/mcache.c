@@ -317,7 +317,7 @@ static void mcache_thread_exit(void *arg) {
   mcache_t *c = arg;
   gm_tls_mcache = &mcache_empty;
   mcache_release_all(c);
-  pthread_mutex_lock(&registry_lock);
+  gm_lock(&registry_lock);
   for (int i = 0; i < GM_NUM_SIZE_CLASSES; i++) {
     relaxed_add(&dead_stats[i].nmalloc, relaxed_load(&c->stats[i].nmalloc));
     relaxed_add(&dead_stats[i].nfree, relaxed_load(&c->stats[i].nfree));
@@ -326,7 +326,7 @@ static void mcache_thread_exit(void *arg) {
   while (*pp != c)
     pp = &(*pp)->next;
   *pp = c->next;
-  pthread_mutex_unlock(&registry_lock);
+  gm_unlock(&registry_lock);
   fixalloc_free(&mcache_alloc, c);
 }
 
@@ -352,10 +352,10 @@ mcache_t *mcache_for_thread(void) {
   for (int i = 0; i < GM_NUM_SIZE_CLASSES; i++)
     c->alloc[i] = &span_empty;
   relaxed_store(&c->trim_epoch, relaxed_load(&gm_trim_epoch));
-  pthread_mutex_lock(&registry_lock);
+  gm_lock(&registry_lock);
   c->next = registry;
   registry = c;
-  pthread_mutex_unlock(&registry_lock);
+  gm_unlock(&registry_lock);
   pthread_setspecific(mcache_key, c);
   gm_tls_mcache = c;
   return c;
@@ -414,7 +414,7 @@ oom:
 
 // mcache_sum_stats adds every cache's counters (live and exited threads) to st.
 void mcache_sum_stats(gm_stats_t *st) {
-  pthread_mutex_lock(&registry_lock);
+  gm_lock(&registry_lock);
   for (int i = 0; i < GM_NUM_SIZE_CLASSES; i++) {
     st->by_size[i].mallocs += relaxed_load(&dead_stats[i].nmalloc);
     st->by_size[i].frees += relaxed_load(&dead_stats[i].nfree);
@@ -427,9 +427,11 @@ void mcache_sum_stats(gm_stats_t *st) {
     }
   }
   st->meta_sys += mcache_alloc.sys;
-  pthread_mutex_unlock(&registry_lock);
+  gm_unlock(&registry_lock);
 }
 
+// mcache_registry_lock/unlock: for the fork handlers, which hold a critical
+// section around all the allocator's locks.
 void mcache_registry_lock(void) {
   pthread_mutex_lock(&registry_lock);
   pthread_mutex_lock(&mcache_alloc.lock);

@@ -76,16 +76,16 @@ static void mcentral_validate_locked(mcentral_t *m) {
 
 void mcentral_validate(uint8_t sizeclass) {
   mcentral_t *m = &gm_central[sizeclass];
-  pthread_mutex_lock(&m->lock);
+  gm_lock(&m->lock);
   mcentral_validate_locked(m);
-  pthread_mutex_unlock(&m->lock);
+  gm_unlock(&m->lock);
 }
 
 // mcentral_cache_span returns a span of sizeclass with free slots for the
 // calling thread to cache, or NULL when out of memory. The caller sets owner.
 mspan_t *mcentral_cache_span(uint8_t sizeclass) {
   mcentral_t *m = &gm_central[sizeclass];
-  pthread_mutex_lock(&m->lock);
+  gm_lock(&m->lock);
   mspan_t *s = m->partial;
   if (s != NULL) {
     list_remove(m, s);
@@ -94,7 +94,7 @@ mspan_t *mcentral_cache_span(uint8_t sizeclass) {
   }
   if (GM_VALIDATE)
     mcentral_validate_locked(m);
-  pthread_mutex_unlock(&m->lock);
+  gm_unlock(&m->lock);
   if (s != NULL)
     return s;
   s = mheap_alloc_span(class_to_npages[sizeclass], sizeclass, 1);
@@ -107,7 +107,7 @@ mspan_t *mcentral_cache_span(uint8_t sizeclass) {
 // has already removed s from its mcache and cleared owner.
 void mcentral_uncache_span(mspan_t *s) {
   mcentral_t *m = &gm_central[s->sizeclass];
-  pthread_mutex_lock(&m->lock);
+  gm_lock(&m->lock);
   if (s->alloc_cache != 0) { // un-reserve the window's unused slots
     s->alloc_bits[s->window] &= ~s->alloc_cache;
     s->nfree += (uint16_t)gm_popcount(s->alloc_cache);
@@ -117,7 +117,7 @@ void mcentral_uncache_span(mspan_t *s) {
   span_apply_xfree(s, list & ~XF_FLAGS);
   s->window = WINDOW_NONE;
   if (s->nfree == s->nelems) {
-    pthread_mutex_unlock(&m->lock);
+    gm_unlock(&m->lock);
     mheap_free_span(s);
     return;
   }
@@ -126,7 +126,7 @@ void mcentral_uncache_span(mspan_t *s) {
   m->nspans++;
   if (GM_VALIDATE)
     mcentral_validate_locked(m);
-  pthread_mutex_unlock(&m->lock);
+  gm_unlock(&m->lock);
 }
 
 // mcentral_free_batch frees a list of objects of sizeclass (linked through
@@ -137,7 +137,7 @@ void mcentral_uncache_span(mspan_t *s) {
 // the span cannot be uncached meanwhile, as that takes this lock).
 void mcentral_free_batch(uint8_t sizeclass, uintptr_t list, mcache_t *c) {
   mcentral_t *m = &gm_central[sizeclass];
-  pthread_mutex_lock(&m->lock);
+  gm_lock(&m->lock);
   while (list != 0) {
     mspan_t *s = spanof(list);
     if (unlikely(s == NULL || s->sizeclass != sizeclass))
@@ -163,5 +163,5 @@ void mcentral_free_batch(uint8_t sizeclass, uintptr_t list, mcache_t *c) {
   }
   if (GM_VALIDATE)
     mcentral_validate_locked(m);
-  pthread_mutex_unlock(&m->lock);
+  gm_unlock(&m->lock);
 }

@@ -22,19 +22,19 @@ void fixalloc_init(fixalloc_t *f, size_t size) {
 
 // fixalloc_alloc returns a zeroed record, or NULL if the OS refuses memory.
 void *fixalloc_alloc(fixalloc_t *f) {
-  pthread_mutex_lock(&f->lock);
+  gm_lock(&f->lock);
   void *p = f->free_list;
   if (p != NULL) {
     f->free_list = *(void **)p;
     f->inuse++;
-    pthread_mutex_unlock(&f->lock);
+    gm_unlock(&f->lock);
     memset(p, 0, f->size);
     return p;
   }
   if (f->end - f->chunk < f->size) {
     void *c = os_reserve(FIXALLOC_CHUNK, 0);
     if (c == NULL) {
-      pthread_mutex_unlock(&f->lock);
+      gm_unlock(&f->lock);
       return NULL;
     }
     f->chunk = (uintptr_t)c;
@@ -44,14 +44,14 @@ void *fixalloc_alloc(fixalloc_t *f) {
   p = (void *)f->chunk; // fresh from the OS: already zero
   f->chunk += f->size;
   f->inuse++;
-  pthread_mutex_unlock(&f->lock);
+  gm_unlock(&f->lock);
   return p;
 }
 
 void fixalloc_free(fixalloc_t *f, void *p) {
-  pthread_mutex_lock(&f->lock);
+  gm_lock(&f->lock);
   *(void **)p = f->free_list;
   f->free_list = p;
   f->inuse--;
-  pthread_mutex_unlock(&f->lock);
+  gm_unlock(&f->lock);
 }

@@ -36,9 +36,9 @@ static size_t scavenge_bytes(size_t bytes) {
   size_t done = 0;
   while (done < bytes) {
     size_t want = bytes - done < SLICE_BYTES ? bytes - done : SLICE_BYTES;
-    pthread_mutex_lock(&gm_heap.lock);
+    gm_lock(&gm_heap.lock);
     size_t got = pagealloc_scavenge(&gm_heap.pages, want);
-    pthread_mutex_unlock(&gm_heap.lock);
+    gm_unlock(&gm_heap.lock);
     done += got;
     if (got < want)
       break;
@@ -53,12 +53,12 @@ size_t scavenge_all(void) {
 // scavenger_tick does one round; returns true if the heap is steady and
 // there is nothing left to release (the thread may park).
 static bool scavenger_tick(void) {
-  pthread_mutex_lock(&gm_heap.lock);
+  gm_lock(&gm_heap.lock);
   size_t inuse = relaxed_load(&gm_heap.inuse_pages);
   size_t sample = gm_heap.peak_sample > inuse ? gm_heap.peak_sample : inuse;
   gm_heap.peak_sample = inuse;
   size_t dirty = gm_heap.pages.free_pages - gm_heap.pages.scav_pages;
-  pthread_mutex_unlock(&gm_heap.lock);
+  gm_unlock(&gm_heap.lock);
 
   peak_ring[ring_pos++ % PEAK_TICKS] = sample;
   size_t peak = 0, low = SIZE_MAX;

@@ -104,14 +104,14 @@ static uintptr_t mheap_alloc_pages_locked(size_t npages, size_t align_pages, siz
 // needzero tells whether the memory may be dirty.
 mspan_t *mheap_alloc_span(size_t npages, uint8_t sizeclass, size_t align_pages) {
   gm_assert(npages > 0 && align_pages > 0 && (align_pages & (align_pages - 1)) == 0);
-  pthread_mutex_lock(&gm_heap.lock);
+  gm_lock(&gm_heap.lock);
   size_t scav = 0;
   uintptr_t base = mheap_alloc_pages_locked(npages, align_pages, &scav);
   mspan_t *s = base ? fixalloc_alloc(&gm_heap.span_alloc) : NULL;
   if (s == NULL) {
     if (base)
       pagealloc_free(&gm_heap.pages, base, npages);
-    pthread_mutex_unlock(&gm_heap.lock);
+    gm_unlock(&gm_heap.lock);
     return NULL;
   }
   s->base = base;
@@ -130,14 +130,14 @@ mspan_t *mheap_alloc_span(size_t npages, uint8_t sizeclass, size_t align_pages) 
   arena_set_spans(base, npages, s);
   if (GM_VALIDATE)
     pagealloc_validate(&gm_heap.pages);
-  pthread_mutex_unlock(&gm_heap.lock);
+  gm_unlock(&gm_heap.lock);
   return s;
 }
 
 // mheap_free_span returns s's pages to the heap and its record to the span
 // allocator. s must not be reachable from any mcache or mcentral list.
 void mheap_free_span(mspan_t *s) {
-  pthread_mutex_lock(&gm_heap.lock);
+  gm_lock(&gm_heap.lock);
   if (unlikely(s->state != SPAN_SMALL && s->state != SPAN_LARGE))
     gm_fatal("freeing a span that is not in use", (void *)s->base);
   arena_set_spans(s->base, s->npages, NULL);
@@ -153,7 +153,7 @@ void mheap_free_span(mspan_t *s) {
   if (GM_VALIDATE)
     pagealloc_validate(&gm_heap.pages);
   size_t dirty = gm_heap.pages.free_pages - gm_heap.pages.scav_pages;
-  pthread_mutex_unlock(&gm_heap.lock);
+  gm_unlock(&gm_heap.lock);
   scavenger_kick(dirty);
 }
 
@@ -164,7 +164,7 @@ bool mheap_grow_span_in_place(mspan_t *s, size_t npages) {
   gm_assert(s->sizeclass == 0 && npages > s->npages);
   size_t extra = npages - s->npages;
   uintptr_t tail = s->base + s->npages * GM_PAGE_SIZE;
-  pthread_mutex_lock(&gm_heap.lock);
+  gm_lock(&gm_heap.lock);
   size_t scav = 0;
   bool ok = pagealloc_alloc_at(&gm_heap.pages, tail, extra, &scav);
   if (ok) {
@@ -177,6 +177,6 @@ bool mheap_grow_span_in_place(mspan_t *s, size_t npages) {
     relaxed_add(&gm_heap.large_inuse_bytes, extra * GM_PAGE_SIZE);
     s->needzero = 1;
   }
-  pthread_mutex_unlock(&gm_heap.lock);
+  gm_unlock(&gm_heap.lock);
   return ok;
 }

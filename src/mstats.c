@@ -41,7 +41,7 @@ GM_EXPORT void gm_stats(gm_stats_t *st) {
   for (int i = 0; i < GM_NUM_SIZE_CLASSES; i++)
     st->by_size[i].size = class_to_size[i];
   mcache_sum_stats(st);
-  pthread_mutex_lock(&gm_heap.lock);
+  gm_lock(&gm_heap.lock);
   st->heap_sys = gm_heap.sys_bytes;
   st->heap_idle = (uint64_t)gm_heap.pages.free_pages * GM_PAGE_SIZE;
   st->heap_released = (uint64_t)gm_heap.pages.scav_pages * GM_PAGE_SIZE;
@@ -50,7 +50,7 @@ GM_EXPORT void gm_stats(gm_stats_t *st) {
   st->by_size[0].mallocs = relaxed_load(&gm_heap.large_allocs);
   st->by_size[0].frees = relaxed_load(&gm_heap.large_frees);
   st->heap_alloc = relaxed_load(&gm_heap.large_inuse_bytes);
-  pthread_mutex_unlock(&gm_heap.lock);
+  gm_unlock(&gm_heap.lock);
   for (int i = 0; i < GM_NUM_SIZE_CLASSES; i++) {
     gm_class_stats_t *c = &st->by_size[i];
     uint64_t live = c->mallocs > c->frees ? c->mallocs - c->frees : 0;
