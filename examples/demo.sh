@@ -2,7 +2,9 @@
 # demo.sh BUILD_DIR: gomem's main demonstration. A real program (python3)
 # runs with gomem as its malloc, through LD_PRELOAD, and gomem prints its
 # statistics at exit (GOMEM_STATS=1). PYTHONMALLOC=malloc sends every Python
-# object to malloc instead of Python's own small-object arenas.
+# object to malloc instead of Python's own small-object arenas. Then a C
+# program uses gomem's garbage collector (examples/gc_tree.c), tracing each
+# collection (GOMEM_GCTRACE=1).
 set -e
 build=${1:-build}
 lib=$(cd "$build" && pwd)/libgomem.so
@@ -34,3 +36,8 @@ results = [threading.Thread(target=work, args=(k,)) for k in range(4)]
 [t.join() for t in results]
 print("python3: %d records, json %d bytes, 999! has %d digits" % (len(back), len(text), len(str(fact))))
 PY
+
+echo
+echo "== a C program on gomem's garbage collector (examples/gc_tree.c, last collections traced)"
+GOMEM_GCTRACE=1 "$build/examples/gc_tree" 2>"$build/gc_tree.trace"
+tail -n 3 "$build/gc_tree.trace"

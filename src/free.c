@@ -140,6 +140,10 @@ GM_NOINLINE void free_slow(void *ptr, mspan_t *s, mcache_t *c) {
       return;
     free_invalid(p);
   }
+  if (unlikely(s->kind != SPAN_MANUAL)) {
+    gc_free(p, s);
+    return;
+  }
   if (s->sizeclass == 0) {
     if (unlikely(p != s->base))
       gm_fatal("free of a pointer inside a large object", ptr);

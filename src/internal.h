@@ -40,6 +40,9 @@
 #define GM_INLINE static inline __attribute__((always_inline))
 #define GM_COLD __attribute__((cold, noinline))
 #define GM_EXPORT __attribute__((visibility("default")))
+// GM_NOSCAN: a variable holding heap addresses that must not act as roots
+// (see mgcmark.c). Such variables must be initialised to zero.
+#define GM_NOSCAN __attribute__((section("gm_noscan")))
 // GM_ALIAS(name, target): export `name` as another name of `target`, defined
 // in the same file (the malloc family symbols of the drop-in build).
 #if GM_OVERRIDE
@@ -129,6 +132,7 @@ GM_INLINE void gm_unlock(pthread_mutex_t *l) {
 #define GM_ARENA_L2_BITS (GM_ADDR_BITS - GM_ARENA_SHIFT - GM_ARENA_L1_BITS) // 11
 #define GM_BITMAP_WORDS (GM_MAX_OBJS_PER_SPAN / 64)
 #define GM_WORD_ALIGN 8 // alignment of every object; >= 16 via memalign paths
+#define GM_NUM_SPAN_CLASSES (2 * GM_NUM_SIZE_CLASSES) // GC span classes
 
 // ---------------------------------------------------------------------------
 // os_linux.c: the OS primitives, the only file that talks to the kernel.
@@ -169,7 +173,15 @@ enum span_state {
 // Where a span is listed. NONE: a thread's current span for its class (or
 // not a small span). PARTIAL/FULL: mcentral's lists (mcentral.lock).
 // OWN_PARTIAL/OWN_FULL: its owner's mcache lists (owner only).
-enum span_list_id { LIST_NONE = 0, LIST_PARTIAL, LIST_FULL, LIST_OWN_PARTIAL, LIST_OWN_FULL };
+// LIST_GC + 0..3: a gcentral list (mgcsweep.c: partial/full x sweepgen parity).
+enum span_list_id {
+  LIST_NONE = 0,
+  LIST_PARTIAL,
+  LIST_FULL,
+  LIST_OWN_PARTIAL,
+  LIST_OWN_FULL,
+  LIST_GC
+};
 
 // Flags in the low bits of mspan.xfree (objects are 8-byte aligned):
 //   XF_UNOWNED  no thread owns the span (it is on an mcentral list): remote
@@ -311,6 +323,9 @@ typedef struct mheap {
   _Atomic size_t large_inuse_bytes;  // bytes in large objects (written under lock)
   _Atomic uint64_t large_allocs, large_frees; // (written under lock)
   size_t peak_sample;     // highest inuse_pages since the scavenger's last tick (lock)
+  // [arena_lo, arena_hi): the span of addresses holding arenas, the
+  // collector's first filter for conservative pointers (written under lock).
+  _Atomic uintptr_t arena_lo, arena_hi;
 } mheap_t;
 
 extern mheap_t gm_heap;
@@ -372,6 +387,15 @@ struct mcache {
   // Reset whenever the thread gives a span away (owner only).
   mspan_t *last_span;
   mspan_t *alloc[GM_NUM_SIZE_CLASSES]; // &span_empty when none (owner only)
+  // GC spans cached by span class (&span_empty when none), the current tiny
+  // block (0: none) and its first free byte, and GC bytes handed to windows
+  // not yet added to gc_heap_live. Owner only, inside critical sections but
+  // for the allocation fast paths; the collector reads (and resets
+  // gc_alloc_local) with the world stopped.
+  mspan_t *gcalloc[GM_NUM_SPAN_CLASSES];
+  uintptr_t tiny;
+  uintptr_t tiny_off;
+  uint64_t gc_alloc_local;
   // Spans this thread owns besides the current ones (owner only): partial
   // (at least partial_min free slots) and full.
   mspan_t *partial[GM_NUM_SIZE_CLASSES];
@@ -413,6 +437,13 @@ void mcache_registry_lock(void);
 void mcache_registry_unlock(void);
 void mcache_registry_reset(void);
 void mcache_thread_init(void);
+// mcache_for_each calls fn on every thread's cache (world stopped).
+void mcache_for_each(void (*fn)(mcache_t *c, void *ctx), void *ctx);
+void *gc_refill_alloc(uint8_t spc); // GC allocation slow path
+void *gc_tiny_alloc_slow(size_t n);
+void gc_free(uintptr_t p, mspan_t *s); // gm_free of a GC object
+#define GC_TINY_SIZE 16
+#define GC_TINY_SPC ((uint8_t)(2 * 2 + 1)) // 16-byte noscan (class 2)
 
 // ---------------------------------------------------------------------------
 // malloc.c
@@ -459,8 +490,10 @@ void proc_unregister_self(void); // gm_thread_detach
 void proc_stop_world(void);
 void proc_start_world(void);
 // With the world stopped: every registered thread's stack (its saved stack
-// pointer up to its stack base) and saved registers, and the caller's own.
-void proc_thread_roots(root_fn fn, void *ctx);
+// pointer up to its stack base) and saved registers, and the caller's own
+// from self_sp (where the caller spilled its registers) up to its base, or,
+// when self_sp is 0, from proc_thread_roots' own frame.
+void proc_thread_roots(root_fn fn, void *ctx, uintptr_t self_sp);
 // proc_data_roots_refresh (world running) re-reads the writable segments of
 // the program and its shared objects when libraries were loaded or unloaded;
 // proc_data_roots (world stopped) reports them and the gm_add_roots ranges.
@@ -474,11 +507,91 @@ int proc_create_internal_thread(void *(*fn)(void *), void *arg);
 size_t proc_thread_count(void); // registered threads
 
 // ---------------------------------------------------------------------------
-// mgc.c: the collector's cycle.
+// mgcsweep.c: GC spans, gcentral lists, sweeping.
+
+// Span classes of GC spans: spc = sizeclass * 2 + noscan (spc 0/1: large);
+// GM_NUM_SPAN_CLASSES is defined with the heap geometry.
+GM_INLINE uint8_t spc_sizeclass(uint8_t spc) {
+  return spc >> 1;
+}
+GM_INLINE bool spc_noscan(uint8_t spc) {
+  return spc & 1;
+}
+
+typedef struct gcentral {
+  pthread_mutex_t lock;
+  // Uncached spans by sweepgen parity: [gm_sweepgen/2 % 2] swept, the other
+  // unswept (lock).
+  mspan_t *partial[2];
+  mspan_t *full[2];
+  size_t nspans; // on the four lists (lock)
+  char pad[32];
+} gcentral_t;
+
+extern gcentral_t gc_central[GM_NUM_SPAN_CLASSES];
+// gm_sweepgen: +2 per cycle, written only while the world is stopped.
+extern _Atomic uint32_t gm_sweepgen;
+
+void gcsweep_init(void);
+mspan_t *gcentral_cache_span(uint8_t spc);
+void gcentral_uncache_span(mspan_t *s, uint8_t spc);
+void gc_sweep_cached(mspan_t *s);
+mspan_t *gc_large_alloc(size_t npages, bool noscan);
+void gc_large_free(mspan_t *s);
+void gc_sweep_all(void);
+bool gc_sweep_pending(void);
+void gc_for_each_large(void (*fn)(mspan_t *s, void *ctx), void *ctx);
+void gc_sweeper_wake(void);
+void gc_sweeper_pause(void);
+void gc_sweeper_resume(void);
+void gcsweep_fork_prepare(void);
+void gcsweep_fork_parent(void);
+void gcsweep_fork_child(void);
+
+// ---------------------------------------------------------------------------
+// mgcmark.c / mgcwork.c: marking.
+
+// gc_mark runs the mark phase with the world stopped: roots, parallel drain,
+// finalizers. Returns the bytes marked.
+uint64_t gc_mark(uintptr_t self_sp);
+void gc_start_helpers(void); // before the world stops
+void gcmark_init(void);       // at gc_init
+void gcmark_fork_child(void);
+void gcwork_fork_child(void);
+unsigned gc_nworkers(void);
+
+// ---------------------------------------------------------------------------
+// mfinal.c: finalizers.
+
+size_t fin_count(void);                                     // fin lock
+void fin_for_each(void (*fn)(void *ctx, uintptr_t obj), void *ctx); // world stopped
+// fin_queue_dead (world stopped, after the drain): every finalizable object
+// that is not marked is marked, and its finalizer queued.
+void fin_queue_dead(bool (*marked)(uintptr_t obj), void (*mark)(uintptr_t obj));
+void fin_queue_roots(root_fn fn, void *ctx); // the queue: roots until run
+void fin_wake(void);          // after a cycle: start the finalizer thread if needed
+void fin_forget(uintptr_t obj); // obj freed by gm_free
+void fin_fork_prepare(void);
+void fin_fork_parent(void);
+void fin_fork_child(void);
+
+// ---------------------------------------------------------------------------
+// mgc.c: the collector's cycle and pacer.
 
 void gc_fork_prepare(void); // takes the collector's lock: no cycle across fork
 void gc_fork_parent(void);
 void gc_fork_child(void);
+void gc_init(void);         // at the first GC allocation
+extern _Atomic int gc_inited;
+// Pacer state (mgc.c). gc_heap_live: bytes handed out since the last mark
+// plus what it found live; the next cycle starts when it reaches gc_trigger.
+extern _Atomic uint64_t gc_heap_live;
+extern _Atomic uint64_t gc_trigger;
+void gc_maybe_start(void); // outside critical sections: collect if the heap reached the goal
+void gc_note_freed(mspan_t *s, unsigned nobjects); // a sweep freed objects
+void gc_note_freed_large(mspan_t *s);
+void gc_note_unused(uint64_t slots, uint32_t elemsize); // window slots given back
+void gc_stats(gm_stats_t *st);
 
 // ---------------------------------------------------------------------------
 // options.c
@@ -490,6 +603,10 @@ typedef struct gm_options {
   unsigned retain_percent; // GOMEM_RETAIN_PERCENT: kept over recent peak
   unsigned debug;          // GOMEM_DEBUG: 1 = validate heap on every slow path
   bool hugepages;          // GOMEM_HUGEPAGES: back arenas with transparent huge pages
+  bool gctrace;            // GOMEM_GCTRACE: one line per collection
+  unsigned gc_procs;       // GOMEM_GC_PROCS: mark workers (0 = CPUs)
+  int gogc;                // GOMEM_GOGC (when gogc_set)
+  bool gogc_set;
 } gm_options_t;
 
 extern gm_options_t gm_opt;

@@ -58,6 +58,7 @@ GM_NOINLINE void gm_init_slow(void) {
   atomic_store(&gm_inited, 2);
   pthread_mutex_unlock(&init_lock);
   pthread_atfork(gm_fork_prepare, gm_fork_parent, gm_fork_child);
+  proc_init(); // may allocate (pthread_getattr_np): after the heap works
 }
 
 // Fork safety: every allocator lock is taken before fork and released (parent)
@@ -178,11 +179,24 @@ static mspan_t *span_of_valid(const void *ptr, const char *what) {
   return s;
 }
 
+// gc_realloc: realloc of a GC object gives a GC object of the same kind; the
+// old one is left to the collector.
+static void *gc_realloc(void *ptr, mspan_t *s, size_t old, size_t size) {
+  if (size <= old && (size > old / 2 || old <= 16))
+    return ptr;
+  void *q = s->kind == SPAN_GC_NOSCAN ? gm_alloc_noscan(size) : gm_alloc(size);
+  if (q != NULL)
+    memcpy(q, ptr, size < old ? size : old);
+  return q;
+}
+
 GM_EXPORT void *gm_realloc(void *ptr, size_t size) {
   if (ptr == NULL)
     return gm_malloc(size);
   mspan_t *s = span_of_valid(ptr, "realloc of a pointer gomem did not allocate");
   size_t old = span_usable(s, (uintptr_t)ptr);
+  if (unlikely(s->kind != SPAN_MANUAL))
+    return gc_realloc(ptr, s, old, size);
   if (size == 0) { // glibc: realloc(p, 0) frees p and returns NULL
     gm_free(ptr);
     return NULL;
@@ -264,6 +278,114 @@ GM_EXPORT size_t gm_usable_size(const void *ptr) {
     return 0;
   mspan_t *s = span_of_valid(ptr, "malloc_usable_size of a pointer gomem did not allocate");
   return span_usable(s, (uintptr_t)ptr);
+}
+
+// ---------------------------------------------------------------------------
+// Garbage-collected allocation (the collector: mgc.c; GC spans: mgcsweep.c)
+
+// gc_zero clears a small object (size a multiple of 8): up to 64 bytes with
+// two or four possibly overlapping 16-byte stores, no call.
+typedef uint64_t gm_v2 __attribute__((vector_size(16), aligned(8)));
+GM_INLINE void gc_zero(void *p, size_t size) {
+  char *c = p;
+  gm_v2 z = {0, 0};
+  if (size <= 32) {
+    if (size < 16) {
+      *(uint64_t *)c = 0;
+      return;
+    }
+    *(gm_v2 *)c = z;
+    *(gm_v2 *)(c + size - 16) = z;
+  } else if (size <= 64) {
+    *(gm_v2 *)c = z;
+    *(gm_v2 *)(c + 16) = z;
+    *(gm_v2 *)(c + size - 32) = z;
+    *(gm_v2 *)(c + size - 16) = z;
+  } else {
+    memset(p, 0, size);
+  }
+}
+
+// gc_alloc_spc allocates one zeroed object of span class spc from the calling
+// thread's cached GC span: the fast path, lock-free like malloc's. It is not a
+// critical section: a thread stopped in it has either not yet taken its slot
+// (the collector's window snapshot has it free) or has, and then the object's
+// address is already in a register (a root): the address is computed before
+// the slot is taken, and the barrier keeps the compiler from sinking it past
+// the store.
+GM_INLINE void *gc_alloc_spc(uint8_t spc) {
+  mcache_t *c = gm_tls_mcache;
+  mspan_t *s = c->gcalloc[spc];
+  uint64_t v = s->alloc_cache;
+  if (unlikely(v == 0))
+    return gc_refill_alloc(spc);
+  void *p = (void *)(s->window_base + (uintptr_t)__builtin_ctzll(v) * s->elemsize);
+  __asm__ volatile("" : : "r"(p) : "memory");
+  s->alloc_cache = v & (v - 1);
+  if (s->needzero)
+    gc_zero(p, s->elemsize);
+  return p;
+}
+
+// gc_alloc_large allocates a large GC object of size bytes; zeroed.
+GM_NOINLINE static void *gc_alloc_large(size_t size, bool noscan) {
+  if (unlikely(!relaxed_load(&gc_inited)))
+    gc_init();
+  if (unlikely(gm_tls_m.thread == NULL))
+    proc_register_self();
+  if (size > PTRDIFF_MAX - GM_PAGE_SIZE) {
+    errno = ENOMEM;
+    return NULL;
+  }
+  size_t npages = (size + GM_PAGE_SIZE - 1) / GM_PAGE_SIZE;
+  mspan_t *s = gc_large_alloc(npages, noscan);
+  if (s == NULL) {
+    errno = ENOMEM;
+    return NULL;
+  }
+  void *p = (void *)s->base;
+  if (s->needzero)
+    memset(p, 0, npages * GM_PAGE_SIZE);
+  atomic_fetch_add_explicit(&gc_heap_live, npages * GM_PAGE_SIZE, memory_order_relaxed);
+  gc_maybe_start();
+  return p;
+}
+
+GM_EXPORT void *gm_alloc(size_t size) {
+  if (likely(size <= GM_SMALL_SIZE_MAX))
+    return gc_alloc_spc(
+        (uint8_t)(2 * size_to_class8[(size + GM_SMALL_SIZE_DIV - 1) / GM_SMALL_SIZE_DIV]));
+  if (size <= GM_MAX_SMALL_SIZE)
+    return gc_alloc_spc((uint8_t)(2 * gm_class_of(size)));
+  return gc_alloc_large(size, false);
+}
+
+GM_EXPORT void *gm_alloc_noscan(size_t size) {
+  if (size < GC_TINY_SIZE) {
+    // Go's tiny allocator: pointer-free objects under 16 bytes share 16-byte
+    // blocks, each aligned to its size's largest power-of-two factor (<= 8).
+    if (size == 0)
+      size = 1;
+    mcache_t *c = gm_tls_mcache;
+    uintptr_t off = c->tiny_off;
+    if ((size & 7) == 0)
+      off = (off + 7) & ~(uintptr_t)7;
+    else if ((size & 3) == 0)
+      off = (off + 3) & ~(uintptr_t)3;
+    else if ((size & 1) == 0)
+      off = (off + 1) & ~(uintptr_t)1;
+    if (likely(off + size <= GC_TINY_SIZE && c->tiny != 0)) {
+      c->tiny_off = off + size;
+      return (void *)(c->tiny + off);
+    }
+    return gc_tiny_alloc_slow(size);
+  }
+  if (likely(size <= GM_SMALL_SIZE_MAX))
+    return gc_alloc_spc(
+        (uint8_t)(2 * size_to_class8[(size + GM_SMALL_SIZE_DIV - 1) / GM_SMALL_SIZE_DIV] + 1));
+  if (size <= GM_MAX_SMALL_SIZE)
+    return gc_alloc_spc((uint8_t)(2 * gm_class_of(size) + 1));
+  return gc_alloc_large(size, true);
 }
 
 // gm_owns: p lies inside an object slot of an in-use span (start or interior).

@@ -37,7 +37,8 @@ mspan_t span_empty;
 #define E4 E1, E1, E1, E1
 #define E16 E4, E4, E4, E4
 _Static_assert(GM_NUM_SIZE_CLASSES == 68, "mcache_empty initialiser");
-mcache_t mcache_empty = {.last_span = E1, .alloc = {E16, E16, E16, E16, E4}};
+#define E68 E16, E16, E16, E16, E4
+mcache_t mcache_empty = {.last_span = E1, .alloc = {E68}, .gcalloc = {E68, E68}};
 __thread mcache_t *gm_tls_mcache __attribute__((tls_model("initial-exec"))) = &mcache_empty;
 
 static pthread_mutex_t registry_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -291,6 +292,22 @@ void mcache_flush_pending(mcache_t *c, uint8_t sizeclass) {
   mcentral_free_batch(sizeclass, list, c);
 }
 
+// mcache_release_gc gives c's GC spans back to their gcentrals and drops its
+// tiny block (a critical section: the spans may be swept on the way).
+static void mcache_release_gc(mcache_t *c) {
+  m_acquire();
+  for (int spc = 2; spc < GM_NUM_SPAN_CLASSES; spc++) {
+    mspan_t *s = c->gcalloc[spc];
+    if (s != &span_empty) {
+      c->gcalloc[spc] = &span_empty;
+      gcentral_uncache_span(s, (uint8_t)spc);
+    }
+  }
+  c->tiny = 0;
+  c->tiny_off = 0;
+  m_release();
+}
+
 // mcache_release_all frees c's pending objects and gives every span c owns
 // to mcentral (or mheap, when empty). Afterwards c owns nothing, so its
 // notification stack can only hold stale entries: it is dropped unread.
@@ -311,6 +328,7 @@ void mcache_release_all(mcache_t *c) {
     }
   }
   atomic_store_explicit(&c->xspans, NULL, memory_order_relaxed);
+  mcache_release_gc(c);
 }
 
 static void mcache_thread_exit(void *arg) {
@@ -351,6 +369,8 @@ mcache_t *mcache_for_thread(void) {
   c->last_span = &span_empty;
   for (int i = 0; i < GM_NUM_SIZE_CLASSES; i++)
     c->alloc[i] = &span_empty;
+  for (int i = 0; i < GM_NUM_SPAN_CLASSES; i++)
+    c->gcalloc[i] = &span_empty;
   relaxed_store(&c->trim_epoch, relaxed_load(&gm_trim_epoch));
   gm_lock(&registry_lock);
   c->next = registry;
@@ -447,4 +467,105 @@ void mcache_registry_unlock(void) {
 void mcache_registry_reset(void) {
   pthread_mutex_init(&registry_lock, NULL);
   pthread_mutex_init(&mcache_alloc.lock, NULL);
+}
+
+void mcache_for_each(void (*fn)(mcache_t *c, void *ctx), void *ctx) {
+  gm_lock(&registry_lock);
+  for (mcache_t *c = registry; c; c = c->next)
+    fn(c, ctx);
+  gm_unlock(&registry_lock);
+}
+
+// ---------------------------------------------------------------------------
+// GC allocation slow path (the fast path is gc_alloc_spc in malloc.c)
+
+// gc_next_window gives c a span of spc with a loaded window: the next window
+// of its cached span (swept first if a cycle ended since), else a span from
+// gcentral. Inside a critical section. Returns NULL when out of memory.
+static mspan_t *gc_next_window(mcache_t *c, uint8_t spc) {
+  mspan_t *s = c->gcalloc[spc];
+  if (s != &span_empty) {
+    gc_sweep_cached(s);
+    if (span_next_window(s))
+      return s;
+    c->gcalloc[spc] = &span_empty;
+    gcentral_uncache_span(s, spc);
+  }
+  s = gcentral_cache_span(spc);
+  if (s == NULL)
+    return NULL;
+  c->gcalloc[spc] = s;
+  if (!span_next_window(s))
+    gm_fatal("gcentral handed out a span without free slots", (void *)s->base);
+  return s;
+}
+
+#define GC_FLUSH_BYTES ((uint64_t)64 << 10)
+
+// gc_refill_alloc allocates one object of span class spc when the fast path
+// found its window empty; zeroed. May start a collection.
+void *gc_refill_alloc(uint8_t spc) {
+  if (unlikely(!relaxed_load(&gc_inited)))
+    gc_init();
+  if (unlikely(gm_tls_m.thread == NULL))
+    proc_register_self(); // this thread now holds GC pointers
+  mcache_t *c = mcache_for_thread();
+  if (c == NULL) {
+    errno = ENOMEM;
+    return NULL;
+  }
+  m_acquire();
+  mspan_t *s = c->gcalloc[spc];
+  if (s->alloc_cache == 0) {
+    s = gc_next_window(c, spc);
+    if (s == NULL) {
+      m_release();
+      errno = ENOMEM;
+      return NULL;
+    }
+    c->gc_alloc_local += (uint64_t)gm_popcount(s->alloc_cache) * s->elemsize;
+  }
+  uint64_t v = s->alloc_cache;
+  s->alloc_cache = v & (v - 1);
+  void *p = (void *)(s->window_base + (uintptr_t)__builtin_ctzll(v) * s->elemsize);
+  bool zero = s->needzero;
+  size_t size = s->elemsize;
+  uint64_t flush = 0;
+  if (c->gc_alloc_local >= GC_FLUSH_BYTES) {
+    flush = c->gc_alloc_local;
+    c->gc_alloc_local = 0;
+    atomic_fetch_add_explicit(&gc_heap_live, flush, memory_order_relaxed);
+  }
+  m_release();
+  if (zero)
+    memset(p, 0, size);
+  if (flush)
+    gc_maybe_start();
+  return p;
+}
+
+// gc_tiny_alloc_slow: the tiny block has no room for n bytes (n < 16).
+void *gc_tiny_alloc_slow(size_t n) {
+  mcache_t *c = gm_tls_mcache;
+  mspan_t *s = c->gcalloc[GC_TINY_SPC];
+  void *p;
+  uint64_t v = s->alloc_cache;
+  if (v != 0) { // as gc_alloc_spc: the address is in a register before the slot is taken
+    p = (void *)(s->window_base + (uintptr_t)__builtin_ctzll(v) * s->elemsize);
+    __asm__ volatile("" : : "r"(p) : "memory");
+    s->alloc_cache = v & (v - 1);
+    if (s->needzero)
+      memset(p, 0, GC_TINY_SIZE);
+  } else {
+    p = gc_refill_alloc(GC_TINY_SPC);
+    if (p == NULL)
+      return NULL;
+    c = gm_tls_mcache;
+  }
+  // Keep whichever block has more room left (Go's rule).
+  if (c->tiny == 0 || n < c->tiny_off) {
+    c->tiny = (uintptr_t)p;
+    c->tiny_off = n;
+  }
+  return p;
 }

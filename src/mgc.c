@@ -1,9 +1,319 @@
-// mgc.c: placeholder (the collector comes next).
+// mgc.c: the collector's cycle and its pacer, twin of Go's mgc.go and
+// mgcpacer.go.
+//
+// gomem's collector is Go's non-moving tri-color mark-sweep with the changes
+// C asks for (conservative roots, threads stopped by signals). A cycle:
+//
+//   1. Sweep termination (world running): the collecting thread sweeps every
+//      span the last cycle left unswept (Go's finishsweep), refreshes the
+//      list of data segments, and pauses the background sweeper.
+//   2. Stop the world (proc.c): every registered thread parks outside any
+//      allocator critical section, its registers saved.
+//   3. Mark (mgcmark.c): parallel, from the roots; finalizers of unreachable
+//      objects are queued and their objects kept for one more cycle.
+//   4. Mark termination: gm_sweepgen += 2 makes every span unswept; the live
+//      heap and the next goal are computed.
+//   5. Start the world. Sweeping (mgcsweep.c) is lazy, at allocation, and in
+//      the background; gm_collect sweeps everything before returning.
+//
+// The phases map onto Go's (_GCoff / _GCmark / _GCmarktermination in
+// gc_phase) so that marking can later run concurrently with a write barrier;
+// today the world stays stopped from 2 to 5.
+//
+// Pacer: a cycle starts when gc_heap_live (what the last mark found live plus
+// the bytes handed out since, counted a window at a time) reaches the goal
+//     live * (1 + GOGC/100), at least 4 MiB * GOGC/100  (Go's heapminimum)
+// GOGC comes from GOMEM_GOGC or gm_set_gc_percent; -1 turns pacing off.
+// Threads check the goal in their allocation slow path, outside critical
+// sections; whoever finds it reached collects, the others wait on gc_lock
+// and find the goal moved.
+#include <string.h>
+#include <sys/resource.h>
+#include <time.h>
+#include <ucontext.h>
+
 #include "internal.h"
 
+enum gc_phase { GC_OFF = 0, GC_MARK, GC_MARKTERM };
+
+// gc_lock: held for a whole cycle. Never taken inside a critical section.
+static pthread_mutex_t gc_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_mutex_t gc_init_lock = PTHREAD_MUTEX_INITIALIZER;
+_Atomic int gc_inited;
+static _Atomic int gc_phase;
+
+_Atomic uint64_t gc_heap_live;
+_Atomic uint64_t gc_trigger = 4u << 20;
+static _Atomic int gc_percent = 100;
+
+// Statistics (written under gc_lock, read relaxed).
+static _Atomic uint64_t num_gc, num_forced_gc, pause_total_ns, last_gc_ns;
+static _Atomic uint64_t pause_ring[256];
+static _Atomic uint64_t heap_marked;     // bytes live after the last mark
+static _Atomic uint64_t gc_cpu_ns;       // collector CPU time (ns, all workers)
+static _Atomic uint64_t freed_objects;   // objects freed by sweeping
+static _Atomic uint64_t freed_bytes;     // their bytes
+static uint64_t start_ns;                // gc_init time
+#define HEAP_MINIMUM ((uint64_t)4 << 20)
+
+// ---------------------------------------------------------------------------
+// Pacer
+
+static uint64_t goal_for(uint64_t live, int percent) {
+  if (percent < 0)
+    return UINT64_MAX;
+  uint64_t goal = live + live / 100 * (uint64_t)percent;
+  uint64_t min = HEAP_MINIMUM / 100 * (uint64_t)percent;
+  return goal > min ? goal : min;
+}
+
+int gm_set_gc_percent(int percent) GM_EXPORT;
+int gm_set_gc_percent(int percent) {
+  if (percent < 0)
+    percent = -1;
+  int old = atomic_exchange(&gc_percent, percent);
+  relaxed_store(&gc_trigger, goal_for(relaxed_load(&heap_marked), percent));
+  if (percent >= 0)
+    gc_maybe_start();
+  return old;
+}
+
+void gc_init(void) {
+  gm_ensure_init();
+  pthread_mutex_lock(&gc_init_lock);
+  if (!relaxed_load(&gc_inited)) {
+    gcsweep_init();
+    gcmark_init();
+    if (gm_opt.gogc_set)
+      relaxed_store(&gc_percent, gm_opt.gogc);
+    relaxed_store(&gc_trigger, goal_for(0, relaxed_load(&gc_percent)));
+    start_ns = os_nanotime();
+    atomic_store(&gc_inited, 1);
+  }
+  pthread_mutex_unlock(&gc_init_lock);
+}
+
+void gc_note_freed(mspan_t *s, unsigned nobjects) {
+  if (nobjects == 0)
+    return;
+  atomic_fetch_add_explicit(&freed_objects, nobjects, memory_order_relaxed);
+  atomic_fetch_add_explicit(&freed_bytes, (uint64_t)nobjects * s->elemsize, memory_order_relaxed);
+}
+
+void gc_note_freed_large(mspan_t *s) {
+  atomic_fetch_add_explicit(&freed_objects, 1, memory_order_relaxed);
+  atomic_fetch_add_explicit(&freed_bytes, s->npages * GM_PAGE_SIZE, memory_order_relaxed);
+}
+
+void gc_note_unused(uint64_t slots, uint32_t elemsize) {
+  uint64_t b = (uint64_t)gm_popcount(slots) * elemsize;
+  uint64_t live = relaxed_load(&gc_heap_live);
+  while (!atomic_compare_exchange_weak(&gc_heap_live, &live, live > b ? live - b : 0)) {
+  }
+}
+
+// ---------------------------------------------------------------------------
+// The cycle
+
+static uint64_t thread_cpu_ns(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+  return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+typedef struct cycle_times {
+  uint64_t t0, t_stopped, t_marked, t_end; // wall clock (ns)
+  uint64_t heap0, marked, goal;
+} cycle_times_t;
+
+static void gctrace(const cycle_times_t *ct, uint64_t n) {
+  char buf[256];
+  double ms = 1e-6;
+  uint64_t now = os_nanotime();
+  double elapsed = (double)(now - start_ns) * 1e-9;
+  double frac = elapsed > 0 ? (double)relaxed_load(&gc_cpu_ns) * 1e-9 /
+                                  (elapsed * (double)gc_nworkers())
+                            : 0;
+  size_t len = gm_fmt(buf, sizeof buf,
+                      "gc %llu @%.3fs %.0f%%: %.3f+%.3f+%.3f ms clock, %llu->%llu->%llu MB, "
+                      "%llu MB goal, %u P\n",
+                      (unsigned long long)n, elapsed, frac * 100,
+                      (double)(ct->t_stopped - ct->t0) * ms,
+                      (double)(ct->t_marked - ct->t_stopped) * ms,
+                      (double)(ct->t_end - ct->t_marked) * ms,
+                      (unsigned long long)(ct->heap0 >> 20), (unsigned long long)(ct->heap0 >> 20),
+                      (unsigned long long)(ct->marked >> 20), (unsigned long long)(ct->goal >> 20),
+                      gc_nworkers());
+  os_write_stderr(buf, len);
+}
+
+// gc_self_sp: the lowest address of the collecting thread's own stack that
+// is a root (see collect_spilled). The collector's frames below it hold no pointer the
+// program needs, only stale words that would keep garbage alive.
+static uintptr_t gc_self_sp; // gc_lock
+
+// gc_cycle runs one collection. Caller holds gc_lock, not in a critical
+// section, registered.
+static void gc_cycle(bool forced) {
+  cycle_times_t ct;
+  ct.t0 = os_nanotime();
+  uint64_t cpu0 = thread_cpu_ns();
+  ct.heap0 = relaxed_load(&gc_heap_live);
+
+  gc_sweep_all(); // 1. sweep termination
+  gc_start_helpers();
+  proc_roots_lock();
+  proc_data_roots_refresh();
+  gc_sweeper_pause();
+
+  proc_stop_world(); // 2.
+  ct.t_stopped = os_nanotime();
+  if (gc_sweep_pending()) // spans released since step 1
+    gc_sweep_all();
+  relaxed_store(&gc_phase, GC_MARK);
+  uint64_t marked = gc_mark(gc_self_sp); // 3.
+  ct.t_marked = os_nanotime();
+
+  relaxed_store(&gc_phase, GC_MARKTERM); // 4.
+  atomic_store(&gm_sweepgen, relaxed_load(&gm_sweepgen) + 2);
+  relaxed_store(&heap_marked, marked);
+  relaxed_store(&gc_heap_live, marked);
+  ct.marked = marked;
+  ct.goal = goal_for(marked, relaxed_load(&gc_percent));
+  relaxed_store(&gc_trigger, ct.goal);
+  relaxed_store(&gc_phase, GC_OFF);
+  ct.t_end = os_nanotime();
+  proc_start_world(); // 5.
+
+  gc_sweeper_resume();
+  proc_roots_unlock();
+
+  uint64_t pause = ct.t_end - ct.t0;
+  uint64_t n = relaxed_load(&num_gc);
+  relaxed_store(&pause_ring[n % 256], pause);
+  relaxed_add(&pause_total_ns, pause);
+  relaxed_store(&last_gc_ns, ct.t_end);
+  // CPU: this thread's, plus the helpers' share of the mark phase (they run
+  // only then, flat out).
+  uint64_t cpu = thread_cpu_ns() - cpu0 + (uint64_t)(gc_nworkers() - 1) * (ct.t_marked - ct.t_stopped);
+  relaxed_add(&gc_cpu_ns, cpu);
+  if (forced)
+    relaxed_add(&num_forced_gc, 1);
+  relaxed_store(&num_gc, n + 1);
+  if (gm_opt.gctrace)
+    gctrace(&ct, n + 1);
+}
+
+// clear_dead_stack zeroes the stack just below the caller's frame, dead since
+// the cycle returned: stale pointers left there by deep calls would
+// otherwise reappear in uninitialised slots of later frames and be scanned
+// (Boehm GC's GC_clear_stack does the same).
+GM_NOINLINE static void clear_dead_stack(void) {
+  volatile char pad[16 << 10];
+  memset((char *)pad, 0, sizeof pad);
+  __asm__ volatile("" : : "r"(pad) : "memory");
+}
+
+// gc_begin: the calling thread is about to collect. It must be registered
+// (its own stack is a root) and outside every critical section.
+static void gc_begin(void) {
+  if (unlikely(gm_tls_m.locks != 0))
+    gm_fatal("collector: collection started inside an allocator critical section", NULL);
+  if (gm_tls_m.thread == NULL)
+    proc_register_self();
+  pthread_mutex_lock(&gc_lock);
+}
+
+// collect_spilled runs a cycle (forced: gm_collect) from a frame that holds
+// every register of the calling thread: __builtin_unwind_init spills the
+// callee-saved ones in the prologue, above the locals, and getcontext copies
+// them all (setjmp would not do: glibc mangles the saved rbp). The scan of
+// this thread's stack starts at the lowest local, so a pointer the program
+// keeps only in a register is a root, and the collector's own frames below
+// are not.
+GM_NOINLINE static void collect_spilled(bool forced) {
+  __builtin_unwind_init();
+  ucontext_t regs;
+  getcontext(&regs);
+  gc_begin();
+  bool run = forced || (relaxed_load(&gc_heap_live) >= relaxed_load(&gc_trigger) &&
+                        relaxed_load(&gc_percent) >= 0);
+  if (run) { // (not forced: another thread may have collected meanwhile)
+    gc_self_sp = (uintptr_t)&regs;
+    gc_cycle(forced);
+  }
+  pthread_mutex_unlock(&gc_lock);
+  __asm__ volatile("" : : "r"(&regs) : "memory");
+}
+
+void gc_maybe_start(void) {
+  if (relaxed_load(&gc_heap_live) < relaxed_load(&gc_trigger) || relaxed_load(&gc_percent) < 0)
+    return;
+  collect_spilled(false);
+  gc_sweeper_wake();
+  fin_wake();
+  clear_dead_stack();
+}
+
+GM_EXPORT void gm_collect(void) {
+  if (!relaxed_load(&gc_inited))
+    gc_init();
+  collect_spilled(true);
+  gc_sweep_all(); // like runtime.GC: return with the heap swept
+  gc_sweeper_wake();
+  fin_wake();
+  clear_dead_stack();
+}
+
+// ---------------------------------------------------------------------------
+// Statistics
+
+void gc_stats(gm_stats_t *st) {
+  st->gc_heap_alloc = relaxed_load(&gc_heap_live);
+  st->gc_heap_live = relaxed_load(&heap_marked);
+  uint64_t trig = relaxed_load(&gc_trigger);
+  st->next_gc = trig == UINT64_MAX ? 0 : trig;
+  st->num_gc = relaxed_load(&num_gc);
+  st->num_forced_gc = relaxed_load(&num_forced_gc);
+  st->pause_total_ns = relaxed_load(&pause_total_ns);
+  for (int i = 0; i < 256; i++)
+    st->pause_ns[i] = relaxed_load(&pause_ring[i]);
+  st->last_gc_ns = relaxed_load(&last_gc_ns);
+  st->gc_percent = relaxed_load(&gc_percent);
+  st->gc_cpu_fraction = 0;
+  if (relaxed_load(&gc_inited)) {
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    double proc_ns = ((double)ru.ru_utime.tv_sec + (double)ru.ru_stime.tv_sec) * 1e9 +
+                     ((double)ru.ru_utime.tv_usec + (double)ru.ru_stime.tv_usec) * 1e3;
+    if (proc_ns > 0)
+      st->gc_cpu_fraction = (double)relaxed_load(&gc_cpu_ns) / proc_ns;
+    if (st->gc_cpu_fraction > 1)
+      st->gc_cpu_fraction = 1;
+  }
+}
+
+// ---------------------------------------------------------------------------
+// fork: no cycle runs across fork; in the child the helper, sweeper and
+// finalizer threads are gone and restart on demand.
+
 void gc_fork_prepare(void) {
+  pthread_mutex_lock(&gc_lock);
+  gcsweep_fork_prepare();
+  fin_fork_prepare();
 }
+
 void gc_fork_parent(void) {
+  fin_fork_parent();
+  gcsweep_fork_parent();
+  pthread_mutex_unlock(&gc_lock);
 }
+
 void gc_fork_child(void) {
+  fin_fork_child();
+  gcsweep_fork_child();
+  gcmark_fork_child();
+  gcwork_fork_child();
+  pthread_mutex_init(&gc_lock, NULL);
+  pthread_mutex_init(&gc_init_lock, NULL);
 }

@@ -15,7 +15,6 @@
 // (START_DIRTY_PAGES), so small programs never get one, and parks when the
 // heap is steady with nothing to release; a span free wakes it. Releasing
 // holds mheap.lock for at most one SLICE at a time.
-#include <signal.h>
 #include <time.h>
 
 #include "internal.h"
@@ -102,18 +101,8 @@ static void scavenger_start(void) {
   int expect = 0;
   if (!atomic_compare_exchange_strong(&scav_state, &expect, 1))
     return;
-  pthread_attr_t attr;
-  pthread_attr_init(&attr);
-  pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-  pthread_attr_setstacksize(&attr, 64 * 1024);
-  pthread_t t;
-  sigset_t all, old;
-  sigfillset(&all);
-  pthread_sigmask(SIG_SETMASK, &all, &old); // the thread takes no signals
-  if (pthread_create(&t, &attr, scavenger_main, NULL) != 0)
+  if (proc_create_internal_thread(scavenger_main, NULL) != 0)
     atomic_store(&scav_state, 0);
-  pthread_sigmask(SIG_SETMASK, &old, NULL);
-  pthread_attr_destroy(&attr);
 }
 
 // scavenger_kick is called after a span went back to the heap with the
@@ -125,16 +114,18 @@ void scavenger_kick(size_t dirty_pages) {
   if (st == 1)
     return;
   if (st == 0) {
-    if (dirty_pages >= START_DIRTY_PAGES)
+    // Never start a thread inside a critical section: a stopped thread may
+    // hold the C library's thread-creation locks. A later kick starts it.
+    if (dirty_pages >= START_DIRTY_PAGES && gm_tls_m.locks == 0)
       scavenger_start();
     return;
   }
-  pthread_mutex_lock(&scav_lock);
+  gm_lock(&scav_lock); // may be called inside a critical section
   if (atomic_load(&scav_state) == 2) {
     atomic_store(&scav_state, 1);
     pthread_cond_signal(&scav_cond);
   }
-  pthread_mutex_unlock(&scav_lock);
+  gm_unlock(&scav_lock);
 }
 
 // scavenger_fork_child: the thread did not survive fork; start afresh.

@@ -12,7 +12,7 @@
 // for statistics are atomics written under the lock.
 #include "internal.h"
 
-mheap_t gm_heap = {.lock = PTHREAD_MUTEX_INITIALIZER};
+mheap_t gm_heap GM_NOSCAN = {.lock = PTHREAD_MUTEX_INITIALIZER};
 
 // Arenas are placed from this address up, as Go does on 64-bit Linux, so the
 // heap is contiguous and far from the program's brk heap and libraries.
@@ -65,6 +65,11 @@ static bool mheap_grow_locked(size_t npages) {
   }
   os_hugepages((void *)base, bytes, gm_opt.hugepages);
   gm_heap.sys_bytes += bytes;
+  uintptr_t lo = relaxed_load(&gm_heap.arena_lo), hi = relaxed_load(&gm_heap.arena_hi);
+  if (lo == 0 || base < lo)
+    relaxed_store(&gm_heap.arena_lo, base);
+  if (base + bytes > hi)
+    relaxed_store(&gm_heap.arena_hi, base + bytes);
   return true;
 }
 

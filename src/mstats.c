@@ -60,6 +60,7 @@ GM_EXPORT void gm_stats(gm_stats_t *st) {
     if (i > 0)
       st->heap_alloc += live * c->size;
   }
+  gc_stats(st);
 }
 
 static void put(int fd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -89,6 +90,16 @@ GM_EXPORT void gm_print_stats_fd(int fd) {
   put(fd, "  mallocs        %10llu\n  frees          %10llu\n", (unsigned long long)st.mallocs,
       (unsigned long long)st.frees);
   put(fd, "  thread caches  %10llu\n", (unsigned long long)st.num_threads);
+  if (st.num_gc != 0 || st.gc_heap_alloc != 0) {
+    uint64_t last = st.num_gc ? st.pause_ns[(st.num_gc + 255) % 256] : 0;
+    put(fd, "  gc heap        %10.2f MiB allocated, %.2f MiB live at the last collection\n",
+        MIB(st.gc_heap_alloc), MIB(st.gc_heap_live));
+    put(fd, "  collections    %10llu (%llu forced), next at %.2f MiB, GOGC %lld\n",
+        (unsigned long long)st.num_gc, (unsigned long long)st.num_forced_gc, MIB(st.next_gc),
+        (long long)st.gc_percent);
+    put(fd, "  gc pauses      %10.3f ms total, last %.3f ms; gc cpu %.1f%%\n",
+        (double)st.pause_total_ns / 1e6, (double)last / 1e6, st.gc_cpu_fraction * 100);
+  }
   put(fd, "  class     size      mallocs        frees         live\n");
   for (int i = 0; i < GM_NUM_CLASSES; i++) {
     const gm_class_stats_t *c = &st.by_size[i];

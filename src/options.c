@@ -25,6 +25,9 @@ static const option_desc_t options[] = {
     {"GOMEM_DEBUG", 0, &gm_opt.debug, NULL, "1: validate heap structures on slow paths"},
     {"GOMEM_HUGEPAGES", 0, NULL, &gm_opt.hugepages,
      "1: back the heap with transparent huge pages; 0: never, whatever the system default"},
+    {"GOMEM_GCTRACE", 0, NULL, &gm_opt.gctrace, "1: one line per collection on stderr"},
+    {"GOMEM_GC_PROCS", 0, &gm_opt.gc_procs, NULL,
+     "mark workers per collection (0: one per CPU)"},
 };
 
 // parse_uint accepts decimal digits only; anything else keeps the default.
@@ -59,6 +62,16 @@ void options_init(void) {
   }
   if (gm_opt.scavenge_ms == 0)
     gm_opt.scavenge_ms = 1;
+  // GOMEM_GOGC: a percentage, or "off" / -1 (not in the table: it is signed).
+  const char *gogc = getenv("GOMEM_GOGC");
+  unsigned v;
+  if (gogc != NULL && (!strcmp(gogc, "off") || !strcmp(gogc, "-1"))) {
+    gm_opt.gogc = -1;
+    gm_opt.gogc_set = true;
+  } else if (gogc != NULL && parse_uint(gogc, &v)) {
+    gm_opt.gogc = v > 1000000 ? 1000000 : (int)v;
+    gm_opt.gogc_set = true;
+  }
 }
 
 // options_print writes the option table with current values to fd.
@@ -70,4 +83,8 @@ void options_print(int fd) {
     size_t n = gm_fmt(buf, sizeof buf, "  %-22s %-8u %s\n", o->env, v, o->doc);
     gm_write_fd(fd, buf, n);
   }
+  size_t n = gm_fmt(buf, sizeof buf, "  %-22s %-8d %s\n", "GOMEM_GOGC",
+                    gm_opt.gogc_set ? gm_opt.gogc : 100,
+                    "collect when the GC heap grows this many percent over live (off: -1)");
+  gm_write_fd(fd, buf, n);
 }

@@ -1,0 +1,242 @@
+// mfinal.c: finalizers, twin of Go's mfinal.go.
+//
+// gm_set_finalizer records (object -> fn, arg) in an off-heap hash table,
+// which the collector does not scan: the table alone keeps nothing alive.
+// During each mark phase the contents of every finalizable object are roots
+// (so what it points to stays valid for its finalizer, and a finalizable
+// object reachable from another one waits for that one: Go's order). After
+// marking, each finalizable object left unmarked is marked after all (it
+// survives this cycle), its entry leaves the table, and (obj, fn, arg) joins
+// the finalizer queue. The queue is a root range, so the object stays valid
+// until its finalizer has run; afterwards, if nothing made it reachable
+// again, the next cycle reclaims it.
+//
+// Finalizers run one at a time on gomem's finalizer thread, started at the
+// first cycle that queues one. It is a registered thread: the object it is
+// finalizing sits on its stack, scanned like any other.
+//
+// fin_lock (taken with gm_lock: its holders are never stopped) protects the
+// table and the queue; the collector reads both with the world stopped.
+#include <signal.h>
+#include <string.h>
+
+#include "internal.h"
+
+typedef struct fin_entry {
+  uintptr_t obj; // 0: empty slot; FIN_TOMB: deleted
+  void (*fn)(void *, void *);
+  void *arg;
+} fin_entry_t;
+
+#define FIN_TOMB ((uintptr_t)1)
+
+static pthread_mutex_t fin_lock = PTHREAD_MUTEX_INITIALIZER;
+static fin_entry_t *table;        // open addressing, linear probing (fin_lock)
+static size_t table_cap, table_used; // slots, live + deleted entries (fin_lock)
+static _Atomic size_t table_n;        // live entries (written under fin_lock)
+static fin_entry_t *queue;        // finalizers to run (fin_lock)
+static size_t queue_cap, queue_n;
+static pthread_cond_t fin_cond = PTHREAD_COND_INITIALIZER;
+static bool fin_thread_started;   // fin_lock
+static _Atomic uint64_t fin_run;  // finalizers run so far
+
+static size_t hash(uintptr_t p, size_t cap) {
+  return (size_t)((p >> 3) * 0x9e3779b97f4a7c15ULL >> 20) & (cap - 1);
+}
+
+static fin_entry_t *table_find(uintptr_t obj) {
+  if (table_cap == 0)
+    return NULL;
+  for (size_t i = hash(obj, table_cap);; i = (i + 1) & (table_cap - 1)) {
+    if (table[i].obj == obj)
+      return &table[i];
+    if (table[i].obj == 0)
+      return NULL;
+  }
+}
+
+static void table_insert_raw(fin_entry_t *t, size_t cap, fin_entry_t e) {
+  size_t i = hash(e.obj, cap);
+  while (t[i].obj > FIN_TOMB)
+    i = (i + 1) & (cap - 1);
+  t[i] = e;
+}
+
+// table_grow rehashes into a table with room for more entries.
+static bool table_grow(void) {
+  size_t cap = table_cap ? table_cap * 2 : 1024;
+  if (table_n * 4 < table_cap) // mostly tombstones: rehash at the same size
+    cap = table_cap;
+  fin_entry_t *t = os_reserve(cap * sizeof *t, 0);
+  if (t == NULL)
+    return false;
+  for (size_t i = 0; i < table_cap; i++)
+    if (table[i].obj > FIN_TOMB)
+      table_insert_raw(t, cap, table[i]);
+  if (table)
+    os_unmap(table, table_cap * sizeof *table);
+  table = t;
+  table_cap = cap;
+  table_used = table_n;
+  return true;
+}
+
+// object_start_gc reports whether p is the start of an allocated GC object.
+static bool object_start_gc(uintptr_t p) {
+  mspan_t *s = spanof(p);
+  if (s == NULL || s->kind == SPAN_MANUAL)
+    return false;
+  if (s->sizeclass == 0)
+    return p == s->base;
+  uintptr_t off = p - s->base;
+  uint32_t idx = (uint32_t)(((uint64_t)off * s->divmul) >> 32);
+  return idx < s->nelems && (uintptr_t)idx * s->elemsize == off;
+}
+
+GM_EXPORT void gm_set_finalizer(void *ptr, void (*fn)(void *, void *), void *arg) {
+  uintptr_t p = (uintptr_t)ptr;
+  if (!object_start_gc(p))
+    gm_fatal("gm_set_finalizer: not the start of a GC object", ptr);
+  gm_lock(&fin_lock);
+  fin_entry_t *e = table_find(p);
+  if (fn == NULL) {
+    if (e != NULL) {
+      e->obj = FIN_TOMB;
+      table_n--;
+    }
+  } else if (e != NULL) {
+    e->fn = fn;
+    e->arg = arg;
+  } else {
+    if ((table_used + 1) * 2 > table_cap && !table_grow()) {
+      gm_unlock(&fin_lock);
+      gm_fatal("gm_set_finalizer: out of memory", ptr);
+    }
+    table_insert_raw(table, table_cap, (fin_entry_t){p, fn, arg});
+    table_n++;
+    table_used++;
+  }
+  gm_unlock(&fin_lock);
+}
+
+size_t fin_count(void) {
+  return relaxed_load(&table_n);
+}
+
+// fin_forget drops obj's finalizer: gm_free released it.
+void fin_forget(uintptr_t obj) {
+  if (relaxed_load(&table_n) == 0)
+    return;
+  gm_lock(&fin_lock);
+  fin_entry_t *e = table_find(obj);
+  if (e != NULL) {
+    e->obj = FIN_TOMB;
+    table_n--;
+  }
+  gm_unlock(&fin_lock);
+}
+
+void fin_for_each(void (*fn)(void *ctx, uintptr_t obj), void *ctx) {
+  for (size_t i = 0; i < table_cap; i++)
+    if (table[i].obj > FIN_TOMB)
+      fn(ctx, table[i].obj);
+}
+
+void fin_queue_roots(root_fn fn, void *ctx) {
+  if (queue_n)
+    fn(ctx, (uintptr_t)queue, (uintptr_t)(queue + queue_n));
+}
+
+// fin_queue_dead: world stopped, marking done.
+void fin_queue_dead(bool (*marked)(uintptr_t obj), void (*mark)(uintptr_t obj)) {
+  for (size_t i = 0; i < table_cap; i++) {
+    fin_entry_t e = table[i];
+    if (e.obj <= FIN_TOMB || marked(e.obj))
+      continue;
+    if (queue_n == queue_cap) {
+      size_t cap = queue_cap ? queue_cap * 2 : 256;
+      fin_entry_t *q = os_reserve(cap * sizeof *q, 0);
+      if (q == NULL)
+        continue; // no room: the object stays in the table, unmarked
+      if (queue) {
+        memcpy(q, queue, queue_n * sizeof *q);
+        os_unmap(queue, queue_cap * sizeof *queue);
+      }
+      queue = q;
+      queue_cap = cap;
+    }
+    mark(e.obj);
+    queue[queue_n++] = e;
+    table[i].obj = FIN_TOMB;
+    table_n--;
+  }
+}
+
+// The finalizer thread sleeps on fin_cond under wait_lock, a plain mutex
+// never held inside a critical section (a thread stopped while holding
+// fin_lock outside one would block the collector).
+static pthread_mutex_t wait_lock = PTHREAD_MUTEX_INITIALIZER;
+static bool fin_pending; // wait_lock
+
+static void *fin_main(void *arg) {
+  (void)arg;
+  sigset_t none;
+  sigemptyset(&none);
+  pthread_sigmask(SIG_SETMASK, &none, NULL); // the stop signal must get through
+  proc_register_self();
+  for (;;) {
+    gm_lock(&fin_lock);
+    if (queue_n == 0) {
+      gm_unlock(&fin_lock);
+      pthread_mutex_lock(&wait_lock);
+      while (!fin_pending)
+        pthread_cond_wait(&fin_cond, &wait_lock);
+      fin_pending = false;
+      pthread_mutex_unlock(&wait_lock);
+      continue;
+    }
+    fin_entry_t e = queue[--queue_n];
+    gm_unlock(&fin_lock);
+    e.fn((void *)e.obj, e.arg);
+    atomic_fetch_add(&fin_run, 1);
+  }
+  return NULL;
+}
+
+// fin_wake: after a cycle (outside critical sections).
+void fin_wake(void) {
+  gm_lock(&fin_lock);
+  bool queued = queue_n != 0, start = queued && !fin_thread_started;
+  if (start)
+    fin_thread_started = true;
+  gm_unlock(&fin_lock);
+  if (!queued)
+    return;
+  if (start && proc_create_internal_thread(fin_main, NULL) != 0) {
+    gm_lock(&fin_lock);
+    fin_thread_started = false;
+    gm_unlock(&fin_lock);
+    return;
+  }
+  pthread_mutex_lock(&wait_lock);
+  fin_pending = true;
+  pthread_cond_signal(&fin_cond);
+  pthread_mutex_unlock(&wait_lock);
+}
+
+void fin_fork_prepare(void) {
+  pthread_mutex_lock(&wait_lock);
+  pthread_mutex_lock(&fin_lock);
+}
+
+void fin_fork_parent(void) {
+  pthread_mutex_unlock(&fin_lock);
+  pthread_mutex_unlock(&wait_lock);
+}
+
+void fin_fork_child(void) {
+  pthread_mutex_init(&wait_lock, NULL);
+  pthread_mutex_init(&fin_lock, NULL);
+  pthread_cond_init(&fin_cond, NULL);
+  fin_thread_started = false;
+}

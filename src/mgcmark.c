@@ -1,0 +1,464 @@
+// mgcmark.c: the mark phase, twin of Go's mgcmark.go.
+//
+// gomem marks with the world stopped (proc.c), in parallel on every core:
+// the collecting thread and gc_nworkers() - 1 helper threads of gomem's own.
+//
+// Roots are ranges of words scanned conservatively: every registered
+// thread's stack and saved registers, the writable segments of the program
+// and its libraries, gm_add_roots ranges, the finalizer queue, the contents of
+// objects that have a finalizer (so what they point to outlives them), and
+// each thread's current tiny block. The ranges are cut into jobs of at most
+// JOB_BYTES that workers claim with one atomic add.
+//
+// Conservative pointers (greyobject): a word is a pointer candidate if it
+// falls in the range of addresses holding arenas; the arena map gives its
+// span in O(1); only GC spans count, and only an allocated slot: a word
+// pointing at a free slot, at the tail of a span, into malloc's spans or
+// outside the heap marks nothing. Interior pointers mark their object.
+// Marking sets the object's bit in its span's gcbits with an atomic OR (other
+// workers may mark the same word) and, for scanned spans, pushes the object
+// on the worker's gcwork as a grey entry (mgcwork.h); it turns black when a
+// worker has scanned it.
+//
+// Spans cached by threads when the world stopped: a thread allocates from
+// its span's window without any lock or atomic, so the window's free slots
+// are read (snapshot) from alloc_cache; slots not in the snapshot have been
+// handed out and are ordinary objects. The snapshot also tells the span's
+// next sweep which slots were handed out after this mark (allocated black).
+//
+// Termination: a worker with no local work and nothing on the global full
+// list counts itself idle; when every worker is idle and no work is
+// published, marking is done (nobody can produce more).
+#include <dlfcn.h>
+#include <link.h>
+#include <sched.h>
+#include <string.h>
+#include <sys/sysinfo.h>
+
+#include "mgcwork.h"
+
+#ifdef GM_VALGRIND
+#include <valgrind/memcheck.h>
+// Stacks and segments hold uninitialised words; scanning reads them as
+// integers, which memcheck would report. The copy is declared defined.
+#define SCAN_DEFINED(w) VALGRIND_MAKE_MEM_DEFINED(&(w), sizeof(w))
+#else
+#define SCAN_DEFINED(w) ((void)0)
+#endif
+
+// Scanning reads other threads' stacks, redzones included: no sanitizer
+// instrumentation on those loads.
+#define GM_NO_SANITIZE __attribute__((no_sanitize_address, no_sanitize_thread))
+
+#define JOB_BYTES ((uintptr_t)64 << 10)
+#define MAX_WORKERS 32
+
+typedef struct root_job {
+  uintptr_t lo, hi;
+} root_job_t;
+
+// Root jobs: built by the collector with the world stopped, claimed by
+// workers through job_next.
+static root_job_t *jobs;
+static size_t njobs, jobs_cap;
+static _Atomic size_t job_next;
+
+// Filter for pointer candidates: [heap_lo, heap_lo + heap_len).
+static uintptr_t heap_lo GM_NOSCAN, heap_len GM_NOSCAN;
+
+// Workers.
+static unsigned nworkers;             // set once (gc_nworkers)
+static _Atomic unsigned nidle;        // workers out of work this cycle
+static pthread_mutex_t work_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t work_cond = PTHREAD_COND_INITIALIZER;
+static pthread_cond_t done_cond = PTHREAD_COND_INITIALIZER;
+static uint64_t work_gen;      // bumped to start helpers (work_lock)
+static unsigned helpers_done;  // helpers finished this cycle (work_lock)
+static unsigned helpers;       // helper threads started (work_lock)
+static uint64_t helper_marked; // bytes marked by helpers this cycle (work_lock)
+
+// Tiny blocks of every cache, as a root range.
+static uintptr_t *tiny_roots;
+static size_t tiny_cap, ntiny;
+
+unsigned gc_nworkers(void) {
+  if (nworkers == 0) {
+    unsigned n = gm_opt.gc_procs ? gm_opt.gc_procs : (unsigned)get_nprocs();
+    nworkers = n < 1 ? 1 : n > MAX_WORKERS ? MAX_WORKERS : n;
+  }
+  return nworkers;
+}
+
+// grow_array doubles an off-heap array of elem-sized items.
+static void *grow_array(void *old, size_t *cap, size_t elem) {
+  size_t ncap = *cap ? *cap * 2 : 1024;
+  void *p = os_reserve(ncap * elem, 0);
+  if (p == NULL)
+    gm_fatal("out of memory for the collector's root table", NULL);
+  if (old) {
+    memcpy(p, old, *cap * elem);
+    os_unmap(old, *cap * elem);
+  }
+  *cap = ncap;
+  return p;
+}
+
+// add_root is the root_fn: it records [lo, hi) as jobs, aligned inward.
+static void add_root(void *ctx, uintptr_t lo, uintptr_t hi) {
+  (void)ctx;
+  lo = (lo + 7) & ~(uintptr_t)7;
+  hi &= ~(uintptr_t)7;
+  while (lo < hi) {
+    uintptr_t end = hi - lo > JOB_BYTES ? lo + JOB_BYTES : hi;
+    if (njobs == jobs_cap)
+      jobs = grow_array(jobs, &jobs_cap, sizeof *jobs);
+    jobs[njobs++] = (root_job_t){lo, end};
+    lo = end;
+  }
+}
+
+// Data that must not be scanned: gomem's own variables hold the addresses of
+// arenas and pages (the heap's first object starts at the first arena's
+// base), which would keep objects alive. Variables that hold such addresses
+// live in section gm_noscan (GM_NOSCAN), excluded from the roots; when gomem
+// is a shared library its whole writable segments are excluded too.
+extern char __start_gm_noscan[], __stop_gm_noscan[];
+#define MAX_EXCLUDED 8
+static uintptr_t excluded[MAX_EXCLUDED][2] GM_NOSCAN;
+static int nexcluded GM_NOSCAN;
+
+static int find_self(struct dl_phdr_info *info, size_t size, void *data) {
+  (void)size;
+  if (info->dlpi_addr != (uintptr_t)data || info->dlpi_name == NULL || info->dlpi_name[0] == 0)
+    return 0; // not gomem's shared object (or gomem is linked into the program)
+  for (int i = 0; i < info->dlpi_phnum && nexcluded < MAX_EXCLUDED; i++) {
+    const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
+    if (ph->p_type == PT_LOAD && (ph->p_flags & PF_W)) {
+      excluded[nexcluded][0] = info->dlpi_addr + ph->p_vaddr;
+      excluded[nexcluded][1] = info->dlpi_addr + ph->p_vaddr + ph->p_memsz;
+      nexcluded++;
+    }
+  }
+  return 1;
+}
+
+// gcmark_init finds what to exclude (world running, once).
+void gcmark_init(void) {
+  excluded[0][0] = (uintptr_t)__start_gm_noscan;
+  excluded[0][1] = (uintptr_t)__stop_gm_noscan;
+  nexcluded = 1;
+  Dl_info di;
+  if (dladdr((void *)&gm_heap, &di) != 0)
+    dl_iterate_phdr(find_self, di.dli_fbase);
+  gc_nworkers();
+}
+
+// add_data_root records a data segment range minus the excluded ranges.
+static void add_data_root(void *ctx, uintptr_t lo, uintptr_t hi) {
+  for (int i = 0; i < nexcluded && lo < hi; i++) {
+    uintptr_t xlo = excluded[i][0], xhi = excluded[i][1];
+    if (hi <= xlo || lo >= xhi)
+      continue;
+    if (lo < xlo)
+      add_data_root(ctx, lo, xlo);
+    lo = xhi > lo ? xhi : lo;
+  }
+  if (lo < hi)
+    add_root(ctx, lo, hi);
+}
+
+// ---------------------------------------------------------------------------
+// Greying and scanning
+
+// object_size returns the bytes of GC object at base in span s.
+static inline uintptr_t object_size(const mspan_t *s) {
+  return s->sizeclass ? s->elemsize : s->npages * GM_PAGE_SIZE;
+}
+
+// push_object queues the object [base, base + size) for scanning, in oblets.
+static inline void push_object(gcwork_t *gw, uintptr_t base, uintptr_t size) {
+  while (size > GC_OBLET_BYTES) {
+    gcw_put(gw, gc_entry(base, GC_OBLET_BYTES));
+    base += GC_OBLET_BYTES;
+    size -= GC_OBLET_BYTES;
+  }
+  gcw_put(gw, gc_entry(base, size));
+}
+
+// set_mark sets a mark bit. Two workers may both find the bit clear and both
+// set it: the object is then scanned twice, which is harmless (Go accepts the
+// same race), so no compare-and-swap loop is needed.
+static inline void set_mark(_Atomic uint64_t *word, uint64_t bit) {
+  if (nworkers == 1)
+    relaxed_store(word, relaxed_load(word) | bit);
+  else
+    atomic_fetch_or_explicit(word, bit, memory_order_relaxed);
+}
+
+// greyobject marks the object w points into, in span s (the GC span holding
+// w), if it is allocated and not marked yet, and queues it for scanning if
+// it may hold pointers.
+static inline void greyobject(gcwork_t *gw, mspan_t *s, uintptr_t w) {
+  gcbits_t *g = s->gc;
+  uintptr_t base;
+  unsigned word;
+  uint64_t bit;
+  if (s->sizeclass != 0) {
+    uintptr_t off = w - s->base;
+    uint32_t idx = (uint32_t)(((uint64_t)off * s->divmul) >> 32);
+    if (idx >= s->nelems)
+      return;
+    word = idx >> 6;
+    bit = 1ULL << (idx & 63);
+    if (!(s->alloc_bits[word] & bit) || (word == g->snap_window && (g->snap & bit)))
+      return; // a free slot
+    base = s->base + (uintptr_t)idx * s->elemsize;
+  } else {
+    word = 0;
+    bit = 1;
+    base = s->base;
+  }
+  if (relaxed_load(&g->mark[word]) & bit)
+    return;
+  set_mark(&g->mark[word], bit);
+  uintptr_t size = object_size(s);
+  gw->bytes_marked += size;
+  if (s->kind == SPAN_GC_SCAN)
+    push_object(gw, base, size);
+}
+
+// scan_block greys every pointer candidate among the words of [lo, hi). The
+// span of the last candidate is kept: neighbouring objects point to each
+// other, and the test against it replaces the arena map walk.
+GM_NO_SANITIZE static inline __attribute__((always_inline)) void
+scan_block(gcwork_t *gw, uintptr_t lo, uintptr_t hi) {
+  const uintptr_t hlo = heap_lo, hlen = heap_len;
+  mspan_t *last = NULL;
+  uintptr_t last_base = 0, last_len = 0;
+  gw->scanned += hi - lo;
+  for (const uintptr_t *p = (const uintptr_t *)lo; p < (const uintptr_t *)hi; p++) {
+    uintptr_t w = *(const volatile uintptr_t *)p;
+    SCAN_DEFINED(w);
+    if (w - hlo >= hlen)
+      continue;
+    mspan_t *s = last;
+    if (w - last_base >= last_len) {
+      s = spanof(w);
+      if (s == NULL || s->kind == SPAN_MANUAL)
+        continue;
+      last = s;
+      last_base = s->base;
+      last_len = s->npages * GM_PAGE_SIZE;
+    }
+    greyobject(gw, s, w);
+  }
+}
+
+GM_NO_SANITIZE static inline __attribute__((always_inline)) void scan_entry(gcwork_t *gw,
+                                                                          uintptr_t e) {
+  uintptr_t lo = e & (((uintptr_t)1 << GC_ENTRY_ADDR_BITS) - 1);
+  scan_block(gw, lo, lo + (e >> GC_ENTRY_ADDR_BITS) * 8);
+}
+
+GM_NO_SANITIZE GM_NOINLINE static void scan_root(gcwork_t *gw, uintptr_t lo, uintptr_t hi) {
+  scan_block(gw, lo, hi);
+}
+
+// drain scans grey entries until there are none. Entries pass through a
+// small FIFO: each is prefetched when taken and scanned PREFETCH_DEPTH
+// entries later, so several cache misses are in flight at once.
+#define PREFETCH_DEPTH 8
+GM_NO_SANITIZE static void drain(gcwork_t *gw) {
+  uintptr_t ring[PREFETCH_DEPTH];
+  unsigned head = 0, n = 0, count = 0;
+  for (;;) {
+    uintptr_t e = gcw_get(gw);
+    if (e == 0) {
+      if (n == 0)
+        return;
+      // Scan what is in flight; it may produce more work.
+      e = ring[head];
+      head = (head + 1) % PREFETCH_DEPTH;
+      n--;
+      scan_entry(gw, e);
+      continue;
+    }
+    __builtin_prefetch((void *)(e & (((uintptr_t)1 << GC_ENTRY_ADDR_BITS) - 1)));
+    if (n == PREFETCH_DEPTH) {
+      uintptr_t old = ring[head];
+      ring[head] = e;
+      head = (head + 1) % PREFETCH_DEPTH;
+      scan_entry(gw, old);
+    } else {
+      ring[(head + n) % PREFETCH_DEPTH] = e;
+      n++;
+    }
+    if (unlikely((++count & 255) == 0) && nworkers > 1 && relaxed_load(&nidle) != 0)
+      gcw_balance(gw);
+  }
+}
+
+// mark_worker does one worker's share of the mark phase; returns the bytes
+// it marked.
+static uint64_t mark_worker(void) {
+  gcwork_t gw;
+  gcw_init(&gw);
+  for (;;) {
+    size_t j;
+    while ((j = atomic_fetch_add_explicit(&job_next, 1, memory_order_relaxed)) < njobs) {
+      scan_root(&gw, jobs[j].lo, jobs[j].hi);
+      drain(&gw);
+    }
+    drain(&gw);
+    // Out of work: idle until others publish some or everyone is idle.
+    atomic_fetch_add(&nidle, 1);
+    for (unsigned spins = 0;; spins++) {
+      if (relaxed_load(&wb_nfull) != 0) {
+        atomic_fetch_sub(&nidle, 1);
+        break;
+      }
+      if (atomic_load(&nidle) == nworkers) {
+        gcw_dispose(&gw);
+        return gw.bytes_marked;
+      }
+      if (spins > 64)
+        sched_yield();
+      else
+        __builtin_ia32_pause();
+    }
+  }
+}
+
+static void *helper_main(void *arg) {
+  (void)arg;
+  uint64_t seen = 0;
+  pthread_mutex_lock(&work_lock);
+  for (;;) {
+    while (work_gen == seen)
+      pthread_cond_wait(&work_cond, &work_lock);
+    seen = work_gen;
+    pthread_mutex_unlock(&work_lock);
+    uint64_t marked = mark_worker();
+    pthread_mutex_lock(&work_lock);
+    helper_marked += marked;
+    helpers_done++;
+    pthread_cond_signal(&done_cond);
+  }
+  return NULL;
+}
+
+// gc_start_helpers starts the helper threads the first time. Called before
+// the world stops (a stopped thread may hold the C library's thread-creation
+// locks).
+void gc_start_helpers(void) {
+  unsigned n = gc_nworkers();
+  pthread_mutex_lock(&work_lock);
+  while (helpers < n - 1) {
+    if (proc_create_internal_thread(helper_main, NULL) != 0)
+      break;
+    helpers++;
+  }
+  // Every started helper takes part in every cycle, so nworkers counts them.
+  nworkers = helpers + 1;
+  pthread_mutex_unlock(&work_lock);
+}
+
+// run_workers runs the mark workers (the caller is one of them) until the
+// heap reachable from the root jobs is marked. Returns the bytes marked.
+static uint64_t run_workers(void) {
+  pthread_mutex_lock(&work_lock);
+  helpers_done = 0;
+  helper_marked = 0;
+  atomic_store(&nidle, 0);
+  atomic_store(&job_next, 0);
+  work_gen++;
+  pthread_cond_broadcast(&work_cond);
+  pthread_mutex_unlock(&work_lock);
+  uint64_t marked = mark_worker();
+  pthread_mutex_lock(&work_lock);
+  while (helpers_done < helpers)
+    pthread_cond_wait(&done_cond, &work_lock);
+  marked += helper_marked;
+  pthread_mutex_unlock(&work_lock);
+  return marked;
+}
+
+// ---------------------------------------------------------------------------
+// Preparing the roots (world stopped)
+
+// prepare_cache records, for each span cache c holds, the window snapshot
+// (see the top of the file), and collects c's tiny block.
+static void prepare_cache(mcache_t *c, void *ctx) {
+  (void)ctx;
+  uint32_t sg = relaxed_load(&gm_sweepgen);
+  for (int spc = 2; spc < GM_NUM_SPAN_CLASSES; spc++) {
+    mspan_t *s = c->gcalloc[spc];
+    if (s == &span_empty)
+      continue;
+    gcbits_t *g = s->gc;
+    if (relaxed_load(&s->sweepgen) != sg) { // marks of an earlier cycle, never applied
+      for (unsigned w = 0; w < (s->nelems + 63u) / 64; w++)
+        relaxed_store(&g->mark[w], 0);
+    }
+    g->snap = s->alloc_cache;
+    g->snap_window = s->window;
+  }
+  if (c->tiny != 0) {
+    if (ntiny == tiny_cap)
+      tiny_roots = grow_array(tiny_roots, &tiny_cap, sizeof *tiny_roots);
+    tiny_roots[ntiny++] = c->tiny;
+  }
+  c->gc_alloc_local = 0; // counted into the live heap by this mark
+}
+
+static void add_fin_root(void *ctx, uintptr_t obj) {
+  (void)ctx;
+  mspan_t *s = spanof(obj);
+  if (s != NULL && s->kind == SPAN_GC_SCAN)
+    add_root(NULL, obj, obj + object_size(s));
+}
+
+static bool is_marked(uintptr_t obj) {
+  mspan_t *s = spanof(obj);
+  if (s->sizeclass == 0)
+    return relaxed_load(&s->gc->mark[0]) & 1;
+  uint32_t idx = (uint32_t)(((uint64_t)(obj - s->base) * s->divmul) >> 32);
+  return (relaxed_load(&s->gc->mark[idx >> 6]) >> (idx & 63)) & 1;
+}
+
+static uint64_t fin_marked_bytes;
+
+static void mark_one(uintptr_t obj) {
+  mspan_t *s = spanof(obj);
+  uint32_t idx = s->sizeclass ? (uint32_t)(((uint64_t)(obj - s->base) * s->divmul) >> 32) : 0;
+  atomic_fetch_or_explicit(&s->gc->mark[idx >> 6], 1ULL << (idx & 63), memory_order_relaxed);
+  fin_marked_bytes += object_size(s);
+}
+
+// gc_mark: see the top of the file. Called by the collector with the world
+// stopped and every uncached GC span swept (mark bits clear).
+uint64_t gc_mark(uintptr_t self_sp) {
+  heap_lo = relaxed_load(&gm_heap.arena_lo);
+  heap_len = relaxed_load(&gm_heap.arena_hi) - heap_lo;
+  njobs = 0;
+  ntiny = 0;
+  mcache_for_each(prepare_cache, NULL);
+  proc_thread_roots(add_root, NULL, self_sp);
+  proc_data_roots(add_data_root, NULL);
+  fin_queue_roots(add_root, NULL);
+  fin_for_each(add_fin_root, NULL);
+  if (ntiny)
+    add_root(NULL, (uintptr_t)tiny_roots, (uintptr_t)(tiny_roots + ntiny));
+  uint64_t marked = run_workers();
+  fin_marked_bytes = 0;
+  fin_queue_dead(is_marked, mark_one);
+  return marked + fin_marked_bytes;
+}
+
+void gcmark_fork_child(void) {
+  pthread_mutex_init(&work_lock, NULL);
+  pthread_cond_init(&work_cond, NULL);
+  pthread_cond_init(&done_cond, NULL);
+  helpers = 0;
+  helpers_done = 0;
+}

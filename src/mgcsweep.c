@@ -1,0 +1,492 @@
+// mgcsweep.c: GC spans, their central lists and sweeping, twin of Go's
+// mcentral.go (for GC spans) and mgcsweep.go.
+//
+// GC objects live in spans of their own (kind SPAN_GC_SCAN or SPAN_GC_NOSCAN,
+// never mixed with malloc's spans), one span class per (size class, noscan)
+// pair: spc = sizeclass * 2 + noscan. A thread caches one span per span class
+// (mcache.gcalloc) and allocates from its window like malloc does; GC spans
+// are never owned, and objects in them are freed by sweeping, not by the
+// program, so a cached span goes back to its gcentral as soon as it is full
+// (Go's model) instead of staying with the thread.
+//
+// Sweeping. Every GC span carries mark bits (gcbits_t) and a sweepgen. The
+// collector adds 2 to gm_sweepgen at the end of each mark phase; a span with
+// sweepgen == gm_sweepgen is swept, any other value means unswept: its
+// alloc_bits still describe the heap before that mark phase. Sweeping a span
+// applies its marks:
+//     alloc_bits = alloc_bits & (mark | black)      mark = 0
+// where black is the window snapshot of a span that was cached when the
+// world stopped (slots free then, handed out since: allocated black).
+// Objects are never touched. Who sweeps:
+//   - uncached spans, under their gcentral's lock: lazily when a thread needs
+//     a span of that class (gcentral_cache_span, Go's budget of 100 spans),
+//     and in the background (gc_sweep_all, from the sweeper thread and before
+//     each cycle starts);
+//   - a cached span, only by the thread caching it, when its window runs dry
+//     or it gives the span back (gc_sweep_cached).
+// Both run inside critical sections, so when the world stops no span is half
+// swept, and gm_sweepgen (changed only while the world is stopped) is stable
+// inside any critical section.
+//
+// Lists. A gcentral keeps uncached spans on partial (some slot free) and
+// full lists, two of each indexed by sweepgen parity as in Go: with sg =
+// gm_sweepgen, list [sg/2 % 2] holds swept spans and the other one unswept
+// spans. Adding 2 to gm_sweepgen turns every swept list into an unswept one.
+// Fully free spans go back to mheap when swept. Large GC objects have one span
+// each, kept on one list (gc_large) and swept by gc_sweep_all or freed by the
+// program with gm_free.
+#include <string.h>
+
+#include "internal.h"
+
+gcentral_t gc_central[GM_NUM_SPAN_CLASSES];
+_Atomic uint32_t gm_sweepgen = 2;
+
+static fixalloc_t gcbits_alloc;
+static pthread_mutex_t large_lock = PTHREAD_MUTEX_INITIALIZER;
+static mspan_t *large_spans; // every large GC span (large_lock)
+
+// Sweeper thread: sweeps after each cycle while programs allocate.
+static pthread_mutex_t sweeper_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t sweeper_cond = PTHREAD_COND_INITIALIZER;
+static bool sweeper_started; // sweeper_lock
+static uint64_t sweeper_work; // cycles to sweep after (sweeper_lock)
+
+void gcsweep_init(void) {
+  fixalloc_init(&gcbits_alloc, sizeof(gcbits_t));
+  for (int i = 0; i < GM_NUM_SPAN_CLASSES; i++)
+    pthread_mutex_init(&gc_central[i].lock, NULL);
+}
+
+#define SWEPT(sg) (((sg) / 2) % 2)
+#define UNSWEPT(sg) (1 - SWEPT(sg))
+
+// ---------------------------------------------------------------------------
+// Span set up and release
+
+// gc_span_setup makes fresh span s (from mheap) a GC span of spc, swept for
+// the current cycle. Returns false when out of memory (s is then freed).
+static bool gc_span_setup(mspan_t *s, uint8_t spc) {
+  gcbits_t *g = fixalloc_alloc(&gcbits_alloc);
+  if (g == NULL) {
+    mheap_free_span(s);
+    return false;
+  }
+  g->snap_window = WINDOW_NONE;
+  if (spc_sizeclass(spc) != 0)
+    span_init_small(s, spc_sizeclass(spc));
+  s->list = LIST_NONE;
+  s->next = s->prev = NULL;
+  s->gc = g;
+  s->kind = spc_noscan(spc) ? SPAN_GC_NOSCAN : SPAN_GC_SCAN;
+  atomic_store_explicit(&s->sweepgen, relaxed_load(&gm_sweepgen), memory_order_relaxed);
+  return true;
+}
+
+// gc_span_free returns GC span s (on no list) to mheap.
+static void gc_span_free(mspan_t *s) {
+  gcbits_t *g = s->gc;
+  s->gc = NULL;
+  s->kind = SPAN_MANUAL;
+  fixalloc_free(&gcbits_alloc, g);
+  mheap_free_span(s);
+}
+
+// ---------------------------------------------------------------------------
+// Sweeping one span
+
+// sweep_bits applies s's marks to its alloc_bits (see the top of the file)
+// and clears them. Returns the number of objects freed. Caller: the span's
+// sweeper (gcentral lock, or the thread caching it with alloc_cache == 0).
+static unsigned sweep_bits(mspan_t *s) {
+  gcbits_t *g = s->gc;
+  unsigned nwords = (s->nelems + 63) / 64, freed = 0, zeros = 0;
+  for (unsigned w = 0; w < nwords; w++) {
+    uint64_t keep = relaxed_load(&g->mark[w]) | (w == g->snap_window ? g->snap : 0);
+    if (w == nwords - 1 && s->nelems % 64)
+      keep |= ~0ULL << (s->nelems % 64); // bits past the last object stay set
+    uint64_t old = s->alloc_bits[w], now = old & keep;
+    freed += (unsigned)gm_popcount(old & ~now);
+    zeros += 64 - (unsigned)gm_popcount(now);
+    s->alloc_bits[w] = now;
+    relaxed_store(&g->mark[w], 0);
+  }
+  g->snap = 0;
+  g->snap_window = WINDOW_NONE;
+  s->nfree = (uint16_t)zeros;
+  if (freed)
+    s->needzero = 1;
+  atomic_store_explicit(&s->sweepgen, relaxed_load(&gm_sweepgen), memory_order_release);
+  return freed;
+}
+
+// gc_sweep_cached sweeps span s cached by the calling thread, if it is not
+// swept yet. Its window must be exhausted or unreserved (alloc_cache == 0).
+void gc_sweep_cached(mspan_t *s) {
+  if (relaxed_load(&s->sweepgen) == relaxed_load(&gm_sweepgen))
+    return;
+  gm_assert(s->alloc_cache == 0);
+  gc_note_freed(s, sweep_bits(s));
+}
+
+// ---------------------------------------------------------------------------
+// gcentral lists (lock held)
+
+static mspan_t **list_head(gcentral_t *m, bool full, unsigned parity) {
+  return full ? &m->full[parity] : &m->partial[parity];
+}
+
+static void gl_push(gcentral_t *m, mspan_t *s, bool full, unsigned parity) {
+  mspan_t **head = list_head(m, full, parity);
+  s->list = (uint8_t)(LIST_GC + (full ? 2 : 0) + parity);
+  s->prev = NULL;
+  s->next = *head;
+  if (*head)
+    (*head)->prev = s;
+  *head = s;
+  m->nspans++;
+}
+
+static void gl_remove(gcentral_t *m, mspan_t *s) {
+  unsigned id = s->list - LIST_GC;
+  mspan_t **head = list_head(m, id >= 2, id & 1);
+  if (s->prev)
+    s->prev->next = s->next;
+  else
+    *head = s->next;
+  if (s->next)
+    s->next->prev = s->prev;
+  s->next = s->prev = NULL;
+  s->list = LIST_NONE;
+  m->nspans--;
+}
+
+static mspan_t *gl_pop(gcentral_t *m, bool full, unsigned parity) {
+  mspan_t *s = *list_head(m, full, parity);
+  if (s)
+    gl_remove(m, s);
+  return s;
+}
+
+// gl_file puts swept span s (on no list) on m's swept lists, or back to
+// mheap when every slot is free.
+static void gl_file(gcentral_t *m, mspan_t *s) {
+  if (s->nfree == s->nelems) {
+    gc_span_free(s);
+    return;
+  }
+  gl_push(m, s, s->nfree == 0, SWEPT(relaxed_load(&gm_sweepgen)));
+}
+
+// sweep_locked sweeps uncached span s, taken off m's unswept lists, and
+// files it. Returns s if it has a free slot and is still in use (not filed:
+// the caller may take it), NULL otherwise.
+static mspan_t *sweep_locked(gcentral_t *m, mspan_t *s, bool want) {
+  gc_note_freed(s, sweep_bits(s));
+  if (want && s->nfree > 0 && s->nfree < s->nelems)
+    return s;
+  gl_file(m, s);
+  return NULL;
+}
+
+// ---------------------------------------------------------------------------
+// Cache and uncache
+
+// gcentral_cache_span returns a span of span class spc with a free slot,
+// swept, for the calling thread to cache (in a critical section), or NULL
+// when out of memory. Like Go's cacheSpan: a swept partial span, else sweep
+// up to 100 unswept spans looking for room, else a fresh span.
+mspan_t *gcentral_cache_span(uint8_t spc) {
+  gcentral_t *m = &gc_central[spc];
+  uint32_t sg = relaxed_load(&gm_sweepgen);
+  gm_lock(&m->lock);
+  mspan_t *s = gl_pop(m, false, SWEPT(sg));
+  for (int budget = 100; s == NULL && budget > 0; budget--) {
+    mspan_t *t = gl_pop(m, false, UNSWEPT(sg));
+    if (t == NULL && (t = gl_pop(m, true, UNSWEPT(sg))) == NULL)
+      break;
+    s = sweep_locked(m, t, true);
+  }
+  gm_unlock(&m->lock);
+  if (s != NULL) {
+    s->needzero = 1;
+    return s;
+  }
+  uint8_t sc = spc_sizeclass(spc);
+  s = mheap_alloc_span(class_to_npages[sc], sc, 1);
+  if (s == NULL || !gc_span_setup(s, spc))
+    return NULL;
+  return s;
+}
+
+// gcentral_uncache_span takes back span s from the thread that cached it.
+// Any window slots left are un-reserved; the span is swept if needed.
+void gcentral_uncache_span(mspan_t *s, uint8_t spc) {
+  if (s->alloc_cache != 0) {
+    s->alloc_bits[s->window] &= ~s->alloc_cache;
+    s->nfree += (uint16_t)gm_popcount(s->alloc_cache);
+    gc_note_unused(s->alloc_cache, s->elemsize);
+    s->alloc_cache = 0;
+  }
+  s->window = WINDOW_NONE;
+  gc_sweep_cached(s);
+  gcentral_t *m = &gc_central[spc];
+  gm_lock(&m->lock);
+  gl_file(m, s);
+  gm_unlock(&m->lock);
+}
+
+// ---------------------------------------------------------------------------
+// Large GC objects
+
+// gc_large_alloc returns a new large GC span of npages (zeroed memory), or
+// NULL when out of memory.
+mspan_t *gc_large_alloc(size_t npages, bool noscan) {
+  mspan_t *s = mheap_alloc_span(npages, 0, 1);
+  if (s == NULL || !gc_span_setup(s, (uint8_t)noscan))
+    return NULL;
+  s->elemsize = npages * GM_PAGE_SIZE > UINT32_MAX ? 0 : (uint32_t)(npages * GM_PAGE_SIZE);
+  s->nelems = 1;
+  gm_lock(&large_lock);
+  s->prev = NULL;
+  s->next = large_spans;
+  if (large_spans)
+    large_spans->prev = s;
+  large_spans = s;
+  gm_unlock(&large_lock);
+  return s;
+}
+
+static void large_remove_locked(mspan_t *s) {
+  if (s->prev)
+    s->prev->next = s->next;
+  else
+    large_spans = s->next;
+  if (s->next)
+    s->next->prev = s->prev;
+  s->next = s->prev = NULL;
+}
+
+// gc_large_free frees large GC span s at the program's request (gm_free).
+void gc_large_free(mspan_t *s) {
+  gm_lock(&large_lock);
+  large_remove_locked(s);
+  gm_unlock(&large_lock);
+  gc_note_freed_large(s);
+  gc_span_free(s);
+}
+
+// sweep_large sweeps every unswept large span: unmarked ones are freed.
+static void sweep_large(void) {
+  uint32_t sg = relaxed_load(&gm_sweepgen);
+  gm_lock(&large_lock);
+  mspan_t *s = large_spans;
+  while (s != NULL) {
+    mspan_t *next = s->next;
+    if (relaxed_load(&s->sweepgen) != sg) {
+      if (relaxed_load(&s->gc->mark[0]) & 1) {
+        relaxed_store(&s->gc->mark[0], 0);
+        atomic_store_explicit(&s->sweepgen, sg, memory_order_release);
+      } else {
+        large_remove_locked(s);
+        gc_note_freed_large(s);
+        gc_span_free(s);
+      }
+    }
+    s = next;
+  }
+  gm_unlock(&large_lock);
+}
+
+// ---------------------------------------------------------------------------
+// gm_free of a GC object
+
+// free_slot frees object p of GC span s (small), which the caller may change:
+// s is cached by the caller, or its gcentral lock is held and s is swept.
+static void free_slot(mspan_t *s, uintptr_t p) {
+  uint16_t idx = span_object_index(s, p);
+  unsigned w = idx >> 6;
+  uint64_t bit = 1ULL << (idx & 63);
+  if (!(s->alloc_bits[w] & bit) || (w == s->window && (s->alloc_cache & bit)))
+    gm_fatal("double free of a GC object", (void *)p);
+  s->alloc_bits[w] &= ~bit;
+  relaxed_store(&s->gc->mark[w], relaxed_load(&s->gc->mark[w]) & ~bit);
+  s->nfree++;
+  s->needzero = 1;
+}
+
+// gc_free releases GC object p of span s at once (the program knows it is
+// dead), when its span is cached by the calling thread or by nobody. When
+// another thread is allocating from the span, the object's contents are
+// cleared instead (so it keeps nothing alive) and the collector reclaims it.
+// Objects of the tiny allocator's class share blocks: their free is ignored.
+void gc_free(uintptr_t p, mspan_t *s) {
+  if (s->sizeclass == 0) {
+    if (p != s->base)
+      gm_fatal("free of a pointer inside a large object", (void *)p);
+    fin_forget(p);
+    gm_lock(&large_lock);
+    bool ok = spanof(p) == s && s->kind != SPAN_MANUAL && s->sizeclass == 0;
+    if (ok)
+      large_remove_locked(s);
+    gm_unlock(&large_lock);
+    if (!ok)
+      gm_fatal("double free of a GC object", (void *)p);
+    gc_note_freed_large(s);
+    gc_note_unused(1, s->elemsize);
+    gc_span_free(s);
+    return;
+  }
+  uint8_t spc = (uint8_t)(s->sizeclass * 2 + (s->kind == SPAN_GC_NOSCAN));
+  (void)span_object_index(s, p); // fatal unless p is an object start
+  if (spc == GC_TINY_SPC)
+    return;
+  fin_forget(p);
+  m_acquire();
+  mcache_t *c = gm_tls_mcache;
+  if (c->gcalloc[spc] == s) {
+    free_slot(s, p);
+    m_release();
+    gc_note_unused(1, s->elemsize);
+    return;
+  }
+  gcentral_t *m = &gc_central[spc];
+  gm_lock(&m->lock);
+  mspan_t *now = spanof(p);
+  if (now != s || s->kind == SPAN_MANUAL || s->sizeclass * 2 + (s->kind == SPAN_GC_NOSCAN) != spc)
+    gm_fatal("double free of a GC object (its span was freed)", (void *)p);
+  uint32_t size = s->elemsize;
+  if (s->list >= LIST_GC) { // uncached: free it here
+    gl_remove(m, s);
+    if (relaxed_load(&s->sweepgen) != relaxed_load(&gm_sweepgen))
+      gc_note_freed(s, sweep_bits(s));
+    free_slot(s, p);
+    gl_file(m, s);
+  } else {
+    memset((void *)p, 0, size); // cached elsewhere: cleared, left to the collector
+  }
+  gm_unlock(&m->lock);
+  m_release();
+  gc_note_unused(1, size);
+}
+
+// ---------------------------------------------------------------------------
+// Sweeping everything
+
+// sweep_class sweeps every unswept span of span class spc, releasing the
+// lock every 32 spans so allocating threads get their turn.
+static void sweep_class(uint8_t spc) {
+  gcentral_t *m = &gc_central[spc];
+  for (;;) {
+    gm_lock(&m->lock);
+    uint32_t sg = relaxed_load(&gm_sweepgen);
+    int n = 0;
+    mspan_t *t = NULL;
+    for (; n < 32; n++) {
+      if ((t = gl_pop(m, false, UNSWEPT(sg))) == NULL && (t = gl_pop(m, true, UNSWEPT(sg))) == NULL)
+        break;
+      sweep_locked(m, t, false);
+    }
+    gm_unlock(&m->lock);
+    if (t == NULL)
+      return;
+  }
+}
+
+// gc_sweep_all sweeps every uncached unswept GC span (Go's finishsweep).
+void gc_sweep_all(void) {
+  for (int spc = 2; spc < GM_NUM_SPAN_CLASSES; spc++)
+    sweep_class((uint8_t)spc);
+  sweep_large();
+}
+
+// gc_sweep_pending reports whether some uncached span is unswept (world
+// stopped: a check that finish-sweep left nothing behind).
+bool gc_sweep_pending(void) {
+  unsigned u = UNSWEPT(relaxed_load(&gm_sweepgen));
+  for (int spc = 2; spc < GM_NUM_SPAN_CLASSES; spc++)
+    if (gc_central[spc].partial[u] || gc_central[spc].full[u])
+      return true;
+  return false;
+}
+
+// gc_for_each_large calls fn on every large GC span (world stopped).
+void gc_for_each_large(void (*fn)(mspan_t *s, void *ctx), void *ctx) {
+  for (mspan_t *s = large_spans; s; s = s->next)
+    fn(s, ctx);
+}
+
+// The sweeper is one of gomem's own threads: never stopped by the collector.
+// It sweeps one span class at a time holding sweep_gate, which the collector
+// holds from before it stops the world until it has restarted it, so the
+// sweeper never touches a span while marks are being set.
+static pthread_mutex_t sweep_gate = PTHREAD_MUTEX_INITIALIZER;
+
+void gc_sweeper_pause(void) {
+  pthread_mutex_lock(&sweep_gate);
+}
+
+void gc_sweeper_resume(void) {
+  pthread_mutex_unlock(&sweep_gate);
+}
+
+static void *sweeper_main(void *arg) {
+  (void)arg;
+  uint64_t done = 0;
+  for (;;) {
+    pthread_mutex_lock(&sweeper_lock);
+    while (sweeper_work == done)
+      pthread_cond_wait(&sweeper_cond, &sweeper_lock);
+    done = sweeper_work;
+    pthread_mutex_unlock(&sweeper_lock);
+    for (int spc = 2; spc < GM_NUM_SPAN_CLASSES; spc++) {
+      pthread_mutex_lock(&sweep_gate);
+      sweep_class((uint8_t)spc);
+      pthread_mutex_unlock(&sweep_gate);
+    }
+    pthread_mutex_lock(&sweep_gate);
+    sweep_large();
+    pthread_mutex_unlock(&sweep_gate);
+  }
+  return NULL;
+}
+
+// gc_sweeper_wake asks the sweeper thread to sweep what the last cycle left
+// unswept, starting it the first time. Caller: not in a critical section.
+void gc_sweeper_wake(void) {
+  pthread_mutex_lock(&sweeper_lock);
+  sweeper_work++;
+  if (!sweeper_started)
+    sweeper_started = proc_create_internal_thread(sweeper_main, NULL) == 0;
+  pthread_cond_signal(&sweeper_cond);
+  pthread_mutex_unlock(&sweeper_lock);
+}
+
+// gcsweep_fork_prepare / _parent / _child: the sweeper and gcentral locks
+// across fork. In the child the sweeper thread is gone: it restarts on demand.
+void gcsweep_fork_prepare(void) {
+  pthread_mutex_lock(&sweeper_lock);
+  for (int i = 0; i < GM_NUM_SPAN_CLASSES; i++)
+    pthread_mutex_lock(&gc_central[i].lock);
+  pthread_mutex_lock(&large_lock);
+  pthread_mutex_lock(&gcbits_alloc.lock);
+}
+
+void gcsweep_fork_parent(void) {
+  pthread_mutex_unlock(&gcbits_alloc.lock);
+  pthread_mutex_unlock(&large_lock);
+  for (int i = 0; i < GM_NUM_SPAN_CLASSES; i++)
+    pthread_mutex_unlock(&gc_central[i].lock);
+  pthread_mutex_unlock(&sweeper_lock);
+}
+
+void gcsweep_fork_child(void) {
+  pthread_mutex_init(&sweep_gate, NULL);
+  pthread_mutex_init(&gcbits_alloc.lock, NULL);
+  pthread_mutex_init(&large_lock, NULL);
+  for (int i = 0; i < GM_NUM_SPAN_CLASSES; i++)
+    pthread_mutex_init(&gc_central[i].lock, NULL);
+  pthread_mutex_init(&sweeper_lock, NULL);
+  pthread_cond_init(&sweeper_cond, NULL);
+  sweeper_started = false;
+}

@@ -1,0 +1,130 @@
+// mgcwork.c: work buffer lists (see mgcwork.h).
+#include "mgcwork.h"
+
+#define WB_CHUNK 64 // buffers mapped at once
+
+static pthread_mutex_t wb_lock = PTHREAD_MUTEX_INITIALIZER;
+static workbuf_t *wb_full;  // buffers with entries (wb_lock)
+static workbuf_t *wb_empty; // free buffers (wb_lock)
+_Atomic long wb_nfull;      // length of wb_full (written under wb_lock)
+
+// Workers run while the world is stopped, so wb_lock is a plain mutex: no
+// stopped thread can hold it.
+static workbuf_t *wb_get_empty(void) {
+  pthread_mutex_lock(&wb_lock);
+  workbuf_t *b = wb_empty;
+  if (b == NULL) {
+    workbuf_t *chunk = os_reserve(WB_CHUNK * sizeof(workbuf_t), 0);
+    if (chunk == NULL)
+      gm_fatal("out of memory for the collector's work buffers", NULL);
+    for (int i = 1; i < WB_CHUNK; i++) {
+      chunk[i].next = wb_empty;
+      wb_empty = &chunk[i];
+    }
+    b = chunk;
+  } else {
+    wb_empty = b->next;
+  }
+  pthread_mutex_unlock(&wb_lock);
+  b->next = NULL;
+  b->n = 0;
+  return b;
+}
+
+static void wb_put_empty(workbuf_t *b) {
+  pthread_mutex_lock(&wb_lock);
+  b->next = wb_empty;
+  wb_empty = b;
+  pthread_mutex_unlock(&wb_lock);
+}
+
+static void wb_put_full(workbuf_t *b) {
+  pthread_mutex_lock(&wb_lock);
+  b->next = wb_full;
+  wb_full = b;
+  relaxed_store(&wb_nfull, relaxed_load(&wb_nfull) + 1);
+  pthread_mutex_unlock(&wb_lock);
+}
+
+static workbuf_t *wb_try_get_full(void) {
+  if (relaxed_load(&wb_nfull) == 0)
+    return NULL;
+  pthread_mutex_lock(&wb_lock);
+  workbuf_t *b = wb_full;
+  if (b != NULL) {
+    wb_full = b->next;
+    relaxed_store(&wb_nfull, relaxed_load(&wb_nfull) - 1);
+  }
+  pthread_mutex_unlock(&wb_lock);
+  return b;
+}
+
+void gcw_init(gcwork_t *gw) {
+  gw->w1 = wb_get_empty();
+  gw->w2 = wb_get_empty();
+  gw->bytes_marked = 0;
+  gw->scanned = 0;
+}
+
+void gcw_dispose(gcwork_t *gw) {
+  if (gw->w1->n != 0 || gw->w2->n != 0)
+    gm_fatal("collector: worker finished with work left", NULL);
+  wb_put_empty(gw->w1);
+  wb_put_empty(gw->w2);
+  gw->w1 = gw->w2 = NULL;
+}
+
+// gcw_put_slow: w1 is full. Swap in w2 if it has room, else publish w1.
+workbuf_t *gcw_put_slow(gcwork_t *gw) {
+  workbuf_t *t = gw->w1;
+  gw->w1 = gw->w2;
+  gw->w2 = t;
+  if (gw->w1->n == WB_CAP) {
+    wb_put_full(gw->w1);
+    gw->w1 = wb_get_empty();
+  }
+  return gw->w1;
+}
+
+// gcw_get_slow: w1 is empty. Take w2 if it has entries, else a full buffer
+// from the global list.
+uintptr_t gcw_get_slow(gcwork_t *gw) {
+  if (gw->w2->n != 0) {
+    workbuf_t *t = gw->w1;
+    gw->w1 = gw->w2;
+    gw->w2 = t;
+    return gw->w1->obj[--gw->w1->n];
+  }
+  workbuf_t *b = wb_try_get_full();
+  if (b == NULL)
+    return 0;
+  wb_put_empty(gw->w1);
+  gw->w1 = b;
+  return b->obj[--b->n];
+}
+
+// gcw_balance publishes w2 when the global list is empty, so idle workers
+// find something (Go's gcWork.balance).
+void gcw_balance(gcwork_t *gw) {
+  if (relaxed_load(&wb_nfull) != 0)
+    return;
+  if (gw->w2->n != 0) {
+    wb_put_full(gw->w2);
+    gw->w2 = wb_get_empty();
+  } else if (gw->w1->n > 4) {
+    // Split w1: the top half stays, the bottom half is published.
+    workbuf_t *b = wb_get_empty();
+    uintptr_t half = gw->w1->n / 2;
+    for (uintptr_t i = 0; i < half; i++)
+      b->obj[i] = gw->w1->obj[i];
+    for (uintptr_t i = half; i < gw->w1->n; i++)
+      gw->w1->obj[i - half] = gw->w1->obj[i];
+    b->n = half;
+    gw->w1->n -= half;
+    wb_put_full(b);
+  }
+}
+
+void gcwork_fork_child(void) {
+  pthread_mutex_init(&wb_lock, NULL);
+}

@@ -1,0 +1,63 @@
+// mgcwork.h: grey-object work buffers, twin of Go's mgcwork.go.
+//
+// A mark worker keeps grey objects in two private buffers (gcwork: w1 is
+// pushed and popped, w2 is a spare, so a worker alternating around a buffer
+// boundary does not touch the global lists every time). Full buffers go to a
+// global list other workers take from; empty ones to a global free list.
+// Buffers are 4 KiB, mapped from the OS in chunks and never returned.
+//
+// A work entry encodes a range to scan: its address in the low 47 bits and
+// its length in words above them (at most GC_OBLET_WORDS), so scanning an
+// object needs no second arena-map lookup. Large objects are split into
+// oblets of 128 KiB (as in Go) so that one object does not serialise the
+// mark phase.
+#ifndef GOMEM_MGCWORK_H
+#define GOMEM_MGCWORK_H
+
+#include "internal.h"
+
+#define WB_CAP 510 // entries per 4 KiB buffer
+#define GC_ENTRY_ADDR_BITS 47
+#define GC_OBLET_BYTES ((uintptr_t)128 << 10)
+
+typedef struct workbuf {
+  struct workbuf *next; // global list link (wb lock)
+  uintptr_t n;          // entries in use (owner worker)
+  uintptr_t obj[WB_CAP];
+} workbuf_t;
+
+typedef struct gcwork {
+  workbuf_t *w1, *w2;
+  uint64_t bytes_marked; // object bytes this worker marked this cycle
+  uint64_t scanned;      // bytes this worker scanned this cycle
+} gcwork_t;
+
+extern _Atomic long wb_nfull; // buffers on the global full list
+
+void gcw_init(gcwork_t *gw);
+void gcw_dispose(gcwork_t *gw); // gives its (empty) buffers back
+workbuf_t *gcw_put_slow(gcwork_t *gw);
+uintptr_t gcw_get_slow(gcwork_t *gw);
+void gcw_balance(gcwork_t *gw); // share w2 when others are starving
+
+GM_INLINE uintptr_t gc_entry(uintptr_t addr, uintptr_t bytes) {
+  return addr | (bytes / 8) << GC_ENTRY_ADDR_BITS;
+}
+
+GM_INLINE void gcw_put(gcwork_t *gw, uintptr_t entry) {
+  workbuf_t *b = gw->w1;
+  if (unlikely(b->n == WB_CAP))
+    b = gcw_put_slow(gw);
+  b->obj[b->n++] = entry;
+}
+
+// gcw_get returns a work entry, or 0 when this worker and the global list
+// have none.
+GM_INLINE uintptr_t gcw_get(gcwork_t *gw) {
+  workbuf_t *b = gw->w1;
+  if (likely(b->n != 0))
+    return b->obj[--b->n];
+  return gcw_get_slow(gw);
+}
+
+#endif // GOMEM_MGCWORK_H
