@@ -505,6 +505,10 @@ void proc_roots_unlock(void); // dlclose and gm_remove_roots wait for it
 // registered (never stopped, stack not scanned), every signal blocked.
 int proc_create_internal_thread(void *(*fn)(void *), void *arg);
 size_t proc_thread_count(void); // registered threads
+// proc_lock_stoppable locks m, a lock that a stopper may hold while the
+// world is stopped, staying stoppable while it waits (under TSan, which
+// delivers signals only at some calls, by polling).
+void proc_lock_stoppable(pthread_mutex_t *m);
 
 // ---------------------------------------------------------------------------
 // mgcsweep.c: GC spans, gcentral lists, sweeping.

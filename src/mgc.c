@@ -221,7 +221,7 @@ static void gc_begin(void) {
     gm_fatal("collector: collection started inside an allocator critical section", NULL);
   if (gm_tls_m.thread == NULL)
     proc_register_self();
-  pthread_mutex_lock(&gc_lock);
+  proc_lock_stoppable(&gc_lock);
 }
 
 // collect_spilled runs a cycle (forced: gm_collect) from a frame that holds

@@ -199,6 +199,11 @@ static void lock_stoppable(pthread_mutex_t *m) {
 #endif
 }
 
+// proc_lock_stoppable: lock_stoppable for the collector's lock (mgc.c).
+void proc_lock_stoppable(pthread_mutex_t *m) {
+  lock_stoppable(m);
+}
+
 static void rdlock_stoppable(pthread_rwlock_t *l) {
 #ifdef STOPPABLE_POLL
   while (pthread_rwlock_tryrdlock(l) != 0)
