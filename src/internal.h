@@ -213,17 +213,18 @@ enum span_kind {
 
 // gcbits: a GC span's collector state, off-heap (mgcsweep.c allocates it).
 typedef struct gcbits {
-  // mark: 1 = marked (reachable) in the current or last cycle. Set by mark
-  // workers (atomic OR) while the world is stopped; applied and cleared by
-  // the span's sweep.
-  _Atomic uint64_t mark[GM_MAX_OBJS_PER_SPAN / 64];
   // snap: for a span cached by a thread when the world stopped, the slots of
   // its window (word `window` of alloc_bits) that were still free then; they
   // are handed out afterwards and survive the span's next sweep (allocated
   // black). 0 for uncached spans. Written with the world stopped.
   uint64_t snap;
   uint16_t snap_window; // the window snap describes (WINDOW_NONE: none)
+  // mark: 1 = marked (reachable) in the current or last cycle. Set by mark
+  // workers (atomic OR) while the world is stopped; applied and cleared by
+  // the span's sweep. Sized by the span's object count (mgcsweep.c).
+  _Atomic uint64_t mark[];
 } gcbits_t;
+#define GCBITS_SMALL_WORDS 8 // records for spans of up to 512 objects
 
 struct mspan {
   // Line 0, read-mostly: every thread that frees into the span reads these;
@@ -537,6 +538,7 @@ extern gcentral_t gc_central[GM_NUM_SPAN_CLASSES];
 extern _Atomic uint32_t gm_sweepgen;
 
 void gcsweep_init(void);
+size_t gcsweep_meta_bytes(void); // mark-bit records mapped (statistics)
 mspan_t *gcentral_cache_span(uint8_t spc);
 void gcentral_uncache_span(mspan_t *s, uint8_t spc);
 void gc_sweep_cached(mspan_t *s);

@@ -280,6 +280,8 @@ void gc_stats(gm_stats_t *st) {
     st->pause_ns[i] = relaxed_load(&pause_ring[i]);
   st->last_gc_ns = relaxed_load(&last_gc_ns);
   st->gc_percent = relaxed_load(&gc_percent);
+  if (relaxed_load(&gc_inited))
+    st->meta_sys += gcsweep_meta_bytes();
   st->gc_cpu_fraction = 0;
   if (relaxed_load(&gc_inited)) {
     struct rusage ru;

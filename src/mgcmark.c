@@ -343,9 +343,10 @@ static uint64_t mark_worker(void) {
   }
 }
 
+// helper_main: arg is the work generation when the helper was started; it
+// takes part in every later one (a fork child inherits a non-zero count).
 static void *helper_main(void *arg) {
-  (void)arg;
-  uint64_t seen = 0;
+  uint64_t seen = (uint64_t)(uintptr_t)arg;
   pthread_mutex_lock(&work_lock);
   for (;;) {
     while (work_gen == seen)
@@ -368,7 +369,7 @@ void gc_start_helpers(void) {
   unsigned n = gc_nworkers();
   pthread_mutex_lock(&work_lock);
   while (helpers < n - 1) {
-    if (proc_create_internal_thread(helper_main, NULL) != 0)
+    if (proc_create_internal_thread(helper_main, (void *)(uintptr_t)work_gen) != 0)
       break;
     helpers++;
   }

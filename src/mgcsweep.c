@@ -42,7 +42,10 @@
 gcentral_t gc_central[GM_NUM_SPAN_CLASSES];
 _Atomic uint32_t gm_sweepgen = 2;
 
-static fixalloc_t gcbits_alloc;
+// gcbits records in two sizes: most classes have at most 512 objects per
+// span, and the mark bits are a large part of a small span's metadata.
+static fixalloc_t gcbits_alloc;       // full size (1024 objects)
+static fixalloc_t gcbits_small_alloc; // up to 512 objects
 static pthread_mutex_t large_lock = PTHREAD_MUTEX_INITIALIZER;
 static mspan_t *large_spans; // every large GC span (large_lock)
 
@@ -53,7 +56,8 @@ static bool sweeper_started; // sweeper_lock
 static uint64_t sweeper_work; // cycles to sweep after (sweeper_lock)
 
 void gcsweep_init(void) {
-  fixalloc_init(&gcbits_alloc, sizeof(gcbits_t));
+  fixalloc_init(&gcbits_alloc, sizeof(gcbits_t) + GM_BITMAP_WORDS * sizeof(uint64_t));
+  fixalloc_init(&gcbits_small_alloc, sizeof(gcbits_t) + GCBITS_SMALL_WORDS * sizeof(uint64_t));
   for (int i = 0; i < GM_NUM_SPAN_CLASSES; i++)
     pthread_mutex_init(&gc_central[i].lock, NULL);
 }
@@ -61,13 +65,30 @@ void gcsweep_init(void) {
 #define SWEPT(sg) (((sg) / 2) % 2)
 #define UNSWEPT(sg) (1 - SWEPT(sg))
 
+// gcsweep_meta_bytes: bytes mapped for mark-bit records (statistics).
+static size_t fixalloc_sys(fixalloc_t *f) {
+  gm_lock(&f->lock);
+  size_t n = f->sys;
+  gm_unlock(&f->lock);
+  return n;
+}
+
+size_t gcsweep_meta_bytes(void) {
+  return fixalloc_sys(&gcbits_alloc) + fixalloc_sys(&gcbits_small_alloc);
+}
+
 // ---------------------------------------------------------------------------
 // Span set up and release
 
 // gc_span_setup makes fresh span s (from mheap) a GC span of spc, swept for
 // the current cycle. Returns false when out of memory (s is then freed).
+static fixalloc_t *gcbits_for(unsigned nelems) {
+  return nelems <= GCBITS_SMALL_WORDS * 64 ? &gcbits_small_alloc : &gcbits_alloc;
+}
+
 static bool gc_span_setup(mspan_t *s, uint8_t spc) {
-  gcbits_t *g = fixalloc_alloc(&gcbits_alloc);
+  unsigned nelems = spc_sizeclass(spc) ? class_to_nelems[spc_sizeclass(spc)] : 1;
+  gcbits_t *g = fixalloc_alloc(gcbits_for(nelems));
   if (g == NULL) {
     mheap_free_span(s);
     return false;
@@ -88,7 +109,7 @@ static void gc_span_free(mspan_t *s) {
   gcbits_t *g = s->gc;
   s->gc = NULL;
   s->kind = SPAN_MANUAL;
-  fixalloc_free(&gcbits_alloc, g);
+  fixalloc_free(gcbits_for(s->nelems), g);
   mheap_free_span(s);
 }
 
@@ -470,9 +491,11 @@ void gcsweep_fork_prepare(void) {
     pthread_mutex_lock(&gc_central[i].lock);
   pthread_mutex_lock(&large_lock);
   pthread_mutex_lock(&gcbits_alloc.lock);
+  pthread_mutex_lock(&gcbits_small_alloc.lock);
 }
 
 void gcsweep_fork_parent(void) {
+  pthread_mutex_unlock(&gcbits_small_alloc.lock);
   pthread_mutex_unlock(&gcbits_alloc.lock);
   pthread_mutex_unlock(&large_lock);
   for (int i = 0; i < GM_NUM_SPAN_CLASSES; i++)
@@ -483,6 +506,7 @@ void gcsweep_fork_parent(void) {
 void gcsweep_fork_child(void) {
   pthread_mutex_init(&sweep_gate, NULL);
   pthread_mutex_init(&gcbits_alloc.lock, NULL);
+  pthread_mutex_init(&gcbits_small_alloc.lock, NULL);
   pthread_mutex_init(&large_lock, NULL);
   for (int i = 0; i < GM_NUM_SPAN_CLASSES; i++)
     pthread_mutex_init(&gc_central[i].lock, NULL);
