@@ -82,6 +82,13 @@ void *gm_alloc_noscan(size_t n);
 // gm_collect runs a full, blocking collection (Go's runtime.GC).
 void gm_collect(void);
 
+// gm_free (above) also takes GC objects: the object is released at once if
+// no other thread is allocating from its span; otherwise its contents are
+// cleared (it then keeps nothing alive) and the collector reclaims it.
+// Pointer-free objects under 16 bytes share blocks (tiny allocator): their
+// gm_free is ignored. A second gm_free of the same object is reported.
+// gm_realloc of a GC object returns a GC object of the same kind.
+
 // gm_set_finalizer arranges for fn(p, arg) to run once, on gomem's finalizer
 // thread, after p (the start of a GC object) becomes unreachable. p and what
 // it points to stay valid until fn has run; p is reclaimed by a later
@@ -98,7 +105,8 @@ void gm_remove_roots(void *lo, void *hi);
 
 // gm_set_gc_percent sets GOGC: a collection starts when the heap grows by
 // this percentage over what the last collection found live (minimum goal
-// 4 MiB); -1 turns automatic collection off. Returns the previous value.
+// 4 MiB * GOGC/100); any negative value turns automatic collection off (and
+// is returned as -1 later). Returns the previous value.
 // The environment variable GOMEM_GOGC sets the initial value (default 100).
 int gm_set_gc_percent(int percent);
 
@@ -135,7 +143,9 @@ typedef struct gm_stats {
   // class per thread; frees are counted when they happen.
   gm_class_stats_t by_size[GM_NUM_CLASSES];
 
-  // Garbage collector (all zero until the first gm_alloc)
+  // Garbage collector. Counters are zero until the first gm_alloc;
+  // next_gc is the current goal (0 while GOGC is off), gc_percent the
+  // current GOGC.
   uint64_t gc_heap_alloc;     // bytes of GC objects allocated and not yet swept away
   uint64_t gc_heap_live;      // bytes marked live by the last collection
   uint64_t next_gc;           // heap goal: the next collection starts here (bytes)

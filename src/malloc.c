@@ -338,13 +338,21 @@ GM_NOINLINE static void *gc_alloc_large(size_t size, bool noscan) {
     return NULL;
   }
   size_t npages = (size + GM_PAGE_SIZE - 1) / GM_PAGE_SIZE;
+  // A critical section until the object's address is in a register: a
+  // thread stopped after the span was listed but before that would leave the
+  // new object without a root, and the next sweep would free it.
+  m_acquire();
   mspan_t *s = gc_large_alloc(npages, noscan);
   if (s == NULL) {
+    m_release();
     errno = ENOMEM;
     return NULL;
   }
   void *p = (void *)s->base;
-  if (s->needzero)
+  bool zero = s->needzero;
+  __asm__ volatile("" : : "r"(p) : "memory");
+  m_release();
+  if (zero)
     memset(p, 0, npages * GM_PAGE_SIZE);
   atomic_fetch_add_explicit(&gc_heap_live, npages * GM_PAGE_SIZE, memory_order_relaxed);
   gc_maybe_start();

@@ -530,6 +530,7 @@ void *gc_refill_alloc(uint8_t spc) {
   void *p = (void *)(s->window_base + (uintptr_t)__builtin_ctzll(v) * s->elemsize);
   bool zero = s->needzero;
   size_t size = s->elemsize;
+  __asm__ volatile("" : : "r"(p) : "memory"); // in a register before m_release
   uint64_t flush = 0;
   if (c->gc_alloc_local >= GC_FLUSH_BYTES) {
     flush = c->gc_alloc_local;

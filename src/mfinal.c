@@ -188,7 +188,7 @@ static void *fin_main(void *arg) {
     gm_lock(&fin_lock);
     if (queue_n == 0) {
       gm_unlock(&fin_lock);
-      pthread_mutex_lock(&wait_lock);
+      proc_lock_stoppable(&wait_lock);
       while (!fin_pending)
         pthread_cond_wait(&fin_cond, &wait_lock);
       fin_pending = false;
@@ -218,7 +218,7 @@ void fin_wake(void) {
     gm_unlock(&fin_lock);
     return;
   }
-  pthread_mutex_lock(&wait_lock);
+  proc_lock_stoppable(&wait_lock); // its holder may be stopped
   fin_pending = true;
   pthread_cond_signal(&fin_cond);
   pthread_mutex_unlock(&wait_lock);

@@ -63,7 +63,7 @@ static uint64_t goal_for(uint64_t live, int percent) {
   if (percent < 0)
     return UINT64_MAX;
   uint64_t goal = live + live / 100 * (uint64_t)percent;
-  uint64_t min = HEAP_MINIMUM / 100 * (uint64_t)percent;
+  uint64_t min = HEAP_MINIMUM * (uint64_t)percent / 100;
   return goal > min ? goal : min;
 }
 

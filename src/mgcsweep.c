@@ -475,7 +475,7 @@ static void *sweeper_main(void *arg) {
 // gc_sweeper_wake asks the sweeper thread to sweep what the last cycle left
 // unswept, starting it the first time. Caller: not in a critical section.
 void gc_sweeper_wake(void) {
-  pthread_mutex_lock(&sweeper_lock);
+  proc_lock_stoppable(&sweeper_lock); // its holder may be stopped
   sweeper_work++;
   if (!sweeper_started)
     sweeper_started = proc_create_internal_thread(sweeper_main, NULL) == 0;

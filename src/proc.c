@@ -647,6 +647,23 @@ static void warn_silent_locked(uint32_t e, pid_t self) {
 
 // wait_acks waits until `want` threads have parked for stop e, naming the
 // silent ones once after STOP_WARN_NS without progress.
+// count_vanished_locked marks dead the signalled threads that no longer
+// exist (a thread can end between the signal and its delivery: under TSan,
+// which delivers signals late, it does) and returns how many it found.
+static uint32_t count_vanished_locked(uint32_t e, pid_t self) {
+  uint32_t gone = 0;
+  pid_t pid = getpid();
+  for (gthread_t *r = threads; r; r = r->next) {
+    if (r->tid == self || r->dead || atomic_load(&r->parked_epoch) == e)
+      continue;
+    if (syscall(SYS_tgkill, pid, r->tid, 0) != 0 && errno == ESRCH) {
+      r->dead = true;
+      gone++;
+    }
+  }
+  return gone;
+}
+
 static void wait_acks(uint32_t want, uint32_t e, pid_t self) {
   uint32_t last = 0;
   uint64_t since = os_nanotime();
@@ -655,6 +672,12 @@ static void wait_acks(uint32_t want, uint32_t e, pid_t self) {
     uint32_t n = atomic_load_explicit(&stop_acks, memory_order_acquire);
     if (n >= want)
       return;
+    if (n == last && os_nanotime() - since > STOP_POLL_NS) {
+      uint32_t gone = count_vanished_locked(e, self);
+      want = gone < want ? want - gone : 0;
+      if (n >= want)
+        return;
+    }
     if (n != last) {
       last = n;
       since = os_nanotime();
