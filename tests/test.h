@@ -4,10 +4,33 @@
 #ifndef GOMEM_TEST_H
 #define GOMEM_TEST_H
 
+#include <errno.h>
+#include <poll.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
+
+// TEST_TSAN: built with ThreadSanitizer. A test that forks while gomem's
+// fork handlers hold every allocator lock at once (more than TSan's deadlock
+// detector can track) defines TEST_TSAN_NO_DEADLOCKS before including this.
+#if defined(__SANITIZE_THREAD__)
+#define TEST_TSAN 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define TEST_TSAN 1
+#endif
+#endif
+#if defined(TEST_TSAN) && defined(TEST_TSAN_NO_DEADLOCKS)
+const char *__tsan_default_options(void);
+const char *__tsan_default_options(void) {
+  return "detect_deadlocks=0";
+}
+#endif
 
 static int test_passed, test_failed;
 
@@ -62,6 +85,80 @@ static inline int test_run_self(const char *arg, const char *env, int fd, char *
   if (pid < 0 || waitpid(pid, &st, 0) < 0)
     return -1;
   return st;
+}
+
+// test_run_child runs fn in a forked child (no core file), capturing what
+// it writes on stderr into out->err; a child still running after
+// TEST_CHILD_TIMEOUT_MS is killed (out->timed_out). out->status is the wait
+// status.
+#ifndef TEST_CHILD_TIMEOUT_MS
+#define TEST_CHILD_TIMEOUT_MS 15000
+#endif
+
+typedef struct test_outcome {
+  int status;
+  int timed_out;
+  char err[4096];
+} test_outcome_t;
+
+static inline long test_elapsed_ms(const struct timespec *t0) {
+  struct timespec t;
+  clock_gettime(CLOCK_MONOTONIC, &t);
+  return (t.tv_sec - t0->tv_sec) * 1000 + (t.tv_nsec - t0->tv_nsec) / 1000000;
+}
+
+static inline void test_run_child(void (*fn)(void), test_outcome_t *out) {
+  memset(out, 0, sizeof *out);
+  int fd[2];
+  if (pipe(fd) != 0) {
+    perror("pipe");
+    exit(2);
+  }
+  fflush(stdout);
+  fflush(stderr);
+  pid_t pid = fork();
+  if (pid < 0) {
+    perror("fork");
+    exit(2);
+  }
+  if (pid == 0) {
+    struct rlimit no_core = {0, 0};
+    setrlimit(RLIMIT_CORE, &no_core); // aborts are expected: no core files
+    close(fd[0]);
+    dup2(fd[1], 2);
+    close(fd[1]);
+    fn();
+    _exit(0);
+  }
+  close(fd[1]);
+  size_t n = 0;
+  struct timespec t0;
+  clock_gettime(CLOCK_MONOTONIC, &t0);
+  for (;;) {
+    long elapsed = test_elapsed_ms(&t0);
+    if (elapsed >= TEST_CHILD_TIMEOUT_MS) {
+      out->timed_out = 1;
+      kill(pid, SIGKILL);
+      break;
+    }
+    struct pollfd p = {.fd = fd[0], .events = POLLIN};
+    if (poll(&p, 1, (int)(TEST_CHILD_TIMEOUT_MS - elapsed)) <= 0)
+      continue; // EINTR or timeout: the loop's top decides
+    char tmp[1024];
+    ssize_t k = read(fd[0], tmp, sizeof tmp);
+    if (k < 0 && errno == EINTR)
+      continue;
+    if (k <= 0)
+      break; // EOF: the child (and its threads) are gone
+    size_t room = sizeof out->err - 1 - n;
+    size_t take = (size_t)k < room ? (size_t)k : room;
+    memcpy(out->err + n, tmp, take);
+    n += take;
+  }
+  out->err[n] = 0;
+  close(fd[0]);
+  while (waitpid(pid, &out->status, 0) < 0 && errno == EINTR) {
+  }
 }
 
 static inline int test_done(void) {

@@ -26,6 +26,7 @@
 #include <unistd.h>
 
 #include "gomem.h"
+#define TEST_TSAN_NO_DEADLOCKS // see test.h
 #include "test.h"
 
 #ifndef GOMEM_SANITIZE
@@ -38,23 +39,6 @@
 #define MAX_HUNG 2          // stop forking after this many hung children
 #define TIME_BUDGET_MS 15000 // stop forking after this long (counted)
 
-// gomem's fork handler holds every allocator lock at once (one per size
-// class, ~70); TSan's deadlock detector tracks at most 64 held locks per
-// thread and dies on a CHECK beyond that, so it is off in this test (races
-// are still detected).
-#if defined(__SANITIZE_THREAD__)
-#define TEST_TSAN 1
-#elif defined(__has_feature)
-#if __has_feature(thread_sanitizer)
-#define TEST_TSAN 1
-#endif
-#endif
-#ifdef TEST_TSAN
-const char *__tsan_default_options(void);
-const char *__tsan_default_options(void) {
-  return "detect_deadlocks=0";
-}
-#endif
 
 static atomic_int stop;
 static atomic_long progress; // bumped by the main loop; the watchdog checks it

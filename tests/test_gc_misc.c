@@ -35,27 +35,14 @@
 #include <time.h>
 
 #include "gomem.h"
+#define TEST_TSAN_NO_DEADLOCKS // see test.h
+#define TEST_CHILD_TIMEOUT_MS 30000
 #include "test.h"
 
 #ifndef GOMEM_SANITIZE
 #define GOMEM_SANITIZE ""
 #endif
 
-#if defined(__SANITIZE_THREAD__)
-#define TEST_TSAN 1
-#elif defined(__has_feature)
-#if __has_feature(thread_sanitizer)
-#define TEST_TSAN 1
-#endif
-#endif
-#ifdef TEST_TSAN
-// gomem's fork handlers hold more locks than TSan's deadlock detector
-// tracks (see test_fork.c).
-const char *__tsan_default_options(void);
-const char *__tsan_default_options(void) {
-  return "detect_deadlocks=0";
-}
-#endif
 
 #define NOINLINE __attribute__((noinline))
 
@@ -151,65 +138,11 @@ static void count_fin(void *obj, void *arg) {
 // ---------------------------------------------------------------------------
 // Forked children (see test_misuse.c)
 
-#define CHILD_TIMEOUT_MS 30000
 
-typedef struct outcome {
-  int status, timed_out;
-  char err[8192];
-} outcome_t;
-
-static void run_child(void (*fn)(void), outcome_t *out) {
-  memset(out, 0, sizeof *out);
-  int fd[2];
-  if (pipe(fd) != 0)
-    exit(2);
-  fflush(stdout);
-  fflush(stderr);
-  pid_t pid = fork();
-  if (pid < 0)
-    exit(2);
-  if (pid == 0) {
-    struct rlimit no_core = {0, 0};
-    setrlimit(RLIMIT_CORE, &no_core);
-    close(fd[0]);
-    dup2(fd[1], 2);
-    close(fd[1]);
-    fn();
-    _exit(0);
-  }
-  close(fd[1]);
-  size_t n = 0;
-  double t0 = now_s();
-  for (;;) {
-    long left = CHILD_TIMEOUT_MS - (long)((now_s() - t0) * 1000);
-    if (left <= 0) {
-      out->timed_out = 1;
-      kill(pid, SIGKILL);
-      break;
-    }
-    struct pollfd p = {.fd = fd[0], .events = POLLIN};
-    int r = poll(&p, 1, (int)left);
-    if (r <= 0)
-      continue;
-    char tmp[1024];
-    ssize_t k = read(fd[0], tmp, sizeof tmp);
-    if (k < 0 && errno == EINTR)
-      continue;
-    if (k <= 0)
-      break;
-    size_t take = (size_t)k < sizeof out->err - 1 - n ? (size_t)k : sizeof out->err - 1 - n;
-    memcpy(out->err + n, tmp, take);
-    n += take;
-  }
-  out->err[n] = 0;
-  close(fd[0]);
-  while (waitpid(pid, &out->status, 0) < 0 && errno == EINTR) {
-  }
-}
 
 static int expect_abort(const char *name, void (*fn)(void), const char *msg) {
-  outcome_t o;
-  run_child(fn, &o);
+  test_outcome_t o;
+  test_run_child(fn, &o);
   int aborted = !o.timed_out && WIFSIGNALED(o.status) && WTERMSIG(o.status) == SIGABRT;
   int named = strstr(o.err, msg) != NULL;
   CHECKF(aborted && named, "%s: want SIGABRT and \"%s\"; got %s, stderr \"%s\"", name, msg,
@@ -220,8 +153,8 @@ static int expect_abort(const char *name, void (*fn)(void), const char *msg) {
 }
 
 static int expect_clean(const char *name, void (*fn)(void)) {
-  outcome_t o;
-  run_child(fn, &o);
+  test_outcome_t o;
+  test_run_child(fn, &o);
   int ok = !o.timed_out && WIFEXITED(o.status) && WEXITSTATUS(o.status) == 0 &&
            strstr(o.err, "gomem") == NULL;
   CHECKF(ok, "%s: want a clean exit; got %s %d, stderr \"%s\"", name,

@@ -35,27 +35,13 @@
 #include <time.h>
 
 #include "gomem.h"
+#define TEST_TSAN_NO_DEADLOCKS // see test.h
 #include "test.h"
 
 #ifndef GOMEM_SANITIZE
 #define GOMEM_SANITIZE ""
 #endif
 
-#if defined(__SANITIZE_THREAD__)
-#define TEST_TSAN 1
-#elif defined(__has_feature)
-#if __has_feature(thread_sanitizer)
-#define TEST_TSAN 1
-#endif
-#endif
-#ifdef TEST_TSAN
-// gomem's fork handlers hold more locks than TSan's deadlock detector
-// tracks (see test_fork.c).
-const char *__tsan_default_options(void);
-const char *__tsan_default_options(void) {
-  return "detect_deadlocks=0";
-}
-#endif
 
 #define NOINLINE __attribute__((noinline))
 #define NWORKERS 4

@@ -26,7 +26,6 @@
 #include "gomem.h"
 #include "test.h"
 
-#define CHILD_TIMEOUT_MS 15000
 
 static char global_buf[256];
 
@@ -35,75 +34,12 @@ static char global_buf[256];
 
 enum expect { EXPECT_ABORT, EXPECT_EXIT0 };
 
-typedef struct outcome {
-  int status;
-  int timed_out;
-  char err[4096];
-} outcome_t;
-
-static void run_child(void (*fn)(void), outcome_t *out) {
-  memset(out, 0, sizeof *out);
-  int fd[2];
-  if (pipe(fd) != 0) {
-    perror("pipe");
-    exit(2);
-  }
-  fflush(stdout);
-  fflush(stderr);
-  pid_t pid = fork();
-  if (pid < 0) {
-    perror("fork");
-    exit(2);
-  }
-  if (pid == 0) {
-    struct rlimit no_core = {0, 0};
-    setrlimit(RLIMIT_CORE, &no_core); // aborts are expected: no core files
-    close(fd[0]);
-    dup2(fd[1], 2);
-    close(fd[1]);
-    fn();
-    _exit(0);
-  }
-  close(fd[1]);
-  size_t n = 0;
-  struct timespec t0, t;
-  clock_gettime(CLOCK_MONOTONIC, &t0);
-  for (;;) {
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    long elapsed = (t.tv_sec - t0.tv_sec) * 1000 + (t.tv_nsec - t0.tv_nsec) / 1000000;
-    if (elapsed >= CHILD_TIMEOUT_MS) {
-      out->timed_out = 1;
-      kill(pid, SIGKILL);
-      break;
-    }
-    struct pollfd p = {.fd = fd[0], .events = POLLIN};
-    int r = poll(&p, 1, (int)(CHILD_TIMEOUT_MS - elapsed));
-    if (r < 0 && errno == EINTR)
-      continue;
-    if (r <= 0)
-      continue; // timeout is handled at the top
-    char tmp[1024];
-    ssize_t k = read(fd[0], tmp, sizeof tmp);
-    if (k < 0 && errno == EINTR)
-      continue;
-    if (k <= 0)
-      break; // EOF: the child (and its threads) are gone
-    size_t room = sizeof out->err - 1 - n;
-    size_t take = (size_t)k < room ? (size_t)k : room;
-    memcpy(out->err + n, tmp, take);
-    n += take;
-  }
-  out->err[n] = 0;
-  close(fd[0]);
-  while (waitpid(pid, &out->status, 0) < 0 && errno == EINTR) {
-  }
-}
 
 // expect_fault runs fn in a child and checks it aborts with
 // "gomem: ...<word>... at 0x".
 static void expect_fault(const char *name, void (*fn)(void), const char *word) {
-  outcome_t o;
-  run_child(fn, &o);
+  test_outcome_t o;
+  test_run_child(fn, &o);
   int aborted = !o.timed_out && WIFSIGNALED(o.status) && WTERMSIG(o.status) == SIGABRT;
   const char *msg = strstr(o.err, "gomem: ");
   int named = msg != NULL && strstr(msg, word) != NULL && strstr(msg, " at 0x") != NULL;
@@ -126,8 +62,8 @@ static void expect_fault(const char *name, void (*fn)(void), const char *word) {
 // expect_clean runs fn in a child and checks it exits with status 0 and
 // writes nothing about gomem on stderr.
 static void expect_clean(const char *name, void (*fn)(void)) {
-  outcome_t o;
-  run_child(fn, &o);
+  test_outcome_t o;
+  test_run_child(fn, &o);
   int ok = !o.timed_out && WIFEXITED(o.status) && WEXITSTATUS(o.status) == 0 &&
            strstr(o.err, "gomem") == NULL;
   CHECKF(ok, "%s: want a clean exit; got %s status %d, stderr: \"%s\"", name,
