@@ -546,7 +546,6 @@ mspan_t *gc_large_alloc(size_t npages, bool noscan);
 void gc_large_free(mspan_t *s);
 void gc_sweep_all(void);
 bool gc_sweep_pending(void);
-void gc_for_each_large(void (*fn)(mspan_t *s, void *ctx), void *ctx);
 void gc_sweeper_wake(void);
 void gc_sweeper_pause(void);
 void gc_sweeper_resume(void);
@@ -569,7 +568,6 @@ unsigned gc_nworkers(void);
 // ---------------------------------------------------------------------------
 // mfinal.c: finalizers.
 
-size_t fin_count(void);                                     // fin lock
 void fin_for_each(void (*fn)(void *ctx, uintptr_t obj), void *ctx); // world stopped
 // fin_queue_dead (world stopped, after the drain): every finalizable object
 // that is not marked is marked, and its finalizer queued.
@@ -594,8 +592,6 @@ extern _Atomic int gc_inited;
 extern _Atomic uint64_t gc_heap_live;
 extern _Atomic uint64_t gc_trigger;
 void gc_maybe_start(void); // outside critical sections: collect if the heap reached the goal
-void gc_note_freed(mspan_t *s, unsigned nobjects); // a sweep freed objects
-void gc_note_freed_large(mspan_t *s);
 void gc_note_unused(uint64_t slots, uint32_t elemsize); // window slots given back
 void gc_stats(gm_stats_t *st);
 

@@ -38,7 +38,6 @@ static fin_entry_t *queue;        // finalizers to run (fin_lock)
 static size_t queue_cap, queue_n;
 static pthread_cond_t fin_cond = PTHREAD_COND_INITIALIZER;
 static bool fin_thread_started;   // fin_lock
-static _Atomic uint64_t fin_run;  // finalizers run so far
 
 static size_t hash(uintptr_t p, size_t cap) {
   return (size_t)((p >> 3) * 0x9e3779b97f4a7c15ULL >> 20) & (cap - 1);
@@ -119,10 +118,6 @@ GM_EXPORT void gm_set_finalizer(void *ptr, void (*fn)(void *, void *), void *arg
   gm_unlock(&fin_lock);
 }
 
-size_t fin_count(void) {
-  return relaxed_load(&table_n);
-}
-
 // fin_forget drops obj's finalizer: gm_free released it.
 void fin_forget(uintptr_t obj) {
   if (relaxed_load(&table_n) == 0)
@@ -198,7 +193,6 @@ static void *fin_main(void *arg) {
     fin_entry_t e = queue[--queue_n];
     gm_unlock(&fin_lock);
     e.fn((void *)e.obj, e.arg);
-    atomic_fetch_add(&fin_run, 1);
   }
   return NULL;
 }

@@ -51,8 +51,6 @@ static _Atomic uint64_t num_gc, num_forced_gc, pause_total_ns, last_gc_ns;
 static _Atomic uint64_t pause_ring[256];
 static _Atomic uint64_t heap_marked;     // bytes live after the last mark
 static _Atomic uint64_t gc_cpu_ns;       // collector CPU time (ns, all workers)
-static _Atomic uint64_t freed_objects;   // objects freed by sweeping
-static _Atomic uint64_t freed_bytes;     // their bytes
 static uint64_t start_ns;                // gc_init time
 #define HEAP_MINIMUM ((uint64_t)4 << 20)
 
@@ -91,18 +89,6 @@ void gc_init(void) {
     atomic_store(&gc_inited, 1);
   }
   pthread_mutex_unlock(&gc_init_lock);
-}
-
-void gc_note_freed(mspan_t *s, unsigned nobjects) {
-  if (nobjects == 0)
-    return;
-  atomic_fetch_add_explicit(&freed_objects, nobjects, memory_order_relaxed);
-  atomic_fetch_add_explicit(&freed_bytes, (uint64_t)nobjects * s->elemsize, memory_order_relaxed);
-}
-
-void gc_note_freed_large(mspan_t *s) {
-  atomic_fetch_add_explicit(&freed_objects, 1, memory_order_relaxed);
-  atomic_fetch_add_explicit(&freed_bytes, s->npages * GM_PAGE_SIZE, memory_order_relaxed);
 }
 
 void gc_note_unused(uint64_t slots, uint32_t elemsize) {

@@ -117,17 +117,18 @@ static void gc_span_free(mspan_t *s) {
 // Sweeping one span
 
 // sweep_bits applies s's marks to its alloc_bits (see the top of the file)
-// and clears them. Returns the number of objects freed. Caller: the span's
-// sweeper (gcentral lock, or the thread caching it with alloc_cache == 0).
-static unsigned sweep_bits(mspan_t *s) {
+// and clears them. Caller: the span's sweeper (gcentral lock, or the thread
+// caching it with alloc_cache == 0).
+static void sweep_bits(mspan_t *s) {
   gcbits_t *g = s->gc;
-  unsigned nwords = (s->nelems + 63) / 64, freed = 0, zeros = 0;
+  unsigned nwords = (s->nelems + 63) / 64, zeros = 0;
+  bool freed = false;
   for (unsigned w = 0; w < nwords; w++) {
     uint64_t keep = relaxed_load(&g->mark[w]) | (w == g->snap_window ? g->snap : 0);
     if (w == nwords - 1 && s->nelems % 64)
       keep |= ~0ULL << (s->nelems % 64); // bits past the last object stay set
     uint64_t old = s->alloc_bits[w], now = old & keep;
-    freed += (unsigned)gm_popcount(old & ~now);
+    freed |= now != old;
     zeros += 64 - (unsigned)gm_popcount(now);
     s->alloc_bits[w] = now;
     relaxed_store(&g->mark[w], 0);
@@ -136,9 +137,8 @@ static unsigned sweep_bits(mspan_t *s) {
   g->snap_window = WINDOW_NONE;
   s->nfree = (uint16_t)zeros;
   if (freed)
-    s->needzero = 1;
+    s->needzero = 1; // freed slots hold old contents
   atomic_store_explicit(&s->sweepgen, relaxed_load(&gm_sweepgen), memory_order_release);
-  return freed;
 }
 
 // gc_sweep_cached sweeps span s cached by the calling thread, if it is not
@@ -147,7 +147,7 @@ void gc_sweep_cached(mspan_t *s) {
   if (relaxed_load(&s->sweepgen) == relaxed_load(&gm_sweepgen))
     return;
   gm_assert(s->alloc_cache == 0);
-  gc_note_freed(s, sweep_bits(s));
+  sweep_bits(s);
 }
 
 // ---------------------------------------------------------------------------
@@ -203,7 +203,7 @@ static void gl_file(gcentral_t *m, mspan_t *s) {
 // files it. Returns s if it has a free slot and is still in use (not filed:
 // the caller may take it), NULL otherwise.
 static mspan_t *sweep_locked(gcentral_t *m, mspan_t *s, bool want) {
-  gc_note_freed(s, sweep_bits(s));
+  sweep_bits(s);
   if (want && s->nfree > 0 && s->nfree < s->nelems)
     return s;
   gl_file(m, s);
@@ -293,7 +293,6 @@ void gc_large_free(mspan_t *s) {
   gm_lock(&large_lock);
   large_remove_locked(s);
   gm_unlock(&large_lock);
-  gc_note_freed_large(s);
   gc_span_free(s);
 }
 
@@ -310,7 +309,6 @@ static void sweep_large(void) {
         atomic_store_explicit(&s->sweepgen, sg, memory_order_release);
       } else {
         large_remove_locked(s);
-        gc_note_freed_large(s);
         gc_span_free(s);
       }
     }
@@ -353,7 +351,6 @@ void gc_free(uintptr_t p, mspan_t *s) {
     gm_unlock(&large_lock);
     if (!ok)
       gm_fatal("double free of a GC object", (void *)p);
-    gc_note_freed_large(s);
     gc_note_unused(1, s->elemsize);
     gc_span_free(s);
     return;
@@ -380,7 +377,7 @@ void gc_free(uintptr_t p, mspan_t *s) {
   if (s->list >= LIST_GC) { // uncached: free it here
     gl_remove(m, s);
     if (relaxed_load(&s->sweepgen) != relaxed_load(&gm_sweepgen))
-      gc_note_freed(s, sweep_bits(s));
+      sweep_bits(s);
     free_slot(s, p);
     gl_file(m, s);
   } else {
@@ -429,12 +426,6 @@ bool gc_sweep_pending(void) {
     if (gc_central[spc].partial[u] || gc_central[spc].full[u])
       return true;
   return false;
-}
-
-// gc_for_each_large calls fn on every large GC span (world stopped).
-void gc_for_each_large(void (*fn)(mspan_t *s, void *ctx), void *ctx) {
-  for (mspan_t *s = large_spans; s; s = s->next)
-    fn(s, ctx);
 }
 
 // The sweeper is one of gomem's own threads: never stopped by the collector.
