@@ -38,50 +38,20 @@
 #define TEST_TSAN_NO_DEADLOCKS // see test.h
 #define TEST_CHILD_TIMEOUT_MS 30000
 #include "test.h"
+#include "test_gc.h"
 
 #ifndef GOMEM_SANITIZE
 #define GOMEM_SANITIZE ""
 #endif
 
 
-#define NOINLINE __attribute__((noinline))
 
 static int slow, valgrind;
 static double fin_timeout = 10;
 
 // ---------------------------------------------------------------------------
-// Helpers (see test_gc_roots.c)
+// Helpers (the common ones are in test_gc.h)
 
-NOINLINE static void clear_stack(void) {
-  volatile char pad[64 << 10];
-  memset((char *)pad, 0, sizeof pad);
-  __asm__ volatile("" : : "r"(pad) : "memory");
-}
-
-NOINLINE static void collect(void) {
-  clear_stack();
-  gm_collect();
-}
-
-static double now_s(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
-
-static uint64_t pat(uint64_t seed, size_t i) {
-  uint64_t x = seed * 0x9E3779B97F4A7C15ull + i * 0xD6E8FEB86659FD93ull + 0x1234567;
-  x ^= x >> 29;
-  x *= 0xBF58476D1CE4E5B9ull;
-  x ^= x >> 32;
-  return x | 0x8000000000000000ull;
-}
-
-static void fill(void *p, size_t size, uint64_t seed) {
-  uint64_t *w = p;
-  for (size_t i = 0; i < size / 8; i++)
-    w[i] = pat(seed, i);
-}
 
 static int intact(const void *p, size_t size, uint64_t seed) {
   const uint64_t *w = p;

@@ -39,12 +39,12 @@
 
 #include "gomem.h"
 #include "test.h"
+#include "test_gc.h"
 
 #ifndef GOMEM_SANITIZE
 #define GOMEM_SANITIZE ""
 #endif
 
-#define NOINLINE __attribute__((noinline))
 
 // gclib.c (shared library)
 void gclib_set(int which, void *p);
@@ -70,40 +70,6 @@ static void *unhide(uintptr_t h) {
 
 // clear_stack overwrites the stack below the caller, where dead frames left
 // pointers (Boehm's GC_clear_stack).
-NOINLINE static void clear_stack(void) {
-  volatile char pad[64 << 10];
-  memset((char *)pad, 0, sizeof pad);
-  __asm__ volatile("" : : "r"(pad) : "memory");
-}
-
-NOINLINE static void collect(void) {
-  clear_stack();
-  gm_collect();
-}
-
-static double now_s(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
-
-// Pattern words: pseudo-random 64-bit values, which never look like heap
-// addresses (that would keep garbage alive).
-static uint64_t pat(uint64_t seed, size_t i) {
-  uint64_t x = seed * 0x9E3779B97F4A7C15ull + i * 0xD6E8FEB86659FD93ull + 0x1234567;
-  x ^= x >> 29;
-  x *= 0xBF58476D1CE4E5B9ull;
-  x ^= x >> 32;
-  return x | 0x8000000000000000ull; // top bit set: not a user address
-}
-
-static void fill(void *p, size_t size, uint64_t seed) {
-  uint64_t *w = p;
-  for (size_t i = 0; i < size / 8; i++)
-    w[i] = pat(seed, i);
-  for (size_t i = size & ~(size_t)7; i < size; i++)
-    ((unsigned char *)p)[i] = (unsigned char)(seed + i);
-}
 
 static int intact(const void *p, size_t size, uint64_t seed) {
   const uint64_t *w = p;
