@@ -78,7 +78,9 @@
 // (nanosleep, poll, pthread_join, ...): not in pthread_mutex_lock nor in
 // pthread_rwlock_*lock. A registered thread waiting there for threads_lock or
 // roots_rwlock, which a stopper holds, would never park. Under TSan such
-// waits poll with nanosleep instead (lock_stoppable, below).
+// waits poll instead (lock_stoppable, below), and a poll that finds a stop in
+// progress parks at once rather than wait for TSan to deliver the signal
+// (which it may never do for a thread that is exiting).
 #if defined(__SANITIZE_THREAD__)
 #define STOPPABLE_POLL 1
 #elif defined(__has_feature)
@@ -181,8 +183,16 @@ static void futex_wake(_Atomic uint32_t *word, int n) {
 }
 
 #ifdef STOPPABLE_POLL
-// nap_stoppable sleeps briefly where TSan delivers pending signals.
+// nap_stoppable parks if a stop is in progress, else sleeps briefly where
+// TSan delivers pending signals. The caller is a safe point: outside any
+// critical section, holding no lock a stopper needs. Only a thread that
+// registered itself parks here: it was on the list when the stopper (which
+// holds threads_lock while the epoch is odd) signalled, so the stopper waits
+// for it and the list stays put while claim_stop reads it.
 static void nap_stoppable(void) {
+  if (gm_tls_m.thread != NULL && gm_tls_m.locks == 0 &&
+      (atomic_load_explicit(&stop_epoch, memory_order_acquire) & 1))
+    proc_stop_deferred();
   struct timespec ts = {0, STOPPABLE_POLL_NS};
   nanosleep(&ts, NULL);
 }
@@ -645,18 +655,18 @@ static void warn_silent_locked(uint32_t e, pid_t self) {
   }
 }
 
-// wait_acks waits until `want` threads have parked for stop e, naming the
-// silent ones once after STOP_WARN_NS without progress.
-// count_vanished_locked marks dead the signalled threads that no longer
-// exist (a thread can end between the signal and its delivery: under TSan,
-// which delivers signals late, it does) and returns how many it found.
-static uint32_t count_vanished_locked(uint32_t e, pid_t self) {
+// resignal_silent_locked sends the stop signal again to the signalled
+// threads that have not parked for stop e (a thread parks once per epoch, so
+// a repeated signal is harmless; TSan can drop one that arrives while a
+// thread starts or exits), marks dead those that no longer exist (a thread
+// can end between the signal and its delivery) and returns how many it found.
+static uint32_t resignal_silent_locked(uint32_t e, pid_t self) {
   uint32_t gone = 0;
   pid_t pid = getpid();
   for (gthread_t *r = threads; r; r = r->next) {
     if (r->tid == self || r->dead || atomic_load(&r->parked_epoch) == e)
       continue;
-    if (syscall(SYS_tgkill, pid, r->tid, 0) != 0 && errno == ESRCH) {
+    if (syscall(SYS_tgkill, pid, r->tid, STOP_SIGNAL) != 0 && errno == ESRCH) {
       r->dead = true;
       gone++;
     }
@@ -664,6 +674,8 @@ static uint32_t count_vanished_locked(uint32_t e, pid_t self) {
   return gone;
 }
 
+// wait_acks waits until `want` threads have parked for stop e, naming the
+// silent ones once after STOP_WARN_NS without progress.
 static void wait_acks(uint32_t want, uint32_t e, pid_t self) {
   uint32_t last = 0;
   uint64_t since = os_nanotime();
@@ -673,7 +685,7 @@ static void wait_acks(uint32_t want, uint32_t e, pid_t self) {
     if (n >= want)
       return;
     if (n == last && os_nanotime() - since > STOP_POLL_NS) {
-      uint32_t gone = count_vanished_locked(e, self);
+      uint32_t gone = resignal_silent_locked(e, self);
       want = gone < want ? want - gone : 0;
       if (n >= want)
         return;

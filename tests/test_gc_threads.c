@@ -588,16 +588,7 @@ int main(void) {
   for (long i = 0; i < NWORKERS; i++)
     pthread_create(&workers[i], NULL, worker, (void *)i);
   pthread_create(&coll, NULL, collector, NULL);
-#ifdef TEST_TSAN
-  // TSan delivers a signal to a thread only at some of its calls, and a
-  // thread that has just started can miss a stop signal altogether (the
-  // stop then waits forever): no short-lived threads under TSan. The normal,
-  // debug, ASan and valgrind builds run the spawner.
-  (void)spawner;
-  (void)spawn;
-#else
   pthread_create(&spawn, NULL, spawner, NULL);
-#endif
   pthread_create(&attach, NULL, attacher, NULL);
 
   double t0 = now_s();
@@ -613,9 +604,7 @@ int main(void) {
   for (int i = 0; i < NWORKERS; i++)
     pthread_join(workers[i], NULL);
   pthread_join(coll, NULL);
-#ifndef TEST_TSAN
   pthread_join(spawn, NULL);
-#endif
   pthread_join(attach, NULL);
 
   // The blocked threads wake after everything else stopped.
@@ -652,10 +641,8 @@ int main(void) {
          "no automatic collection ran");
   CHECKF(atomic_load(&forks_bad) == 0, "%ld of %d forked children failed",
          (long)atomic_load(&forks_bad), nforks);
-#ifndef TEST_TSAN
   CHECKF(atomic_load(&spawned) > (slow ? 0 : 10), "only %ld short-lived threads ran",
          (long)atomic_load(&spawned));
-#endif
   CHECKF(atomic_load(&attach_rounds) > (slow ? 0 : 2), "only %ld detach/attach rounds",
          (long)atomic_load(&attach_rounds));
   printf("%llu collections (%llu forced), %ld operations, %ld short-lived threads, %ld "

@@ -38,6 +38,8 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>
+#include <stdio.h>
+#include <sys/syscall.h>
 #include <sys/time.h>
 #include <time.h>
 #include <unistd.h>
@@ -76,6 +78,7 @@ typedef struct worker {
   _Atomic long count;      // progress
   _Atomic int stop;        // set by main at the end
   _Atomic uintptr_t local; // address of a local variable of the thread
+  _Atomic int tid;         // kernel thread id (named when a stop hangs)
   pthread_t t;
   bool joined;
 } worker_t;
@@ -98,6 +101,7 @@ static _Atomic long crit_deferred;        // stops that arrived inside the criti
 static _Atomic int sleep_cmd, sleep_done; // 1 = detach, 2 = attach
 static _Atomic long created, exited, child_registered;
 static _Atomic long progress, wd_ticks;
+static _Atomic int last_child;
 
 static long now_ms(void) {
   struct timespec ts;
@@ -112,6 +116,7 @@ static void sleep_us(long us) {
 }
 
 static void publish(worker_t *self, volatile int *local) {
+  atomic_store(&self->tid, (int)syscall(SYS_gettid));
   atomic_store(&self->local, (uintptr_t)local);
 }
 
@@ -289,6 +294,7 @@ static void *crit(void *arg) {
 }
 
 static void *child(void *arg) {
+  atomic_store(&last_child, (int)syscall(SYS_gettid));
   if (gm_tls_m.thread != NULL)
     atomic_fetch_add(&child_registered, 1);
   gm_free(gm_malloc(100));
@@ -329,6 +335,9 @@ static void *watchdog(void *arg) {
       last = p;
       since = now_ms();
     } else if (now_ms() - since > 60000) {
+      for (int i = 0; i < NWORKERS; i++)
+        fprintf(stderr, "worker %s: thread %d\n", wname[i], atomic_load(&w[i].tid));
+      fprintf(stderr, "last child created: thread %d\n", atomic_load(&last_child));
       static const char msg[] =
           "test_stw: no progress for 60 s (a stop hangs?)\n0 passed, 1 failed\n";
       if (write(2, msg, sizeof msg - 1) < 0) {
