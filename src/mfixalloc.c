@@ -55,3 +55,11 @@ void fixalloc_free(fixalloc_t *f, void *p) {
   f->inuse--;
   gm_unlock(&f->lock);
 }
+
+// fixalloc_sys: bytes f has mapped (statistics).
+size_t fixalloc_sys(fixalloc_t *f) {
+  gm_lock(&f->lock);
+  size_t n = f->sys;
+  gm_unlock(&f->lock);
+  return n;
+}

@@ -66,13 +66,6 @@ void gcsweep_init(void) {
 #define UNSWEPT(sg) (1 - SWEPT(sg))
 
 // gcsweep_meta_bytes: bytes mapped for mark-bit records (statistics).
-static size_t fixalloc_sys(fixalloc_t *f) {
-  gm_lock(&f->lock);
-  size_t n = f->sys;
-  gm_unlock(&f->lock);
-  return n;
-}
-
 size_t gcsweep_meta_bytes(void) {
   return fixalloc_sys(&gcbits_alloc) + fixalloc_sys(&gcbits_small_alloc);
 }

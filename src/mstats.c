@@ -46,7 +46,7 @@ GM_EXPORT void gm_stats(gm_stats_t *st) {
   st->heap_idle = (uint64_t)gm_heap.pages.free_pages * GM_PAGE_SIZE;
   st->heap_released = (uint64_t)gm_heap.pages.scav_pages * GM_PAGE_SIZE;
   st->heap_inuse = (uint64_t)relaxed_load(&gm_heap.inuse_pages) * GM_PAGE_SIZE;
-  st->meta_sys += gm_heap.span_alloc.sys + arena_metadata_bytes();
+  st->meta_sys += fixalloc_sys(&gm_heap.span_alloc) + arena_metadata_bytes();
   st->by_size[0].mallocs = relaxed_load(&gm_heap.large_allocs);
   st->by_size[0].frees = relaxed_load(&gm_heap.large_frees);
   st->heap_alloc = relaxed_load(&gm_heap.large_inuse_bytes);
