@@ -20,6 +20,7 @@
 // and the process aborts before any metadata is modified. A double free that
 // travels through a remote list is caught when the list is applied.
 #include <string.h>
+#include <sys/auxv.h>
 
 #include "internal.h"
 
@@ -163,20 +164,208 @@ GM_NOINLINE void free_slow(void *ptr, mspan_t *s, mcache_t *c) {
   free_remote(p, s, c);
 }
 
+// ---------------------------------------------------------------------------
+// The per-thread lifo lists (mcache.lifo)
+//
+// An owner free pushes the object on its thread's list for the class, and
+// malloc pops it again before it touches the window, so a freed object is
+// reused while it is still in cache (the window hands out the lowest free
+// slot of a span, which is usually cold). A listed object stays allocated in
+// alloc_bits: its span cannot go back to mheap or be given away meanwhile,
+// and the window never reserves it. A list holds at most lifo_cap objects
+// (at most 8 KiB and 64 objects); beyond, frees clear the bit.
+//
+// Double frees stay exact. A listed object carries in word 0 a check word
+// tying its address to its link (word 1); a free that finds a valid check
+// word walks the list and reports the object if it is there. A pop verifies
+// the check word before trusting the link: a listed object written after
+// free, or freed again by another thread (a remote free links it through
+// word 0, with a value that is never a check word: lifo_key has bit 63 set),
+// is reported before it could be handed out twice.
+
+uint16_t lifo_cap[GM_NUM_SIZE_CLASSES];
+uintptr_t lifo_key;
+
+#define LIFO_MAX_OBJECTS 64
+#define LIFO_MAX_BYTES 65536
+
+// lifo_init sizes the lists and draws the key (once, at heap init).
+void lifo_init(void) {
+  for (int i = 2; i < GM_NUM_SIZE_CLASSES; i++) {
+    size_t n = LIFO_MAX_BYTES / class_to_size[i];
+    lifo_cap[i] = (uint16_t)(n > LIFO_MAX_OBJECTS ? LIFO_MAX_OBJECTS : n ? n : 1);
+  }
+  uintptr_t k = (uintptr_t)&k ^ (uintptr_t)os_nanotime() * 0x9e3779b97f4a7c15ull;
+  const uint8_t *r = (const uint8_t *)getauxval(AT_RANDOM); // 16 bytes from the kernel
+  if (r != NULL) {
+    uintptr_t w;
+    memcpy(&w, r, sizeof w);
+    k ^= w;
+  }
+  lifo_key = k | (1ull << 63);
+}
+
+void lifo_corrupt(uintptr_t p) {
+  gm_fatal("free object written after free, or freed again by another thread", (void *)p);
+}
+
+// lifo_listed: is p on list l? Only called for an object whose words look
+// like a listed one's.
+static bool lifo_listed(const lifo_t *l, uintptr_t p) {
+  for (uintptr_t q = l->head; q != 0; q = ((const uintptr_t *)q)[1]) {
+    if (q == p)
+      return true;
+    if (unlikely(((const uintptr_t *)q)[0] != lifo_check(q, ((const uintptr_t *)q)[1])))
+      lifo_corrupt(q);
+  }
+  return false;
+}
+
+// lifo_looks_listed: p's words hold a valid check word (p is listed, or its
+// contents collide with the check word: lifo_listed tells which).
+GM_INLINE bool lifo_looks_listed(uintptr_t p) {
+  const uintptr_t *o = (const uintptr_t *)p;
+  return o[0] == lifo_check(p, o[1]);
+}
+
+// lifo_push lists p on l, whose state st has room.
+GM_INLINE void lifo_push(lifo_t *l, uintptr_t p, uint64_t st) {
+  uintptr_t *o = (uintptr_t *)p;
+  uintptr_t head = l->head;
+  o[0] = lifo_check(p, head);
+  o[1] = head;
+  l->head = p;
+  relaxed_store(&l->state, st + LIFO_PUSH - 1);
+}
+
+// lifo_drain frees every listed object of c into its span (thread exit,
+// gm_release_memory). Each was counted as freed when it was listed; the
+// class's nmalloc gives back what the list count no longer subtracts.
+void lifo_drain(mcache_t *c) {
+  c->last_span = &span_empty;
+  for (int i = 2; i < GM_NUM_SIZE_CLASSES; i++) {
+    lifo_t *l = &c->lifo[i];
+    uintptr_t p = l->head;
+    uint64_t st = relaxed_load(&l->state);
+    l->head = 0;
+    relaxed_store(&l->state, st - LIFO_ROOM(st) + lifo_cap[i]);
+    relaxed_store(&c->stats[i].nmalloc,
+                  relaxed_load(&c->stats[i].nmalloc) - (lifo_cap[i] - LIFO_ROOM(st)));
+    while (p != 0) {
+      const uintptr_t *o = (const uintptr_t *)p;
+      uintptr_t next = o[1];
+      if (unlikely(o[0] != lifo_check(p, next)))
+        lifo_corrupt(p);
+      mspan_t *s = spanof(p);
+      if (unlikely(s == NULL || relaxed_load(&s->owner) != c || s->sizeclass != i))
+        lifo_corrupt(p);
+      mcache_free_owned(c, s, p);
+      p = next;
+    }
+  }
+}
+
+// lifo_validate checks c's lists (validators on): every listed object has a
+// valid check word and is the start of an allocated slot, outside the
+// window, of a span c owns of the list's class; each list is as long as its
+// state says.
+void lifo_validate(const mcache_t *c) {
+  for (int i = 1; i < GM_NUM_SIZE_CLASSES; i++) {
+    unsigned n = 0;
+    for (uintptr_t p = c->lifo[i].head; p != 0; p = ((const uintptr_t *)p)[1], n++) {
+      mspan_t *s = spanof(p);
+      if (((const uintptr_t *)p)[0] != lifo_check(p, ((const uintptr_t *)p)[1]) || s == NULL ||
+          relaxed_load(&s->owner) != c || s->sizeclass != i || n >= lifo_cap[i])
+        gm_fatal("lifo: listed object corrupt or not ours", (void *)p);
+      uint16_t idx = span_object_index(s, p);
+      uint64_t bit = 1ULL << (idx & 63);
+      if (!(s->alloc_bits[idx >> 6] & bit) || (s->window == idx >> 6 && (s->alloc_cache & bit)))
+        gm_fatal("lifo: listed object not allocated in its span", (void *)p);
+    }
+    if (n != (unsigned)(lifo_cap[i] - LIFO_ROOM(relaxed_load(&c->lifo[i].state))))
+      gm_fatal("lifo: length does not match the list's room", (void *)c->lifo[i].head);
+  }
+}
+
 // free_local_slow: an owner free that needs more than the fast path: a bad
-// pointer or double free (reported by free_apply), or a span whose list must
-// change (its nfree reached its trigger).
+// pointer or double free (reported by the checks below), an object of the
+// current window word, or one whose words look listed.
 GM_NOINLINE void free_local_slow(void *ptr, mspan_t *s, mcache_t *c) {
+  uintptr_t p = (uintptr_t)ptr;
   uint8_t sc = s->sizeclass; // s may go back to the heap below
-  mcache_free_owned(c, s, (uintptr_t)ptr);
+  uint16_t idx = span_object_index(s, p);
+  uint64_t bit = 1ULL << (idx & 63);
+  unsigned w = idx >> 6;
+  if (!(s->alloc_bits[w] & bit) || (w == s->window && (s->alloc_cache & bit)))
+    gm_fatal("double free", ptr);
+  lifo_t *l = &c->lifo[sc];
+  if (lifo_cap[sc] != 0 && lifo_looks_listed(p) && lifo_listed(l, p))
+    gm_fatal("double free", ptr);
+  uint64_t st = relaxed_load(&l->state);
+  if (LIFO_ROOM(st) != 0) {
+    lifo_push(l, p, st);
+    return;
+  }
+  mcache_free_owned(c, s, p);
   relaxed_add(&c->stats[sc].nfree, 1);
 }
 
+// free_to_bitmap: an owner free of object p (bit `bit` of word w, checked
+// allocated) when its class's list is full, or the class has none: the bit
+// is cleared and nfree counted, or, when nfree reaches the span's trigger or
+// p looks listed, the slow path decides.
+GM_NOINLINE void free_to_bitmap(mspan_t *s, mcache_t *c, uintptr_t p, unsigned w, uint64_t bit) {
+  uint16_t nfree = (uint16_t)(s->nfree + 1);
+  if (unlikely(nfree >= s->trigger || (s->elemsize > 8 && lifo_looks_listed(p)))) {
+    free_local_slow((void *)p, s, c);
+    return;
+  }
+  s->alloc_bits[w] &= ~bit;
+  s->nfree = nfree;
+  relaxed_add(&c->stats[s->sizeclass].nfree, 1);
+}
+
 // free_owned_fast frees object p at offset off (< s->limit) of span s, owned
-// by c: one bit cleared, nfree counted. Every test is folded into one
-// predictable branch: not an object start, a double free (clear bit, or a
-// window slot still in alloc_cache), or nfree reaching the span's trigger.
+// by c, onto c's list for the class. One predictable branch per check: an
+// object start, allocated (a clear bit is a double free), not in the current
+// window (only c's current span of the class has one; a slot of its window
+// word goes the slow way, which knows whether it was handed out), not listed
+// already (its words say so), room on the list.
 GM_INLINE void free_owned_fast(void *ptr, mspan_t *s, mcache_t *c, uintptr_t off) {
+  uintptr_t p = (uintptr_t)ptr;
+  uint32_t idx = (uint32_t)(((uint64_t)off * s->divmul) >> 32);
+  uint64_t bit = 1ULL << (idx & 63);
+  unsigned w = idx >> 6;
+  uint8_t sc = s->sizeclass;
+  const mspan_t *cur = c->alloc[sc];
+  uint64_t in_window =
+      (uint64_t)((s == cur) & (w == cur->window)) & (cur->alloc_cache >> (idx & 63));
+  if (unlikely(((uintptr_t)idx * s->elemsize != off) | !(s->alloc_bits[w] & bit) | in_window)) {
+    free_local_slow(ptr, s, c);
+    return;
+  }
+  lifo_t *l = &c->lifo[sc];
+  uint64_t st = relaxed_load(&l->state);
+  if (unlikely(LIFO_ROOM(st) == 0)) {
+    free_to_bitmap(s, c, p, w, bit);
+    return;
+  }
+  if (unlikely(lifo_looks_listed(p))) { // room: a class of two words or more
+    free_local_slow(ptr, s, c);
+    return;
+  }
+  lifo_push(l, p, st);
+}
+
+// free_owned_bitmap frees object p at offset off (< s->limit) of span s,
+// owned by c, into the bitmap: one bit cleared, nfree counted. The path of
+// gm_free for the span it last freed into: an object freed and allocated
+// again in a loop stays in the span's window word, which the window finds
+// again as cheaply as a list would. Every test is folded into one
+// predictable branch: not an object start, a double free (clear bit, or a
+// window slot still in alloc_cache), or nfree reaching the span's trigger;
+// and p is looked up on the class's list only when the list is not empty.
+GM_INLINE void free_owned_bitmap(void *ptr, mspan_t *s, mcache_t *c, uintptr_t off) {
   uint32_t idx = (uint32_t)(((uint64_t)off * s->divmul) >> 32);
   uint64_t bit = 1ULL << (idx & 63);
   unsigned w = idx >> 6;
@@ -188,9 +377,14 @@ GM_INLINE void free_owned_fast(void *ptr, mspan_t *s, mcache_t *c, uintptr_t off
     free_local_slow(ptr, s, c);
     return;
   }
+  uint8_t sc = s->sizeclass;
+  if (unlikely(c->lifo[sc].head != 0) && lifo_looks_listed((uintptr_t)ptr)) {
+    free_local_slow(ptr, s, c); // (a class with a list has two words or more)
+    return;
+  }
   s->alloc_bits[w] = word & ~bit;
   s->nfree = nfree;
-  relaxed_add(&c->stats[s->sizeclass].nfree, 1);
+  relaxed_add(&c->stats[sc].nfree, 1);
 }
 
 // free_lookup: the object is not in c's last span. Find its span through the
@@ -224,7 +418,7 @@ GM_EXPORT void gm_free(void *ptr) {
     free_lookup(ptr, c);
     return;
   }
-  free_owned_fast(ptr, s, c, off);
+  free_owned_bitmap(ptr, s, c, off);
 }
 
 GM_ALIAS(free, gm_free)

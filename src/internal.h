@@ -160,6 +160,7 @@ typedef struct fixalloc {
 void fixalloc_init(fixalloc_t *f, size_t size);
 void *fixalloc_alloc(fixalloc_t *f); // zeroed; NULL when out of memory
 void fixalloc_free(fixalloc_t *f, void *p);
+size_t fixalloc_sys(fixalloc_t *f); // bytes mapped
 
 // ---------------------------------------------------------------------------
 // mspan (mheap.c / mcache.c / mcentral.c)
@@ -227,8 +228,10 @@ typedef struct gcbits {
 #define GCBITS_SMALL_WORDS 8 // records for spans of up to 512 objects
 
 struct mspan {
-  // Line 0, read-mostly: every thread that frees into the span reads these;
-  // they change only when the span is created or changes owner.
+  // Line 0: what every free of an object of the span reads, and the first
+  // bitmap words, so that freeing into a span of up to 192 objects (every
+  // class of 48 bytes and up) reads one line of the record. The fields before
+  // alloc_bits change only when the span is created or changes owner.
   uintptr_t base;   // first byte (immutable while in use)
   uint32_t limit;   // nelems * elemsize: offsets of objects are below it
                     // (0 for large spans and span_empty; immutable)
@@ -236,21 +239,25 @@ struct mspan {
   uint32_t divmul;  // immutable: offset * divmul >> 32 == offset / elemsize
   uint16_t nelems;  // immutable
   uint8_t sizeclass; // immutable; 0 for large spans
-  uint8_t state;    // enum span_state (mheap.lock to change)
-  size_t npages;    // immutable while in use (large: grows under mheap.lock)
+  uint8_t kind;      // enum span_kind (immutable while in use)
   // owner: the mcache holding the span, or NULL. Written only by the owning
   // thread (to itself when taking the span, to NULL when giving it away);
   // other threads read it only to learn "not mine": relaxed atomics suffice.
   // Always NULL for GC spans (they are cached, never owned: see mgcsweep.c).
   _Atomic(mcache_t *) owner;
-  // GC spans only (kind != SPAN_MANUAL; immutable while in use but sweepgen):
+  // GC spans only (kind != SPAN_MANUAL; immutable while in use):
   gcbits_t *gc;      // mark bits and window snapshot
+  // alloc_bits: 1 = allocated or reserved by the window. Bits past nelems are
+  // always 1. Owner fields (see below). Written by the owner when a window
+  // loads and when frees reach the bitmap (most owner frees go to its lifo).
+  uint64_t alloc_bits[GM_BITMAP_WORDS];
+  size_t npages;    // immutable while in use (large: grows under mheap.lock)
   // sweepgen: == gm_sweepgen: swept this cycle; otherwise unswept. Written by
   // the span's sweeper (mcentral lock, or the caching thread), read by all.
   _Atomic uint32_t sweepgen;
-  uint8_t kind;      // enum span_kind (immutable while in use)
+  uint8_t state;    // enum span_state (mheap.lock to change)
 
-  // Line 1, owner-hot. Owner fields: while a thread owns the span they belong
+  // Owner-hot line. Owner fields: while a thread owns the span they belong
   // to it (no atomics); while no thread does, to mcentral.lock.
   _Alignas(64) uint64_t alloc_cache; // free slots of the window (1 = free, reserved)
   uintptr_t window_base; // address of the object at bit 0 of alloc_cache
@@ -264,7 +271,7 @@ struct mspan {
   uint8_t needzero;      // large spans: memory may be dirty (mheap.lock)
   mspan_t *next, *prev;  // list links (mcentral.lock, or owner for OWN_ lists)
 
-  // Line 2, remote-hot: written by other threads' frees, so kept off the
+  // Remote-hot line: written by other threads' frees, so kept off the
   // owner's lines.
   // xfree: remote free list (objects linked through their first word) | XF_*
   // flags. Pushed with CAS by any thread; taken by the owner (CAS keeping
@@ -273,10 +280,6 @@ struct mspan {
   // xnext: link in the owner's xspans notification stack; written by the one
   // freer whose CAS set XF_NOTED, read by the owner after taking the stack.
   mspan_t *xnext;
-
-  // alloc_bits: 1 = allocated or reserved by the window. Bits past nelems are
-  // always 1. Owner fields (see above).
-  _Alignas(64) uint64_t alloc_bits[GM_BITMAP_WORDS];
 };
 
 // ---------------------------------------------------------------------------
@@ -379,8 +382,24 @@ void mcentral_validate(uint8_t sizeclass);
 
 typedef struct class_stats {
   _Atomic uint64_t nmalloc; // objects handed to this cache's windows
-  _Atomic uint64_t nfree;   // objects freed by this thread
+  _Atomic uint64_t nfree;   // objects freed by this thread, but onto its lifo
+  _Atomic uint64_t nlifo;   // objects freed onto its lifo (exited threads only)
 } class_stats_t;
+
+// lifo_t: one class's list of a thread. head: the last object freed (0: none);
+// a listed object stays allocated in alloc_bits (nothing else hands it out,
+// and its span cannot be given away while it is listed); its word 0 holds
+// lifo_check(p, next), word 1 the link. state: how many more objects the list
+// takes (low 16 bits: lifo_cap - listed) and how many were ever pushed
+// (above): a push adds LIFO_PUSH - 1, a pop adds 1, so each is one add and
+// gm_stats reads both counts in one word.
+typedef struct lifo {
+  uintptr_t head;
+  _Atomic uint64_t state;
+} lifo_t;
+#define LIFO_PUSH ((uint64_t)1 << 16)
+#define LIFO_ROOM(st) ((uint16_t)(st))
+#define LIFO_PUSHES(st) ((st) >> 16)
 
 struct mcache {
   // last_span: the small span this thread last freed into through the arena
@@ -388,6 +407,11 @@ struct mcache {
   // Reset whenever the thread gives a span away (owner only).
   mspan_t *last_span;
   mspan_t *alloc[GM_NUM_SIZE_CLASSES]; // &span_empty when none (owner only)
+  // lifo: per class, objects this thread freed into spans it owns, most
+  // recent first; malloc hands them out again before the window, while they
+  // are still in cache (free.c). Owner only, but `state`, which gm_stats
+  // reads relaxed.
+  lifo_t lifo[GM_NUM_SIZE_CLASSES];
   // GC spans cached by span class (&span_empty when none), the current tiny
   // block (0: none) and its first free byte, and GC bytes handed to windows
   // not yet added to gc_heap_live. Owner only, inside critical sections but
@@ -422,6 +446,34 @@ extern mcache_t mcache_empty;
 extern __thread mcache_t *gm_tls_mcache __attribute__((tls_model("initial-exec")));
 
 void *mcache_refill_alloc(mcache_t *c, uint8_t sizeclass);
+
+// The per-thread free lists (lifo, above; free.c). lifo_cap: list length per
+// class (0 for 8-byte objects, which have no room for the check word).
+// lifo_key: random, bit 63 set, so a check word is never a heap address or 0
+// (what a remote free or malloc's pop writes into word 0).
+extern uint16_t lifo_cap[GM_NUM_SIZE_CLASSES];
+extern uintptr_t lifo_key;
+GM_INLINE uintptr_t lifo_check(uintptr_t p, uintptr_t next) {
+  return p ^ next ^ lifo_key;
+}
+void lifo_init(void);
+void lifo_corrupt(uintptr_t p) __attribute__((noreturn, cold));
+void lifo_drain(mcache_t *c); // every listed object back to its span
+void lifo_validate(const mcache_t *c);
+
+// lifo_pop takes p, the head of list l: the check word must still tie p to
+// its link (else the object was written after free, or freed again by
+// another thread), and is cleared so that p does not look listed.
+GM_INLINE void *lifo_pop(lifo_t *l, uintptr_t p) {
+  uintptr_t *o = (uintptr_t *)p;
+  uintptr_t next = o[1];
+  if (unlikely(o[0] != lifo_check(p, next)))
+    lifo_corrupt(p);
+  o[0] = 0;
+  l->head = next;
+  relaxed_store(&l->state, relaxed_load(&l->state) + 1);
+  return (void *)p;
+}
 mcache_t *mcache_for_thread(void); // creates the thread's cache if needed
 void mcache_release_all(mcache_t *c);
 void mcache_free_owned(mcache_t *c, mspan_t *s, uintptr_t p);

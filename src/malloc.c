@@ -108,6 +108,10 @@ size_t gm_class_of(size_t size) {
 // cache: the fast path.
 GM_INLINE void *malloc_class(uint8_t sizeclass) {
   mcache_t *c = gm_tls_mcache;
+  lifo_t *l = &c->lifo[sizeclass];
+  uintptr_t p = l->head;
+  if (p != 0)
+    return lifo_pop(l, p);
   mspan_t *s = c->alloc[sizeclass];
   uint64_t v = s->alloc_cache;
   if (unlikely(v == 0))

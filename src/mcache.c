@@ -312,6 +312,7 @@ static void mcache_release_gc(mcache_t *c) {
 // to mcentral (or mheap, when empty). Afterwards c owns nothing, so its
 // notification stack can only hold stale entries: it is dropped unread.
 void mcache_release_all(mcache_t *c) {
+  lifo_drain(c);
   c->last_span = &span_empty;
   for (int i = 1; i < GM_NUM_SIZE_CLASSES; i++) {
     mcache_flush_pending(c, (uint8_t)i);
@@ -339,6 +340,7 @@ static void mcache_thread_exit(void *arg) {
   for (int i = 0; i < GM_NUM_SIZE_CLASSES; i++) {
     relaxed_add(&dead_stats[i].nmalloc, relaxed_load(&c->stats[i].nmalloc));
     relaxed_add(&dead_stats[i].nfree, relaxed_load(&c->stats[i].nfree));
+    relaxed_add(&dead_stats[i].nlifo, LIFO_PUSHES(relaxed_load(&c->lifo[i].state)));
   }
   mcache_t **pp = &registry;
   while (*pp != c)
@@ -351,6 +353,7 @@ static void mcache_thread_exit(void *arg) {
 // mcache_thread_init sets up the cache registry; called once from init after
 // the heap works (pthread_key_create does not allocate).
 void mcache_thread_init(void) {
+  lifo_init();
   fixalloc_init(&mcache_alloc, sizeof(mcache_t));
   if (pthread_key_create(&mcache_key, mcache_thread_exit) != 0)
     gm_fatal("cannot create the thread-cache key", NULL);
@@ -367,8 +370,11 @@ mcache_t *mcache_for_thread(void) {
   if (c == NULL)
     return NULL;
   c->last_span = &span_empty;
-  for (int i = 0; i < GM_NUM_SIZE_CLASSES; i++)
+  for (int i = 0; i < GM_NUM_SIZE_CLASSES; i++) {
     c->alloc[i] = &span_empty;
+    c->lifo[i].head = 0;
+    relaxed_store(&c->lifo[i].state, lifo_cap[i]);
+  }
   for (int i = 0; i < GM_NUM_SPAN_CLASSES; i++)
     c->gcalloc[i] = &span_empty;
   relaxed_store(&c->trim_epoch, relaxed_load(&gm_trim_epoch));
@@ -419,6 +425,8 @@ GM_NOINLINE void *mcache_refill_alloc(mcache_t *c, uint8_t sizeclass) {
     relaxed_store(&c->trim_epoch, relaxed_load(&gm_trim_epoch));
     mcache_release_all(c);
   }
+  if (GM_VALIDATE)
+    lifo_validate(c);
   mspan_t *s = c->alloc[sizeclass];
   if (s->alloc_cache == 0 && !mcache_next_span(c, sizeclass))
     goto oom;
@@ -435,19 +443,25 @@ oom:
 // mcache_sum_stats adds every cache's counters (live and exited threads) to st.
 void mcache_sum_stats(gm_stats_t *st) {
   gm_lock(&registry_lock);
+  // An object freed onto a lifo counts as freed when listed and as allocated
+  // when popped: pops = listed so far - still listed.
   for (int i = 0; i < GM_NUM_SIZE_CLASSES; i++) {
-    st->by_size[i].mallocs += relaxed_load(&dead_stats[i].nmalloc);
-    st->by_size[i].frees += relaxed_load(&dead_stats[i].nfree);
+    uint64_t lifo = relaxed_load(&dead_stats[i].nlifo); // lists drained at exit
+    st->by_size[i].mallocs += relaxed_load(&dead_stats[i].nmalloc) + lifo;
+    st->by_size[i].frees += relaxed_load(&dead_stats[i].nfree) + lifo;
   }
   for (mcache_t *c = registry; c; c = c->next) {
     st->num_threads++;
     for (int i = 0; i < GM_NUM_SIZE_CLASSES; i++) {
-      st->by_size[i].mallocs += relaxed_load(&c->stats[i].nmalloc);
-      st->by_size[i].frees += relaxed_load(&c->stats[i].nfree);
+      uint64_t state = relaxed_load(&c->lifo[i].state);
+      uint64_t lifo = LIFO_PUSHES(state);
+      uint64_t listed = lifo_cap[i] - LIFO_ROOM(state);
+      st->by_size[i].mallocs += relaxed_load(&c->stats[i].nmalloc) + lifo - listed;
+      st->by_size[i].frees += relaxed_load(&c->stats[i].nfree) + lifo;
     }
   }
-  st->meta_sys += mcache_alloc.sys;
   gm_unlock(&registry_lock);
+  st->meta_sys += fixalloc_sys(&mcache_alloc);
 }
 
 // mcache_registry_lock/unlock: for the fork handlers, which hold a critical

@@ -742,6 +742,52 @@ static void *stats_thread(void *arg) {
   return NULL;
 }
 
+typedef struct list_probe {
+  size_t n, k;
+  int release; // gm_release_memory before the last allocations (lists drained)
+  size_t reused;
+  uint64_t frees_delta, mallocs_a;
+  long long live_a, live_b;
+} list_probe_t;
+
+static int class_for(size_t size);
+
+static void *list_thread(void *arg) {
+  list_probe_t *lp = arg;
+  int ca = class_for(64), cb = class_for(2000);
+  gm_stats_t a, c;
+  gm_stats(&a);
+  char **va = malloc(lp->n * sizeof *va), **vb = malloc(lp->n * sizeof *vb);
+  void *fresh[64];
+  if (va == NULL || vb == NULL || lp->k > 64)
+    return NULL;
+  for (size_t i = 0; i < lp->n; i++) {
+    va[i] = gm_malloc(64);
+    vb[i] = gm_malloc(2000);
+    va[i][0] = vb[i][0] = 1;
+  }
+  for (size_t i = 0; i < lp->n; i++) {
+    gm_free(va[i]);
+    gm_free(vb[i]);
+  }
+  if (lp->release)
+    gm_release_memory();
+  for (size_t j = 0; j < lp->k; j++) {
+    fresh[j] = gm_malloc(64);
+    lp->reused += fresh[j] == va[63 - j]; // the list took the first 64 frees
+  }
+  for (size_t j = 0; j < lp->k; j++)
+    gm_free(fresh[j]);
+  gm_stats(&c);
+  lp->frees_delta = c.frees - a.frees;
+  lp->mallocs_a = c.by_size[ca].mallocs - a.by_size[ca].mallocs;
+  lp->live_a = live_of(&c, ca) - live_of(&a, ca);
+  lp->live_b = live_of(&c, cb) - live_of(&a, cb);
+  free(va);
+  free(vb);
+  return NULL;
+}
+
 static int class_for(size_t size) {
   for (int c = 1; c < GM_NUM_SIZE_CLASSES; c++)
     if (class_to_size[c] >= size)
@@ -811,6 +857,33 @@ static void test_stats(void) {
            (unsigned long long)before.num_threads, (unsigned long long)pr.threads_mid,
            (unsigned long long)after.num_threads);
     CHECK(after.mallocs >= before.mallocs + pr.n && after.frees >= before.frees + pr.n);
+  }
+
+  // Objects freed onto a thread's list and allocated again from it: a fresh
+  // thread allocates N objects of two classes alternately and frees them
+  // alternately (each free changes span: frees through the arena map, which
+  // fill the lists), then allocates and frees K of one class (popped from its
+  // list). Every malloc and free is counted once; live counts come back.
+  for (int round = 0; round < 2; round++) {
+    list_probe_t lp = {.n = 1000, .k = 40, .release = round == 1};
+    gm_stats_t before, after;
+    gm_stats(&before);
+    pthread_t t;
+    pthread_create(&t, NULL, list_thread, &lp);
+    pthread_join(t, NULL);
+    gm_stats(&after);
+    int ca = class_for(64), cb = class_for(2000);
+    CHECKF(lp.release || lp.reused == lp.k,
+           "only %zu of %zu allocations reused the last object listed", lp.reused, lp.k);
+    CHECKF(lp.frees_delta == 2 * lp.n + lp.k, "frees +%llu, want %zu",
+           (unsigned long long)lp.frees_delta, 2 * lp.n + lp.k);
+    CHECKF(lp.mallocs_a >= lp.n + lp.k && lp.mallocs_a <= lp.n + lp.k + 64,
+           "class of 64 B: mallocs +%llu for %zu", (unsigned long long)lp.mallocs_a, lp.n + lp.k);
+    CHECKF(lp.live_a >= 0 && lp.live_a <= 64 && lp.live_b >= 0 && lp.live_b <= 64,
+           "live after freeing everything: %lld and %lld", lp.live_a, lp.live_b);
+    CHECKF(live_of(&after, ca) == live_of(&before, ca) && live_of(&after, cb) == live_of(&before, cb),
+           "live %lld/%lld before the thread, %lld/%lld after it exited", live_of(&before, ca),
+           live_of(&before, cb), live_of(&after, ca), live_of(&after, cb));
   }
 
   // Large objects: heap_alloc, heap_inuse and class 0 counts.

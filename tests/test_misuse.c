@@ -208,6 +208,52 @@ static void double_free_remote_release(void) {
   gm_release_memory();
 }
 
+// The thread's free list (lifo): a free through the arena map (the span is
+// not the one the thread last freed into) lists the object; a second free
+// finds it there, by either path.
+static void double_free_listed_lookup(void) {
+  void *p = gm_malloc(64), *q = gm_malloc(2000);
+  gm_free(p); // listed
+  gm_free(q); // the last span is now q's
+  gm_free(p);
+}
+
+static void double_free_listed_last_span(void) {
+  void *p = gm_malloc(64), *q = gm_malloc(64);
+  gm_free(p); // listed; the last span is now p's
+  gm_free(q);
+  gm_free(p);
+}
+
+// A listed object written after free: malloc finds out when it pops it,
+// before handing it out.
+static void write_after_free_listed(void) {
+  char *p = gm_malloc(64);
+  gm_free(p);
+  memset(hide(p), 0x41, 16); // use after free, on purpose
+  void *r = gm_malloc(64);
+  (void)r;
+}
+
+// A listed object freed again by another thread (a remote push links it
+// through its first word): the owner's next pop reports it.
+static void double_free_listed_remote(void) {
+  void *p = gm_malloc(64);
+  gm_free(p); // listed on the main thread
+  thread_run(free_once, p);
+  void *r = gm_malloc(64);
+  (void)r;
+}
+
+// The same, found when the owner gives its list back (gm_release_memory):
+// the list is checked as it drains.
+static void double_free_listed_remote_release(void) {
+  void *p = gm_malloc(64);
+  gm_free(p);
+  thread_run(free_once, p);
+  gm_release_memory();
+}
+
 // Remote list corruption: an object freed by another thread is written to
 // (use after free); its link word now points outside the span.
 static void corrupt_remote_list(void) {
@@ -376,6 +422,14 @@ int main(void) {
   expect_fault("free past a span's last object", free_misaligned_tail, "not an allocation start");
   expect_fault("free inside freed heap pages", free_freed_heap_page, "unallocated heap memory");
   expect_fault("write after remote free", corrupt_remote_list, "corrupted");
+  expect_fault("double free, listed, found by lookup", double_free_listed_lookup, "double free");
+  expect_fault("double free, listed, found from last span", double_free_listed_last_span,
+               "double free");
+  expect_fault("write after free, listed", write_after_free_listed, "written after free");
+  expect_fault("double free, listed, then remote", double_free_listed_remote,
+               "freed again by another thread");
+  expect_fault("double free, listed, then remote, release", double_free_listed_remote_release,
+               "freed again by another thread");
   expect_fault("usable_size of a foreign pointer", usable_size_foreign, "did not allocate");
   expect_fault("usable_size of interior (large)", usable_size_interior_large,
                "inside a large object");
