@@ -48,13 +48,14 @@ test-valgrind:
 deps:
 	@tools/install-deps.sh test
 
-bench:
+# The benchmarks measure build/libgomem.so: build it first (from this tree).
+bench: all
 	bench/run.sh
 
-bench-quick:
+bench-quick: all
 	bench/run.sh --quick
 
-bench-smoke:
+bench-smoke: all
 	bench/run.sh --smoke
 
 format:

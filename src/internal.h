@@ -504,7 +504,8 @@ void gc_free(uintptr_t p, mspan_t *s); // gm_free of a GC object
 extern _Atomic int gm_inited;
 void gm_init_slow(void);
 GM_INLINE void gm_ensure_init(void) {
-  if (unlikely(relaxed_load(&gm_inited) != 2))
+  // acquire: what initialisation wrote (options, tables) is visible after
+  if (unlikely(atomic_load_explicit(&gm_inited, memory_order_acquire) != 2))
     gm_init_slow();
 }
 void *malloc_large(size_t size, size_t align, bool zero);
