@@ -160,7 +160,7 @@ GM_NOINLINE void free_slow(void *ptr, mspan_t *s, mcache_t *c) {
     mcentral_free_batch(sc, one, &mcache_empty);
     return;
   }
-  relaxed_add(&c->stats[sc].nfree, 1);
+  relaxed_add(&c->cls[sc].nfree, 1);
   free_remote(p, s, c);
 }
 
@@ -209,6 +209,10 @@ void lifo_corrupt(uintptr_t p) {
   gm_fatal("free object written after free, or freed again by another thread", (void *)p);
 }
 
+void *lifo_corrupt_pop(uintptr_t p) {
+  lifo_corrupt(p);
+}
+
 // lifo_listed: is p on list l? Only called for an object whose words look
 // like a listed one's.
 static bool lifo_listed(const lifo_t *l, uintptr_t p) {
@@ -244,13 +248,13 @@ GM_INLINE void lifo_push(lifo_t *l, uintptr_t p, uint64_t st) {
 void lifo_drain(mcache_t *c) {
   c->last_span = &span_empty;
   for (int i = 2; i < GM_NUM_SIZE_CLASSES; i++) {
-    lifo_t *l = &c->lifo[i];
+    lifo_t *l = &c->cls[i].lifo;
     uintptr_t p = l->head;
     uint64_t st = relaxed_load(&l->state);
     l->head = 0;
     relaxed_store(&l->state, st - LIFO_ROOM(st) + lifo_cap[i]);
-    relaxed_store(&c->stats[i].nmalloc,
-                  relaxed_load(&c->stats[i].nmalloc) - (lifo_cap[i] - LIFO_ROOM(st)));
+    relaxed_store(&c->nmalloc[i],
+                  relaxed_load(&c->nmalloc[i]) - (lifo_cap[i] - LIFO_ROOM(st)));
     while (p != 0) {
       const uintptr_t *o = (const uintptr_t *)p;
       uintptr_t next = o[1];
@@ -272,7 +276,7 @@ void lifo_drain(mcache_t *c) {
 void lifo_validate(const mcache_t *c) {
   for (int i = 1; i < GM_NUM_SIZE_CLASSES; i++) {
     unsigned n = 0;
-    for (uintptr_t p = c->lifo[i].head; p != 0; p = ((const uintptr_t *)p)[1], n++) {
+    for (uintptr_t p = c->cls[i].lifo.head; p != 0; p = ((const uintptr_t *)p)[1], n++) {
       mspan_t *s = spanof(p);
       if (((const uintptr_t *)p)[0] != lifo_check(p, ((const uintptr_t *)p)[1]) || s == NULL ||
           relaxed_load(&s->owner) != c || s->sizeclass != i || n >= lifo_cap[i])
@@ -282,8 +286,8 @@ void lifo_validate(const mcache_t *c) {
       if (!(s->alloc_bits[idx >> 6] & bit) || (s->window == idx >> 6 && (s->alloc_cache & bit)))
         gm_fatal("lifo: listed object not allocated in its span", (void *)p);
     }
-    if (n != (unsigned)(lifo_cap[i] - LIFO_ROOM(relaxed_load(&c->lifo[i].state))))
-      gm_fatal("lifo: length does not match the list's room", (void *)c->lifo[i].head);
+    if (n != (unsigned)(lifo_cap[i] - LIFO_ROOM(relaxed_load(&c->cls[i].lifo.state))))
+      gm_fatal("lifo: length does not match the list's room", (void *)c->cls[i].lifo.head);
   }
 }
 
@@ -298,7 +302,7 @@ GM_NOINLINE void free_local_slow(void *ptr, mspan_t *s, mcache_t *c) {
   unsigned w = idx >> 6;
   if (!(s->alloc_bits[w] & bit) || (w == s->window && (s->alloc_cache & bit)))
     gm_fatal("double free", ptr);
-  lifo_t *l = &c->lifo[sc];
+  lifo_t *l = &c->cls[sc].lifo;
   if (lifo_cap[sc] != 0 && lifo_looks_listed(p) && lifo_listed(l, p))
     gm_fatal("double free", ptr);
   uint64_t st = relaxed_load(&l->state);
@@ -307,7 +311,7 @@ GM_NOINLINE void free_local_slow(void *ptr, mspan_t *s, mcache_t *c) {
     return;
   }
   mcache_free_owned(c, s, p);
-  relaxed_add(&c->stats[sc].nfree, 1);
+  relaxed_add(&c->cls[sc].nfree, 1);
 }
 
 // free_to_bitmap: an owner free of object p (bit `bit` of word w, checked
@@ -322,7 +326,7 @@ GM_NOINLINE void free_to_bitmap(mspan_t *s, mcache_t *c, uintptr_t p, unsigned w
   }
   s->alloc_bits[w] &= ~bit;
   s->nfree = nfree;
-  relaxed_add(&c->stats[s->sizeclass].nfree, 1);
+  relaxed_add(&c->cls[s->sizeclass].nfree, 1);
 }
 
 // free_owned_fast frees object p at offset off (< s->limit) of span s, owned
@@ -337,14 +341,14 @@ GM_INLINE void free_owned_fast(void *ptr, mspan_t *s, mcache_t *c, uintptr_t off
   uint64_t bit = 1ULL << (idx & 63);
   unsigned w = idx >> 6;
   uint8_t sc = s->sizeclass;
-  const mspan_t *cur = c->alloc[sc];
+  const mspan_t *cur = c->cls[sc].alloc;
   uint64_t in_window =
       (uint64_t)((s == cur) & (w == cur->window)) & (cur->alloc_cache >> (idx & 63));
   if (unlikely(((uintptr_t)idx * s->elemsize != off) | !(s->alloc_bits[w] & bit) | in_window)) {
     free_local_slow(ptr, s, c);
     return;
   }
-  lifo_t *l = &c->lifo[sc];
+  lifo_t *l = &c->cls[sc].lifo;
   uint64_t st = relaxed_load(&l->state);
   if (unlikely(LIFO_ROOM(st) == 0)) {
     free_to_bitmap(s, c, p, w, bit);
@@ -370,21 +374,22 @@ GM_INLINE void free_owned_bitmap(void *ptr, mspan_t *s, mcache_t *c, uintptr_t o
   uint64_t bit = 1ULL << (idx & 63);
   unsigned w = idx >> 6;
   uint64_t word = s->alloc_bits[w];
-  uint64_t in_window = (uint64_t)(w == s->window) & (s->alloc_cache >> (idx & 63));
+  // Allocated: bit set, and not a free slot of the window (in alloc_cache).
+  uint64_t window_free = w == s->window ? s->alloc_cache : 0;
   uint16_t nfree = (uint16_t)(s->nfree + 1);
-  if (unlikely(((uintptr_t)idx * s->elemsize != off) | !(word & bit) | in_window |
+  if (unlikely(((uintptr_t)idx * s->elemsize != off) | !(word & ~window_free & bit) |
                (nfree >= s->trigger))) {
     free_local_slow(ptr, s, c);
     return;
   }
-  uint8_t sc = s->sizeclass;
-  if (unlikely(c->lifo[sc].head != 0) && lifo_looks_listed((uintptr_t)ptr)) {
+  mclass_t *k = &c->cls[s->sizeclass];
+  if (unlikely(k->lifo.head != 0) && lifo_looks_listed((uintptr_t)ptr)) {
     free_local_slow(ptr, s, c); // (a class with a list has two words or more)
     return;
   }
   s->alloc_bits[w] = word & ~bit;
   s->nfree = nfree;
-  relaxed_add(&c->stats[sc].nfree, 1);
+  relaxed_add(&k->nfree, 1);
 }
 
 // free_lookup: the object is not in c's last span. Find its span through the

@@ -401,17 +401,29 @@ typedef struct lifo {
 #define LIFO_ROOM(st) ((uint16_t)(st))
 #define LIFO_PUSHES(st) ((st) >> 16)
 
+// mclass_t: a thread's hot state for one size class, 32 bytes (two per
+// cache line): the malloc and free fast paths of the class touch this record
+// and the span alone.
+//   alloc  the current span (&span_empty when none; owner only)
+//   lifo   objects this thread freed into spans it owns, most recent first;
+//          malloc hands them out again before the window, while they are
+//          still in cache (free.c). Owner only, but lifo.state, which
+//          gm_stats reads relaxed.
+//   nfree  objects freed by this thread, but onto the list (owner writes,
+//          anyone reads)
+typedef struct mclass {
+  mspan_t *alloc;
+  lifo_t lifo;
+  _Atomic uint64_t nfree;
+} mclass_t;
+
 struct mcache {
+  // cls: what malloc and free touch per class, on one half cache line.
+  mclass_t cls[GM_NUM_SIZE_CLASSES];
   // last_span: the small span this thread last freed into through the arena
   // map, always one it owns (&span_empty when none); gm_free checks it first.
   // Reset whenever the thread gives a span away (owner only).
   mspan_t *last_span;
-  mspan_t *alloc[GM_NUM_SIZE_CLASSES]; // &span_empty when none (owner only)
-  // lifo: per class, objects this thread freed into spans it owns, most
-  // recent first; malloc hands them out again before the window, while they
-  // are still in cache (free.c). Owner only, but `state`, which gm_stats
-  // reads relaxed.
-  lifo_t lifo[GM_NUM_SIZE_CLASSES];
   // GC spans cached by span class (&span_empty when none), the current tiny
   // block (0: none) and its first free byte, and GC bytes handed to windows
   // not yet added to gc_heap_live. Owner only, inside critical sections but
@@ -431,7 +443,7 @@ struct mcache {
   // line of its own: other threads write it.
   _Alignas(64) _Atomic(mspan_t *) xspans;
   char xspans_pad[56];
-  class_stats_t stats[GM_NUM_SIZE_CLASSES]; // owner writes, anyone reads
+  _Atomic uint64_t nmalloc[GM_NUM_SIZE_CLASSES]; // objects handed to windows (owner writes)
   // Frees of objects in unowned spans, batched per class so mcentral.lock
   // is taken once per PEND_MAX objects (owner only). Linked through objects.
   uintptr_t pend[GM_NUM_SIZE_CLASSES];
@@ -458,6 +470,7 @@ GM_INLINE uintptr_t lifo_check(uintptr_t p, uintptr_t next) {
 }
 void lifo_init(void);
 void lifo_corrupt(uintptr_t p) __attribute__((noreturn, cold));
+void *lifo_corrupt_pop(uintptr_t p) __attribute__((cold)); // never returns (tail-called)
 void lifo_drain(mcache_t *c); // every listed object back to its span
 void lifo_validate(const mcache_t *c);
 
@@ -468,7 +481,7 @@ GM_INLINE void *lifo_pop(lifo_t *l, uintptr_t p) {
   uintptr_t *o = (uintptr_t *)p;
   uintptr_t next = o[1];
   if (unlikely(o[0] != lifo_check(p, next)))
-    lifo_corrupt(p);
+    return lifo_corrupt_pop(p); // a jump: malloc's fast path needs no frame
   o[0] = 0;
   l->head = next;
   relaxed_store(&l->state, relaxed_load(&l->state) + 1);

@@ -108,16 +108,16 @@ size_t gm_class_of(size_t size) {
 // cache: the fast path.
 GM_INLINE void *malloc_class(uint8_t sizeclass) {
   mcache_t *c = gm_tls_mcache;
-  lifo_t *l = &c->lifo[sizeclass];
+  lifo_t *l = &c->cls[sizeclass].lifo;
   uintptr_t p = l->head;
   if (p != 0)
     return lifo_pop(l, p);
-  mspan_t *s = c->alloc[sizeclass];
+  mspan_t *s = c->cls[sizeclass].alloc;
   uint64_t v = s->alloc_cache;
   if (unlikely(v == 0))
     return mcache_refill_alloc(c, sizeclass);
   s->alloc_cache = v & (v - 1);
-  return (void *)(s->window_base + (uintptr_t)__builtin_ctzll(v) * s->elemsize);
+  return (void *)(s->window_base + (uint32_t)__builtin_ctzll(v) * (uintptr_t)s->elemsize);
 }
 
 // malloc_large allocates a large object of at least size bytes, aligned to
@@ -323,7 +323,7 @@ GM_INLINE void *gc_alloc_spc(uint8_t spc) {
   uint64_t v = s->alloc_cache;
   if (unlikely(v == 0))
     return gc_refill_alloc(spc);
-  void *p = (void *)(s->window_base + (uintptr_t)__builtin_ctzll(v) * s->elemsize);
+  void *p = (void *)(s->window_base + (uint32_t)__builtin_ctzll(v) * (uintptr_t)s->elemsize);
   __asm__ volatile("" : : "r"(p) : "memory");
   s->alloc_cache = v & (v - 1);
   if (s->needzero)

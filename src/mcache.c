@@ -38,7 +38,11 @@ mspan_t span_empty;
 #define E16 E4, E4, E4, E4
 _Static_assert(GM_NUM_SIZE_CLASSES == 68, "mcache_empty initialiser");
 #define E68 E16, E16, E16, E16, E4
-mcache_t mcache_empty = {.last_span = E1, .alloc = {E68}, .gcalloc = {E68, E68}};
+#define C1 {.alloc = &span_empty}
+#define C4 C1, C1, C1, C1
+#define C16 C4, C4, C4, C4
+#define C68 C16, C16, C16, C16, C4
+mcache_t mcache_empty = {.last_span = E1, .cls = {C68}, .gcalloc = {E68, E68}};
 __thread mcache_t *gm_tls_mcache __attribute__((tls_model("initial-exec"))) = &mcache_empty;
 
 static pthread_mutex_t registry_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -208,19 +212,19 @@ static void mcache_file(mcache_t *c, mspan_t *s) {
 // mcache_park retires c's current span of sizeclass: un-reserves its window
 // and files it.
 static void mcache_park(mcache_t *c, uint8_t sizeclass) {
-  mspan_t *s = c->alloc[sizeclass];
+  mspan_t *s = c->cls[sizeclass].alloc;
   if (s == &span_empty)
     return;
   // Reserved but unused window slots were counted as mallocs at load.
-  relaxed_store(&c->stats[sizeclass].nmalloc,
-                relaxed_load(&c->stats[sizeclass].nmalloc) - (uint64_t)gm_popcount(s->alloc_cache));
+  relaxed_store(&c->nmalloc[sizeclass],
+                relaxed_load(&c->nmalloc[sizeclass]) - (uint64_t)gm_popcount(s->alloc_cache));
   if (s->alloc_cache != 0) {
     s->alloc_bits[s->window] &= ~s->alloc_cache;
     s->nfree += (uint16_t)gm_popcount(s->alloc_cache);
     s->alloc_cache = 0;
   }
   s->window = WINDOW_NONE;
-  c->alloc[sizeclass] = &span_empty;
+  c->cls[sizeclass].alloc = &span_empty;
   mcache_file(c, s);
 }
 
@@ -276,7 +280,7 @@ static bool mcache_take_partial(mcache_t *c, uint8_t sizeclass) {
     return false;
   own_remove(c, s);
   span_apply_xfree(s, span_take_xfree(s));
-  c->alloc[sizeclass] = s;
+  c->cls[sizeclass].alloc = s;
   if (!span_next_window(s))
     gm_fatal("owned partial span without free slots", (void *)s->base);
   return true;
@@ -316,11 +320,11 @@ void mcache_release_all(mcache_t *c) {
   c->last_span = &span_empty;
   for (int i = 1; i < GM_NUM_SIZE_CLASSES; i++) {
     mcache_flush_pending(c, (uint8_t)i);
-    mspan_t *s = c->alloc[i];
+    mspan_t *s = c->cls[i].alloc;
     if (s != &span_empty) {
-      relaxed_store(&c->stats[i].nmalloc,
-                    relaxed_load(&c->stats[i].nmalloc) - (uint64_t)gm_popcount(s->alloc_cache));
-      c->alloc[i] = &span_empty;
+      relaxed_store(&c->nmalloc[i],
+                    relaxed_load(&c->nmalloc[i]) - (uint64_t)gm_popcount(s->alloc_cache));
+      c->cls[i].alloc = &span_empty;
       mcache_release_span(s);
     }
     while ((s = c->partial[i]) != NULL || (s = c->full[i]) != NULL) {
@@ -338,9 +342,9 @@ static void mcache_thread_exit(void *arg) {
   mcache_release_all(c);
   gm_lock(&registry_lock);
   for (int i = 0; i < GM_NUM_SIZE_CLASSES; i++) {
-    relaxed_add(&dead_stats[i].nmalloc, relaxed_load(&c->stats[i].nmalloc));
-    relaxed_add(&dead_stats[i].nfree, relaxed_load(&c->stats[i].nfree));
-    relaxed_add(&dead_stats[i].nlifo, LIFO_PUSHES(relaxed_load(&c->lifo[i].state)));
+    relaxed_add(&dead_stats[i].nmalloc, relaxed_load(&c->nmalloc[i]));
+    relaxed_add(&dead_stats[i].nfree, relaxed_load(&c->cls[i].nfree));
+    relaxed_add(&dead_stats[i].nlifo, LIFO_PUSHES(relaxed_load(&c->cls[i].lifo.state)));
   }
   mcache_t **pp = &registry;
   while (*pp != c)
@@ -371,9 +375,9 @@ mcache_t *mcache_for_thread(void) {
     return NULL;
   c->last_span = &span_empty;
   for (int i = 0; i < GM_NUM_SIZE_CLASSES; i++) {
-    c->alloc[i] = &span_empty;
-    c->lifo[i].head = 0;
-    relaxed_store(&c->lifo[i].state, lifo_cap[i]);
+    c->cls[i].alloc = &span_empty;
+    c->cls[i].lifo.head = 0;
+    relaxed_store(&c->cls[i].lifo.state, lifo_cap[i]);
   }
   for (int i = 0; i < GM_NUM_SPAN_CLASSES; i++)
     c->gcalloc[i] = &span_empty;
@@ -391,7 +395,7 @@ mcache_t *mcache_for_thread(void) {
 // next window, else its remote frees, else one of c's partial spans, else a
 // span from mcentral. Returns false when out of memory.
 static bool mcache_next_span(mcache_t *c, uint8_t sizeclass) {
-  mspan_t *s = c->alloc[sizeclass];
+  mspan_t *s = c->cls[sizeclass].alloc;
   if (s != &span_empty) {
     if (span_next_window(s))
       return true;
@@ -407,7 +411,7 @@ static bool mcache_next_span(mcache_t *c, uint8_t sizeclass) {
   if (s == NULL)
     return false;
   relaxed_store(&s->owner, c);
-  c->alloc[sizeclass] = s;
+  c->cls[sizeclass].alloc = s;
   if (!span_next_window(s))
     gm_fatal("mcentral handed out a span without free slots", (void *)s->base);
   return true;
@@ -427,14 +431,14 @@ GM_NOINLINE void *mcache_refill_alloc(mcache_t *c, uint8_t sizeclass) {
   }
   if (GM_VALIDATE)
     lifo_validate(c);
-  mspan_t *s = c->alloc[sizeclass];
+  mspan_t *s = c->cls[sizeclass].alloc;
   if (s->alloc_cache == 0 && !mcache_next_span(c, sizeclass))
     goto oom;
-  s = c->alloc[sizeclass];
-  relaxed_add(&c->stats[sizeclass].nmalloc, (uint64_t)gm_popcount(s->alloc_cache));
+  s = c->cls[sizeclass].alloc;
+  relaxed_add(&c->nmalloc[sizeclass], (uint64_t)gm_popcount(s->alloc_cache));
   uint64_t v = s->alloc_cache;
   s->alloc_cache = v & (v - 1);
-  return (void *)(s->window_base + (uintptr_t)__builtin_ctzll(v) * s->elemsize);
+  return (void *)(s->window_base + (uint32_t)__builtin_ctzll(v) * (uintptr_t)s->elemsize);
 oom:
   errno = ENOMEM;
   return NULL;
@@ -453,11 +457,11 @@ void mcache_sum_stats(gm_stats_t *st) {
   for (mcache_t *c = registry; c; c = c->next) {
     st->num_threads++;
     for (int i = 0; i < GM_NUM_SIZE_CLASSES; i++) {
-      uint64_t state = relaxed_load(&c->lifo[i].state);
+      uint64_t state = relaxed_load(&c->cls[i].lifo.state);
       uint64_t lifo = LIFO_PUSHES(state);
       uint64_t listed = lifo_cap[i] - LIFO_ROOM(state);
-      st->by_size[i].mallocs += relaxed_load(&c->stats[i].nmalloc) + lifo - listed;
-      st->by_size[i].frees += relaxed_load(&c->stats[i].nfree) + lifo;
+      st->by_size[i].mallocs += relaxed_load(&c->nmalloc[i]) + lifo - listed;
+      st->by_size[i].frees += relaxed_load(&c->cls[i].nfree) + lifo;
     }
   }
   gm_unlock(&registry_lock);
@@ -541,7 +545,7 @@ void *gc_refill_alloc(uint8_t spc) {
   }
   uint64_t v = s->alloc_cache;
   s->alloc_cache = v & (v - 1);
-  void *p = (void *)(s->window_base + (uintptr_t)__builtin_ctzll(v) * s->elemsize);
+  void *p = (void *)(s->window_base + (uint32_t)__builtin_ctzll(v) * (uintptr_t)s->elemsize);
   bool zero = s->needzero;
   size_t size = s->elemsize;
   __asm__ volatile("" : : "r"(p) : "memory"); // in a register before m_release
@@ -566,7 +570,7 @@ void *gc_tiny_alloc_slow(size_t n) {
   void *p;
   uint64_t v = s->alloc_cache;
   if (v != 0) { // as gc_alloc_spc: the address is in a register before the slot is taken
-    p = (void *)(s->window_base + (uintptr_t)__builtin_ctzll(v) * s->elemsize);
+    p = (void *)(s->window_base + (uint32_t)__builtin_ctzll(v) * (uintptr_t)s->elemsize);
     __asm__ volatile("" : : "r"(p) : "memory");
     s->alloc_cache = v & (v - 1);
     if (s->needzero)

@@ -788,6 +788,34 @@ static void *list_thread(void *arg) {
   return NULL;
 }
 
+// pair_thread: malloc+free of one size in a loop, on a fresh thread (the
+// first free goes on the thread's list, the others into the bitmap): each
+// call is counted once.
+typedef struct pair_probe {
+  uint64_t frees_delta, mallocs_delta;
+  long long live_delta;
+} pair_probe_t;
+
+static void *pair_thread(void *arg) {
+  pair_probe_t *pp = arg;
+  int c64 = class_for(64);
+  gm_stats_t a, c;
+  gm_stats(&a);
+  char *first = gm_malloc(64);
+  first[0] = 1;
+  gm_free(first);
+  for (int i = 0; i < 1000; i++) {
+    char *p = gm_malloc(64);
+    p[63] = (char)i;
+    gm_free(p);
+  }
+  gm_stats(&c);
+  pp->frees_delta = c.by_size[c64].frees - a.by_size[c64].frees;
+  pp->mallocs_delta = c.by_size[c64].mallocs - a.by_size[c64].mallocs;
+  pp->live_delta = live_of(&c, c64) - live_of(&a, c64);
+  return NULL;
+}
+
 static int class_for(size_t size) {
   for (int c = 1; c < GM_NUM_SIZE_CLASSES; c++)
     if (class_to_size[c] >= size)
@@ -885,6 +913,15 @@ static void test_stats(void) {
            "live %lld/%lld before the thread, %lld/%lld after it exited", live_of(&before, ca),
            live_of(&before, cb), live_of(&after, ca), live_of(&after, cb));
   }
+
+  pair_probe_t pp = {0};
+  pthread_t pt;
+  pthread_create(&pt, NULL, pair_thread, &pp);
+  pthread_join(pt, NULL);
+  CHECKF(pp.frees_delta == 1001 && pp.mallocs_delta >= 1001 && pp.mallocs_delta <= 1001 + 64 &&
+             pp.live_delta >= 0 && pp.live_delta <= 64,
+         "1001 pairs: mallocs +%llu, frees +%llu, live %+lld", (unsigned long long)pp.mallocs_delta,
+         (unsigned long long)pp.frees_delta, pp.live_delta);
 
   // Large objects: heap_alloc, heap_inuse and class 0 counts.
   gm_stats_t a, b, c;
