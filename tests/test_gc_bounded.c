@@ -173,11 +173,23 @@ static void test_stats(void) {
   prev = gm_set_gc_percent(100);
   CHECKF(prev == -1, "gm_set_gc_percent(100) returned %d, want -1", prev);
 
-  // The heap minimum: with little live, the goal is 4 MiB * GOGC/100.
+  // The heap minimum: with little live, the goal is 4 MiB * GOGC/100. A
+  // stale copy of the dropped array's address (a register or stack word of
+  // an earlier call: roots are conservative) may keep it one more cycle, so
+  // up to three collections, each after clearing the stack; gomem itself
+  // holding it would keep it through all three.
   g_live = NULL;
-  clear_stack();
   gm_set_gc_percent(-1);
-  gm_collect();
+  for (int tries = 0; tries < 3; tries++) {
+    clear_stack();
+    gm_collect();
+    gm_stats(&s1);
+    if (s1.gc_heap_live < (1u << 20)) {
+      if (tries > 0)
+        printf("dropped live set reclaimed by collection %d after dropping it\n", tries + 1);
+      break;
+    }
+  }
   gm_set_gc_percent(100);
   gm_stats(&s1);
   CHECKF(s1.gc_heap_live < (1u << 20), "gc_heap_live %" PRIu64 " after dropping the live set",
