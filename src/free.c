@@ -39,11 +39,9 @@ GM_COLD static void free_invalid(uintptr_t p) {
 // waiting in alloc_cache.
 void free_apply(mspan_t *s, uintptr_t p) {
   uint16_t idx = span_object_index(s, p);
-  uint64_t bit = 1ULL << (idx & 63);
-  unsigned w = idx >> 6;
-  if (unlikely(!(s->alloc_bits[w] & bit) || (w == s->window && (s->alloc_cache & bit))))
+  if (unlikely(!span_allocated(s, idx)))
     gm_fatal("double free", (void *)p);
-  s->alloc_bits[w] &= ~bit;
+  s->alloc_bits[idx >> 6] &= ~(1ULL << (idx & 63));
   s->nfree++;
 }
 
@@ -215,13 +213,19 @@ void *lifo_corrupt_pop(uintptr_t p) {
 
 // lifo_listed: is p on list l? Only called for an object whose words look
 // like a listed one's.
+// lifo_next returns the link of listed object q after checking its check
+// word (fatal if the object was written after free).
+static uintptr_t lifo_next(uintptr_t q) {
+  const uintptr_t *o = (const uintptr_t *)q;
+  if (unlikely(o[0] != lifo_check(q, o[1])))
+    lifo_corrupt(q);
+  return o[1];
+}
+
 static bool lifo_listed(const lifo_t *l, uintptr_t p) {
-  for (uintptr_t q = l->head; q != 0; q = ((const uintptr_t *)q)[1]) {
+  for (uintptr_t q = l->head; q != 0; q = lifo_next(q))
     if (q == p)
       return true;
-    if (unlikely(((const uintptr_t *)q)[0] != lifo_check(q, ((const uintptr_t *)q)[1])))
-      lifo_corrupt(q);
-  }
   return false;
 }
 
@@ -256,10 +260,7 @@ void lifo_drain(mcache_t *c) {
     relaxed_store(&c->nmalloc[i],
                   relaxed_load(&c->nmalloc[i]) - (lifo_cap[i] - LIFO_ROOM(st)));
     while (p != 0) {
-      const uintptr_t *o = (const uintptr_t *)p;
-      uintptr_t next = o[1];
-      if (unlikely(o[0] != lifo_check(p, next)))
-        lifo_corrupt(p);
+      uintptr_t next = lifo_next(p);
       mspan_t *s = spanof(p);
       if (unlikely(s == NULL || relaxed_load(&s->owner) != c || s->sizeclass != i))
         lifo_corrupt(p);
@@ -276,14 +277,11 @@ void lifo_drain(mcache_t *c) {
 void lifo_validate(const mcache_t *c) {
   for (int i = 1; i < GM_NUM_SIZE_CLASSES; i++) {
     unsigned n = 0;
-    for (uintptr_t p = c->cls[i].lifo.head; p != 0; p = ((const uintptr_t *)p)[1], n++) {
+    for (uintptr_t p = c->cls[i].lifo.head; p != 0; p = lifo_next(p), n++) {
       mspan_t *s = spanof(p);
-      if (((const uintptr_t *)p)[0] != lifo_check(p, ((const uintptr_t *)p)[1]) || s == NULL ||
-          relaxed_load(&s->owner) != c || s->sizeclass != i || n >= lifo_cap[i])
-        gm_fatal("lifo: listed object corrupt or not ours", (void *)p);
-      uint16_t idx = span_object_index(s, p);
-      uint64_t bit = 1ULL << (idx & 63);
-      if (!(s->alloc_bits[idx >> 6] & bit) || (s->window == idx >> 6 && (s->alloc_cache & bit)))
+      if (s == NULL || relaxed_load(&s->owner) != c || s->sizeclass != i || n >= lifo_cap[i])
+        gm_fatal("lifo: listed object not ours, or list too long", (void *)p);
+      if (!span_allocated(s, span_object_index(s, p)))
         gm_fatal("lifo: listed object not allocated in its span", (void *)p);
     }
     if (n != (unsigned)(lifo_cap[i] - LIFO_ROOM(relaxed_load(&c->cls[i].lifo.state))))
@@ -297,10 +295,7 @@ void lifo_validate(const mcache_t *c) {
 GM_NOINLINE void free_local_slow(void *ptr, mspan_t *s, mcache_t *c) {
   uintptr_t p = (uintptr_t)ptr;
   uint8_t sc = s->sizeclass; // s may go back to the heap below
-  uint16_t idx = span_object_index(s, p);
-  uint64_t bit = 1ULL << (idx & 63);
-  unsigned w = idx >> 6;
-  if (!(s->alloc_bits[w] & bit) || (w == s->window && (s->alloc_cache & bit)))
+  if (!span_allocated(s, span_object_index(s, p)))
     gm_fatal("double free", ptr);
   lifo_t *l = &c->cls[sc].lifo;
   if (lifo_cap[sc] != 0 && lifo_looks_listed(p) && lifo_listed(l, p))

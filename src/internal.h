@@ -356,6 +356,13 @@ GM_INLINE uint16_t span_object_index(const mspan_t *s, uintptr_t p) {
     span_bad_object(p);
   return (uint16_t)idx;
 }
+// span_allocated: is object idx of small span s allocated? Its bit is set
+// and it is not a free slot of the window (still in alloc_cache).
+GM_INLINE bool span_allocated(const mspan_t *s, uint16_t idx) {
+  uint64_t bit = 1ULL << (idx & 63);
+  unsigned w = idx >> 6;
+  return (s->alloc_bits[w] & bit) && !(w == s->window && (s->alloc_cache & bit));
+}
 void span_validate(const mspan_t *s);
 
 // ---------------------------------------------------------------------------

@@ -319,7 +319,7 @@ static void free_slot(mspan_t *s, uintptr_t p) {
   uint16_t idx = span_object_index(s, p);
   unsigned w = idx >> 6;
   uint64_t bit = 1ULL << (idx & 63);
-  if (!(s->alloc_bits[w] & bit) || (w == s->window && (s->alloc_cache & bit)))
+  if (!span_allocated(s, idx))
     gm_fatal("double free of a GC object", (void *)p);
   s->alloc_bits[w] &= ~bit;
   relaxed_store(&s->gc->mark[w], relaxed_load(&s->gc->mark[w]) & ~bit);

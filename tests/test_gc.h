@@ -2,9 +2,12 @@
 #ifndef GOMEM_TEST_GC_H
 #define GOMEM_TEST_GC_H
 
+#include <stdatomic.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "gomem.h"
 
@@ -46,6 +49,58 @@ static inline void fill(void *p, size_t size, uint64_t seed) {
     w[i] = pat(seed, i);
   for (size_t i = size & ~(size_t)7; i < size; i++)
     ((unsigned char *)p)[i] = (unsigned char)(seed + i);
+}
+
+// fin_timeout: seconds wait_until waits for a count (tests raise it for slow
+// builds).
+static double fin_timeout = 10;
+
+// A hidden pointer is its complement: never an address in the heap, so the
+// variables that keep track of dropped objects do not keep them alive.
+static inline uintptr_t hide(const void *p) {
+  return ~(uintptr_t)p;
+}
+static inline void *unhide(uintptr_t h) {
+  return (void *)~h;
+}
+
+// wait_until waits until *ctr >= target (or fin_timeout), collecting
+// whenever the count stops moving (the finalizer thread is idle). Returns
+// the last count.
+__attribute__((noinline, unused)) static long wait_until(_Atomic long *ctr, long target) {
+  double t0 = now_s();
+  long last = -1;
+  for (;;) {
+    long n = atomic_load(ctr);
+    if (n >= target || now_s() - t0 > fin_timeout)
+      return n;
+    if (n == last)
+      collect();
+    last = n;
+    usleep(5000);
+  }
+}
+
+// churn allocates garbage of many size classes (and large objects); the
+// first and last words get a non-pointer value.
+__attribute__((noinline, unused)) static void churn(size_t bytes) {
+  static const size_t sizes[] = {16, 24, 32, 48, 64, 96, 128, 256, 512, 1024, 4096, 9000, 40000};
+  size_t done = 0;
+  for (unsigned i = 0; done < bytes; i++) {
+    size_t n = sizes[i % (sizeof sizes / sizeof sizes[0])];
+    uint64_t *p = gm_alloc(n);
+    if (p == NULL)
+      return;
+    p[0] = 0xDEADBEEFDEADBEEFull;
+    p[n / 8 - 1] = 0xDEADBEEFDEADBEEFull;
+    done += n;
+  }
+}
+
+// report prints one case's verdict.
+__attribute__((unused)) static void report(const char *name, int ok) {
+  printf("%-60s %s\n", name, ok ? "ok" : "FAIL");
+  fflush(stdout);
 }
 
 #endif // GOMEM_TEST_GC_H

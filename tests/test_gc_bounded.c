@@ -29,22 +29,16 @@
 #include "gomem.h"
 #define TEST_TSAN_NO_DEADLOCKS // see test.h
 #include "test.h"
+#include "test_gc.h"
 
 #ifndef GOMEM_SANITIZE
 #define GOMEM_SANITIZE ""
 #endif
 
 
-#define NOINLINE __attribute__((noinline))
 #define MiB (1024.0 * 1024.0)
 
 static int slow, valgrind;
-
-NOINLINE static void clear_stack(void) {
-  volatile char pad[64 << 10];
-  memset((char *)pad, 0, sizeof pad);
-  __asm__ volatile("" : : "r"(pad) : "memory");
-}
 
 static uint64_t now_ns(void) {
   struct timespec ts;
@@ -57,14 +51,6 @@ static uint64_t xorshift(uint64_t *s) {
   *s ^= *s >> 7;
   *s ^= *s << 17;
   return *s;
-}
-
-static uint64_t pat(uint64_t seed, size_t i) {
-  uint64_t x = seed * 0x9E3779B97F4A7C15ull + i * 0xD6E8FEB86659FD93ull + 0x1234567;
-  x ^= x >> 29;
-  x *= 0xBF58476D1CE4E5B9ull;
-  x ^= x >> 32;
-  return x | 0x8000000000000000ull;
 }
 
 // status_kb reads a "Name:   N kB" line of /proc/self/status.

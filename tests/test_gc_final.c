@@ -39,15 +39,11 @@
 #define GOMEM_SANITIZE ""
 #endif
 
-
-
 static int slow;
-static double fin_timeout = 10;
 static pthread_t main_thread;
 
 // ---------------------------------------------------------------------------
 // Helpers (the common ones are in test_gc.h)
-
 
 static int intact(const void *p, size_t size, uint64_t seed) {
   const uint64_t *w = p;
@@ -59,22 +55,6 @@ static int intact(const void *p, size_t size, uint64_t seed) {
   return 1;
 }
 
-// wait_until waits until *ctr >= target, collecting whenever the count
-// stops moving. Returns the last count.
-NOINLINE static long wait_until(_Atomic long *ctr, long target) {
-  double t0 = now_s();
-  long last = -1;
-  for (;;) {
-    long n = atomic_load(ctr);
-    if (n >= target || now_s() - t0 > fin_timeout)
-      return n;
-    if (n == last)
-      collect();
-    last = n;
-    usleep(5000);
-  }
-}
-
 // settle: a few more cycles, with time for the finalizer thread to run what
 // they queue.
 NOINLINE static void settle(void) {
@@ -84,26 +64,8 @@ NOINLINE static void settle(void) {
   }
 }
 
-static void report(const char *name, int ok) {
-  printf("%-60s %s\n", name, ok ? "ok" : "FAIL");
-  fflush(stdout);
-}
-
-NOINLINE static void churn(size_t bytes) {
-  static const size_t sizes[] = {16, 32, 48, 64, 128, 256, 1024, 4096, 40000};
-  size_t done = 0;
-  for (unsigned i = 0; done < bytes; i++) {
-    size_t n = sizes[i % (sizeof sizes / sizeof sizes[0])];
-    uint64_t *p = gm_alloc(n);
-    p[0] = 0xDEADBEEFDEADBEEFull;
-    done += n;
-  }
-}
-
 // ---------------------------------------------------------------------------
 // Misuse, in forked children (see test_misuse.c)
-
-
 
 static void expect_abort(const char *name, void (*fn)(void)) {
   test_outcome_t o;

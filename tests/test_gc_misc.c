@@ -44,14 +44,10 @@
 #define GOMEM_SANITIZE ""
 #endif
 
-
-
 static int slow, valgrind;
-static double fin_timeout = 10;
 
 // ---------------------------------------------------------------------------
 // Helpers (the common ones are in test_gc.h)
-
 
 static int intact(const void *p, size_t size, uint64_t seed) {
   const uint64_t *w = p;
@@ -59,43 +55,6 @@ static int intact(const void *p, size_t size, uint64_t seed) {
     if (w[i] != pat(seed, i))
       return 0;
   return 1;
-}
-
-static uintptr_t hide(const void *p) {
-  return ~(uintptr_t)p;
-}
-static void *unhide(uintptr_t h) {
-  return (void *)~h;
-}
-
-NOINLINE static long wait_until(_Atomic long *ctr, long target) {
-  double t0 = now_s();
-  long last = -1;
-  for (;;) {
-    long n = atomic_load(ctr);
-    if (n >= target || now_s() - t0 > fin_timeout)
-      return n;
-    if (n == last)
-      collect();
-    last = n;
-    usleep(5000);
-  }
-}
-
-static void report(const char *name, int ok) {
-  printf("%-60s %s\n", name, ok ? "ok" : "FAIL");
-  fflush(stdout);
-}
-
-NOINLINE static void churn(size_t bytes) {
-  static const size_t sizes[] = {16, 32, 48, 64, 128, 256, 1024, 4096, 40000};
-  size_t done = 0;
-  for (unsigned i = 0; done < bytes; i++) {
-    size_t n = sizes[i % (sizeof sizes / sizeof sizes[0])];
-    uint64_t *p = gm_alloc(n);
-    p[0] = 0xDEADBEEFDEADBEEFull;
-    done += n;
-  }
 }
 
 static _Atomic long fin_count;
@@ -107,8 +66,6 @@ static void count_fin(void *obj, void *arg) {
 
 // ---------------------------------------------------------------------------
 // Forked children (see test_misuse.c)
-
-
 
 static int expect_abort(const char *name, void (*fn)(void), const char *msg) {
   test_outcome_t o;

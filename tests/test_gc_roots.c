@@ -45,7 +45,6 @@
 #define GOMEM_SANITIZE ""
 #endif
 
-
 // gclib.c (shared library)
 void gclib_set(int which, void *p);
 void *gclib_get(int which);
@@ -54,22 +53,9 @@ void *gclib_slot_addr(int which);
 static int slow;               // sanitizer, valgrind or validating build
 static int rounds = 24;        // collections per survival case
 static size_t churn_bytes;     // garbage allocated before each of them
-static double fin_timeout = 10; // seconds to wait for finalizers
 
 // ---------------------------------------------------------------------------
-// Helpers
-
-// A hidden pointer is its complement: never an address in the heap, so the
-// variables that keep track of dropped objects do not keep them alive.
-static uintptr_t hide(const void *p) {
-  return ~(uintptr_t)p;
-}
-static void *unhide(uintptr_t h) {
-  return (void *)~h;
-}
-
-// clear_stack overwrites the stack below the caller, where dead frames left
-// pointers (Boehm's GC_clear_stack).
+// Helpers (the common ones are in test_gc.h)
 
 static int intact(const void *p, size_t size, uint64_t seed) {
   const uint64_t *w = p;
@@ -112,22 +98,6 @@ static void unguard(int ok, void *p) {
     gm_set_finalizer(p, NULL, NULL);
 }
 
-// churn allocates garbage of many size classes (and large objects); the
-// first words get a non-pointer value.
-NOINLINE static void churn(size_t bytes) {
-  static const size_t sizes[] = {16, 24, 32, 48, 64, 96, 128, 256, 512, 1024, 4096, 9000, 40000};
-  size_t done = 0;
-  for (unsigned i = 0; done < bytes; i++) {
-    size_t n = sizes[i % (sizeof sizes / sizeof sizes[0])];
-    uint64_t *p = gm_alloc(n);
-    if (p == NULL)
-      return;
-    p[0] = 0xDEADBEEFDEADBEEFull;
-    p[n / 8 - 1] = 0xDEADBEEFDEADBEEFull;
-    done += n;
-  }
-}
-
 // survive runs the collections of a survival case.
 NOINLINE static void survive(void) {
   for (int r = 0; r < rounds; r++) {
@@ -148,22 +118,6 @@ static void count_fin(void *obj, void *arg) {
   atomic_fetch_add(&fin_count[(a >> 24) % NCASES], 1);
 }
 
-// wait_count waits until *ctr reaches target, collecting whenever the count
-// stops moving (the finalizer thread is idle). Returns the final count.
-NOINLINE static long wait_count(_Atomic long *ctr, long target) {
-  double t0 = now_s();
-  long last = -1;
-  for (;;) {
-    long n = atomic_load(ctr);
-    if (n >= target || now_s() - t0 > fin_timeout)
-      return n;
-    if (n == last)
-      collect();
-    last = n;
-    usleep(5000);
-  }
-}
-
 // drop_finalizable allocates n objects of size with counting finalizers for
 // case c, storing each pointer at holder[i] (holder may be NULL), and drops
 // them.
@@ -175,11 +129,6 @@ NOINLINE static void drop_finalizable(int c, int n, size_t size, void **holder) 
     if (holder)
       holder[i] = p;
   }
-}
-
-static void report(const char *name, int ok) {
-  printf("%-48s %s\n", name, ok ? "ok" : "FAIL");
-  fflush(stdout);
 }
 
 // ---------------------------------------------------------------------------
@@ -436,7 +385,7 @@ NOINLINE static void case_add_roots(void) {
   long early = atomic_load(&fin_count[C_ADDROOTS]);
   CHECKF(early == 0, "%ld objects held by a gm_add_roots range finalized", early);
   gm_remove_roots(holder, holder + n);
-  long got = wait_count(&fin_count[C_ADDROOTS], n * 95 / 100);
+  long got = wait_until(&fin_count[C_ADDROOTS], n * 95 / 100);
   CHECKF(got >= n * 95 / 100, "after gm_remove_roots %ld of %d objects finalized", got, n);
   free(holder);
   report("(e) ... and nothing after gm_remove_roots", early == 0 && got >= n * 95 / 100);
@@ -802,13 +751,13 @@ NOINLINE static void case_not_roots(void) {
   int n = slow ? 300 : 1000;
   // Plainly dropped.
   drop_finalizable(F_DROPPED, n, 48, NULL);
-  long got = wait_count(&fin_count[F_DROPPED], n * 95 / 100);
+  long got = wait_until(&fin_count[F_DROPPED], n * 95 / 100);
   CHECKF(got >= n * 95 / 100, "dropped objects: %ld of %d finalized", got, n);
   report("dropped objects are finalized", got >= n * 95 / 100);
   // Pointers only in malloc'ed memory.
   void **m = malloc((size_t)n * sizeof *m);
   drop_finalizable(F_MALLOC, n, 48, m);
-  got = wait_count(&fin_count[F_MALLOC], n * 95 / 100);
+  got = wait_until(&fin_count[F_MALLOC], n * 95 / 100);
   CHECKF(got >= n * 95 / 100, "objects pointed to from malloc'ed memory: %ld of %d finalized",
          got, n);
   report("malloc'ed memory keeps nothing alive", got >= n * 95 / 100);
@@ -816,7 +765,7 @@ NOINLINE static void case_not_roots(void) {
   // Pointers only in a live gm_alloc_noscan object.
   g_noscan_holder = gm_alloc_noscan((size_t)n * sizeof(void *));
   drop_finalizable(F_NOSCAN, n, 48, g_noscan_holder);
-  got = wait_count(&fin_count[F_NOSCAN], n * 95 / 100);
+  got = wait_until(&fin_count[F_NOSCAN], n * 95 / 100);
   CHECKF(got >= n * 95 / 100, "objects pointed to from a noscan object: %ld of %d finalized", got,
          n);
   report("a gm_alloc_noscan object keeps nothing alive", got >= n * 95 / 100);

@@ -60,14 +60,6 @@
 #ifndef GOMEM_SANITIZE
 #define GOMEM_SANITIZE ""
 #endif
-#if defined(__SANITIZE_THREAD__)
-#define TEST_TSAN 1
-#elif defined(__has_feature)
-#if __has_feature(thread_sanitizer)
-#define TEST_TSAN 1
-#endif
-#endif
-
 #define NO_SANITIZE __attribute__((no_sanitize_address, no_sanitize_thread))
 
 enum { W_SPIN, W_READ, W_SLEEP, W_ALLOC, W_CRIT, W_CREATE, NWORKERS };
