@@ -134,13 +134,17 @@ static void free_remote(uintptr_t p, mspan_t *s, mcache_t *c) {
 // objects, objects of spans owned elsewhere or unowned, bad pointers.
 GM_NOINLINE void free_slow(void *ptr, mspan_t *s, mcache_t *c) {
   uintptr_t p = (uintptr_t)ptr;
+  if (unlikely(c == &mcache_shared) && s != NULL) { // a thread sharing TLS
+    free_lookup(ptr, mcache_shared_self());
+    return;
+  }
   if (s == NULL) {
     if (p == 0)
       return;
     free_invalid(p);
   }
   if (unlikely(s->kind != SPAN_MANUAL)) {
-    gc_free(p, s);
+    gm_gc_hooks.free(p, s);
     return;
   }
   if (s->sizeclass == 0) {
@@ -257,8 +261,7 @@ void lifo_drain(mcache_t *c) {
     uint64_t st = relaxed_load(&l->state);
     l->head = 0;
     relaxed_store(&l->state, st - LIFO_ROOM(st) + lifo_cap[i]);
-    relaxed_store(&c->nmalloc[i],
-                  relaxed_load(&c->nmalloc[i]) - (lifo_cap[i] - LIFO_ROOM(st)));
+    relaxed_store(&c->nmalloc[i], relaxed_load(&c->nmalloc[i]) - (lifo_cap[i] - LIFO_ROOM(st)));
     while (p != 0) {
       uintptr_t next = lifo_next(p);
       mspan_t *s = spanof(p);

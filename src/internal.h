@@ -25,101 +25,19 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include "bits.h"
 #include "gomem.h"
 #include "mpagealloc.h"
 #include "sizeclasses.h"
 
-// ---------------------------------------------------------------------------
-// Compiler helpers
-
-#define likely(x) __builtin_expect(!!(x), 1)
-#define unlikely(x) __builtin_expect(!!(x), 0)
-#define GM_NOINLINE __attribute__((noinline))
-#define GM_INLINE static inline __attribute__((always_inline))
-#define GM_COLD __attribute__((cold, noinline))
-#define GM_EXPORT __attribute__((visibility("default")))
-// GM_NOSCAN: a variable holding heap addresses that must not act as roots
-// (see mgcmark.c). Such variables must be initialised to zero.
-#define GM_NOSCAN __attribute__((section("gm_noscan")))
-// GM_ALIAS(name, target): export `name` as another name of `target`, defined
-// in the same file (the malloc family symbols of the drop-in build).
-#if GM_OVERRIDE
-#define GM_ALIAS(name, target)                                                 \
-  __typeof__(target) name __attribute__((alias(#target), visibility("default"), used));
-#else
-#define GM_ALIAS(name, target)
-#endif
-
-#define relaxed_load(p) atomic_load_explicit((p), memory_order_relaxed)
-#define relaxed_store(p, v) atomic_store_explicit((p), (v), memory_order_relaxed)
-// relaxed_inc: an increment by the only writer, readable by other threads.
-// A plain load + add + store: no read-modify-write instruction.
-#define relaxed_add(p, v) relaxed_store((p), relaxed_load(p) + (v))
-
-// GM_DEBUG: 0 = release, 1 = cheap asserts, 2 = + invariant validators on
-// every span/mcentral/page-allocator operation (set by the debug build).
-#ifndef GM_DEBUG
-#define GM_DEBUG 0
-#endif
+#include "lock.h"
 
 // GM_VALIDATE: run the invariant validators (span_validate,
 // mcentral_validate_locked, pagealloc_validate) on this slow-path operation:
 // always in the debug build, at run time with GOMEM_DEBUG=1.
 #define GM_VALIDATE (GM_DEBUG >= 2 || unlikely(gm_opt.debug))
-
-#define gm_assert(cond)                                                        \
-  do {                                                                         \
-    if (GM_DEBUG > 0 && unlikely(!(cond)))                                     \
-      gm_fatal_assert(#cond, __FILE__, __LINE__);                              \
-  } while (0)
-
-// ---------------------------------------------------------------------------
-// Allocator critical sections (proc.c)
-//
-// The collector stops registered threads with a signal. A thread must never
-// be stopped while it holds an allocator lock or is half-way through changing
-// a GC span, or the collector would wait on that lock or see torn state. So
-// such code runs inside m_acquire()/m_release(): a stop signal that arrives
-// while gm_tls_m.locks > 0 is only noted (stop_pending), and the thread parks
-// itself when it leaves its outermost critical section. Every allocator lock
-// is taken through gm_lock, which enters a critical section first. Rule: a
-// critical section never waits for anything a stopped thread may hold (the
-// collector's gc lock, the thread list lock), and the collector takes no
-// allocator lock until every thread has stopped.
-typedef struct gthread gthread_t;
-
-typedef struct gm_m {
-  int locks;                   // > 0: inside a critical section (this thread only)
-  volatile int stop_pending;   // set by the stop signal handler while locks > 0
-  gthread_t *thread;           // the collector's record of this thread, or NULL
-} gm_m_t;
-
-extern __thread gm_m_t gm_tls_m __attribute__((tls_model("initial-exec")));
-
-void proc_stop_deferred(void); // park now: a stop arrived inside a critical section
-
-GM_INLINE void m_acquire(void) {
-  gm_tls_m.locks++;
-  atomic_signal_fence(memory_order_seq_cst);
-}
-
-GM_INLINE void m_release(void) {
-  atomic_signal_fence(memory_order_seq_cst);
-  if (--gm_tls_m.locks == 0 && unlikely(gm_tls_m.stop_pending))
-    proc_stop_deferred();
-}
-
-GM_INLINE void gm_lock(pthread_mutex_t *l) {
-  m_acquire();
-  pthread_mutex_lock(l);
-}
-
-GM_INLINE void gm_unlock(pthread_mutex_t *l) {
-  pthread_mutex_unlock(l);
-  m_release();
-}
 
 // ---------------------------------------------------------------------------
 // Heap geometry
@@ -145,12 +63,23 @@ void os_hugepages(void *p, size_t bytes, bool on);        // MADV_(NO)HUGEPAGE
 void os_write_stderr(const char *s, size_t n);
 void gm_write_fd(int fd, const char *s, size_t n);
 uint64_t os_nanotime(void);
+pid_t os_gettid(void);
+// os_stack_near sets [*lo, *hi) to a region holding the calling thread's
+// stack: a hint for cheap checks, not exact bounds.
+void os_stack_near(uintptr_t *lo, uintptr_t *hi);
+// os_thread_create starts one of gomem's own threads: detached, every
+// signal blocked, gm_tls_m.internal set, with the C library's
+// pthread_create (never the collector's wrapper). 0 or an error number.
+// Its first call resolves pthread_create (dlsym: it waits for the dynamic
+// linker's lock), so it must not be made with a gomem lock held;
+// os_thread_create(NULL, NULL) only resolves.
+int os_thread_create(void *(*fn)(void *), void *arg);
 
 // ---------------------------------------------------------------------------
 // mfixalloc.c: off-heap allocator of fixed-size metadata records.
 
 typedef struct fixalloc {
-  pthread_mutex_t lock;
+  gm_mutex_t lock;
   size_t size;          // record size (immutable)
   void *free_list;      // lock
   uintptr_t chunk, end; // current carving chunk (lock)
@@ -232,12 +161,12 @@ struct mspan {
   // bitmap words, so that freeing into a span of up to 192 objects (every
   // class of 48 bytes and up) reads one line of the record. The fields before
   // alloc_bits change only when the span is created or changes owner.
-  uintptr_t base;   // first byte (immutable while in use)
-  uint32_t limit;   // nelems * elemsize: offsets of objects are below it
-                    // (0 for large spans and span_empty; immutable)
+  uintptr_t base;    // first byte (immutable while in use)
+  uint32_t limit;    // nelems * elemsize: offsets of objects are below it
+                     // (0 for large spans and span_empty; immutable)
   uint32_t elemsize; // immutable while in use
-  uint32_t divmul;  // immutable: offset * divmul >> 32 == offset / elemsize
-  uint16_t nelems;  // immutable
+  uint32_t divmul;   // immutable: offset * divmul >> 32 == offset / elemsize
+  uint16_t nelems;   // immutable
   uint8_t sizeclass; // immutable; 0 for large spans
   uint8_t kind;      // enum span_kind (immutable while in use)
   // owner: the mcache holding the span, or NULL. Written only by the owning
@@ -246,30 +175,30 @@ struct mspan {
   // Always NULL for GC spans (they are cached, never owned: see mgcsweep.c).
   _Atomic(mcache_t *) owner;
   // GC spans only (kind != SPAN_MANUAL; immutable while in use):
-  gcbits_t *gc;      // mark bits and window snapshot
+  gcbits_t *gc; // mark bits and window snapshot
   // alloc_bits: 1 = allocated or reserved by the window. Bits past nelems are
   // always 1. Owner fields (see below). Written by the owner when a window
   // loads and when frees reach the bitmap (most owner frees go to its lifo).
   uint64_t alloc_bits[GM_BITMAP_WORDS];
-  size_t npages;    // immutable while in use (large: grows under mheap.lock)
+  size_t npages; // immutable while in use (large: grows under mheap.lock)
   // sweepgen: == gm_sweepgen: swept this cycle; otherwise unswept. Written by
   // the span's sweeper (mcentral lock, or the caching thread), read by all.
   _Atomic uint32_t sweepgen;
-  uint8_t state;    // enum span_state (mheap.lock to change)
+  uint8_t state; // enum span_state (mheap.lock to change)
 
   // Owner-hot line. Owner fields: while a thread owns the span they belong
   // to it (no atomics); while no thread does, to mcentral.lock.
   _Alignas(64) uint64_t alloc_cache; // free slots of the window (1 = free, reserved)
-  uintptr_t window_base; // address of the object at bit 0 of alloc_cache
-  uint16_t nfree;        // 0 bits of alloc_bits (neither allocated nor reserved)
+  uintptr_t window_base;             // address of the object at bit 0 of alloc_cache
+  uint16_t nfree;                    // 0 bits of alloc_bits (neither allocated nor reserved)
   // trigger: an owner free that brings nfree to it must look at the span's
   // list (OWN_FULL: partial_min, OWN_PARTIAL: nelems, otherwise TRIGGER_NONE),
   // so the free path tests one predictable condition.
   uint16_t trigger;
-  uint16_t window;       // alloc_bits word that alloc_cache stands for, or WINDOW_NONE
-  uint8_t list;          // enum span_list_id (same protection as the links)
-  uint8_t needzero;      // large spans: memory may be dirty (mheap.lock)
-  mspan_t *next, *prev;  // list links (mcentral.lock, or owner for OWN_ lists)
+  uint16_t window;      // alloc_bits word that alloc_cache stands for, or WINDOW_NONE
+  uint8_t list;         // enum span_list_id (same protection as the links)
+  uint8_t needzero;     // large spans: memory may be dirty (mheap.lock)
+  mspan_t *next, *prev; // list links (mcentral.lock, or owner for OWN_ lists)
 
   // Remote-hot line: written by other threads' frees, so kept off the
   // owner's lines.
@@ -303,30 +232,30 @@ GM_INLINE mspan_t *spanof(uintptr_t p) {
     return NULL;
   heap_arena_t **l2 =
       __atomic_load_n(&arena_l1[p >> (GM_ARENA_SHIFT + GM_ARENA_L2_BITS)], __ATOMIC_ACQUIRE);
-  heap_arena_t *ha = __atomic_load_n(
-      &l2[(p >> GM_ARENA_SHIFT) & ((1u << GM_ARENA_L2_BITS) - 1)], __ATOMIC_ACQUIRE);
+  heap_arena_t *ha = __atomic_load_n(&l2[(p >> GM_ARENA_SHIFT) & ((1u << GM_ARENA_L2_BITS) - 1)],
+                                     __ATOMIC_ACQUIRE);
   return __atomic_load_n(&ha->spans[(p >> GM_PAGE_SHIFT) & (GM_PAGES_PER_ARENA - 1)],
                          __ATOMIC_ACQUIRE);
 }
 
-heap_arena_t *arena_of(uintptr_t p);                         // NULL if not ours
-int arena_register(uintptr_t base, size_t bytes);            // mheap.lock
+heap_arena_t *arena_of(uintptr_t p);                             // NULL if not ours
+int arena_register(uintptr_t base, size_t bytes);                // mheap.lock
 void arena_set_spans(uintptr_t base, size_t npages, mspan_t *s); // mheap.lock
-size_t arena_metadata_bytes(void);                           // mheap.lock
+size_t arena_metadata_bytes(void);                               // mheap.lock
 
 // ---------------------------------------------------------------------------
 // mheap.c
 
 typedef struct mheap {
-  pthread_mutex_t lock;
-  pagealloc_t pages;       // lock
-  fixalloc_t span_alloc;   // mspan records
-  uintptr_t arena_hint;    // next address to try for an arena (lock)
-  size_t sys_bytes;        // bytes of arenas reserved (lock; read relaxed)
-  _Atomic size_t inuse_pages; // pages in in-use spans (written under lock)
-  _Atomic size_t large_inuse_bytes;  // bytes in large objects (written under lock)
+  gm_mutex_t lock;
+  pagealloc_t pages;                          // lock
+  fixalloc_t span_alloc;                      // mspan records
+  uintptr_t arena_hint;                       // next address to try for an arena (lock)
+  size_t sys_bytes;                           // bytes of arenas reserved (lock; read relaxed)
+  _Atomic size_t inuse_pages;                 // pages in in-use spans (written under lock)
+  _Atomic size_t large_inuse_bytes;           // bytes in large objects (written under lock)
   _Atomic uint64_t large_allocs, large_frees; // (written under lock)
-  size_t peak_sample;     // highest inuse_pages since the scavenger's last tick (lock)
+  size_t peak_sample; // highest inuse_pages since the scavenger's last tick (lock)
   // [arena_lo, arena_hi): the span of addresses holding arenas, the
   // collector's first filter for conservative pointers (written under lock).
   _Atomic uintptr_t arena_lo, arena_hi;
@@ -365,11 +294,32 @@ GM_INLINE bool span_allocated(const mspan_t *s, uint16_t idx) {
 }
 void span_validate(const mspan_t *s);
 
+// span_take_slot hands out the lowest free slot of s's window (alloc_cache
+// != 0): ctz + clear lowest bit, the allocation fast path's core.
+GM_INLINE void *span_take_slot(mspan_t *s) {
+  uint64_t v = s->alloc_cache;
+  s->alloc_cache = v & (v - 1);
+  return (void *)(s->window_base + (uint32_t)__builtin_ctzll(v) * (uintptr_t)s->elemsize);
+}
+
+// span_unreserve_window gives s's unused window slots back to its bitmap and
+// unloads the window; returns the slots given back (bits of the window).
+GM_INLINE uint64_t span_unreserve_window(mspan_t *s) {
+  uint64_t left = s->alloc_cache;
+  if (left != 0) {
+    s->alloc_bits[s->window] &= ~left;
+    s->nfree += (uint16_t)gm_popcount(left);
+    s->alloc_cache = 0;
+  }
+  s->window = WINDOW_NONE;
+  return left;
+}
+
 // ---------------------------------------------------------------------------
 // mcentral.c
 
 typedef struct mcentral {
-  pthread_mutex_t lock;
+  gm_mutex_t lock;
   mspan_t *partial; // spans with free slots, no owner (lock)
   mspan_t *full;    // spans without free slots, no owner (lock)
   size_t nspans;    // spans on the two lists (lock)
@@ -457,11 +407,20 @@ struct mcache {
   uint32_t pend_n[GM_NUM_SIZE_CLASSES];
   _Atomic uint64_t trim_epoch; // last gm_release_memory epoch honoured (owner)
   mcache_t *next;              // all-caches list (registry lock)
+  // The thread that made the cache (mcache_check_owner; owner only).
+  pid_t owner_tid;
+  uintptr_t stack_lo, stack_hi; // a region holding its stack (os_stack_near)
+  // ldso_pending: a block that ld.so's realloc moved, freed at this thread's
+  // next such realloc or exit (malloc.c; owner only).
+  uintptr_t ldso_pending;
 };
 
 extern _Atomic uint64_t gm_trim_epoch;
 extern mspan_t span_empty;
 extern mcache_t mcache_empty;
+extern mcache_t mcache_shared; // the cache of threads sharing TLS (mcache.c)
+void mcache_share_tls(void);
+mcache_t *mcache_shared_self(void);
 extern __thread mcache_t *gm_tls_mcache __attribute__((tls_model("initial-exec")));
 
 void *mcache_refill_alloc(mcache_t *c, uint8_t sizeclass);
@@ -478,7 +437,7 @@ GM_INLINE uintptr_t lifo_check(uintptr_t p, uintptr_t next) {
 void lifo_init(void);
 void lifo_corrupt(uintptr_t p) __attribute__((noreturn, cold));
 void *lifo_corrupt_pop(uintptr_t p) __attribute__((cold)); // never returns (tail-called)
-void lifo_drain(mcache_t *c); // every listed object back to its span
+void lifo_drain(mcache_t *c);                              // every listed object back to its span
 void lifo_validate(const mcache_t *c);
 
 // lifo_pop takes p, the head of list l: the check word must still tie p to
@@ -506,17 +465,19 @@ GM_INLINE uint16_t partial_min(const mspan_t *s) {
 }
 void mcache_flush_pending(mcache_t *c, uint8_t sizeclass);
 void mcache_sum_stats(gm_stats_t *st);
-void mcache_registry_lock(void);
-void mcache_registry_unlock(void);
-void mcache_registry_reset(void);
 void mcache_thread_init(void);
+void mcache_fork_child(void);
 // mcache_for_each calls fn on every thread's cache (world stopped).
 void mcache_for_each(void (*fn)(mcache_t *c, void *ctx), void *ctx);
-void *gc_refill_alloc(uint8_t spc); // GC allocation slow path
-void *gc_tiny_alloc_slow(size_t n);
-void gc_free(uintptr_t p, mspan_t *s); // gm_free of a GC object
-#define GC_TINY_SIZE 16
-#define GC_TINY_SPC ((uint8_t)(2 * 2 + 1)) // 16-byte noscan (class 2)
+// The thread-exit path. One pthread key destructor per thread releases its
+// caches (mcache_release_all), then runs the hook (the collector's: leave
+// its registry). mcache_arm_exit makes it run for the calling thread even if
+// it has no cache.
+void mcache_set_exit_hook(void (*fn)(void));
+void mcache_arm_exit(void);
+// mcache_check_owner: a thread created by clone() without CLONE_SETTLS shares
+// its parent's TLS, and so its cache: fatal (refill paths check it).
+void mcache_foreign_thread(mcache_t *c) __attribute__((noreturn, cold));
 
 // ---------------------------------------------------------------------------
 // malloc.c
@@ -530,11 +491,30 @@ GM_INLINE void gm_ensure_init(void) {
 }
 void *malloc_large(size_t size, size_t align, bool zero);
 size_t gm_class_of(size_t size);
+// heap_object: where p lies. 0: outside gomem's heap; 1: inside the allocated
+// malloc object [*lo, *hi); -1: in the heap but in no allocated malloc object
+// (a free slot or page, or a GC object). Reads a span's bits without its
+// lock: exact for objects that stay allocated meanwhile.
+int heap_object(uintptr_t p, uintptr_t *lo, uintptr_t *hi);
+
+// The collector's entry points for its own objects, set by gc_init before
+// the first GC span exists (the allocator meets GC spans only after that):
+// gm_free, gm_usable_size and gm_realloc of a GC object, a thread's GC caches
+// at its exit, and the collector's statistics.
+typedef struct gc_hooks {
+  void (*free)(uintptr_t p, mspan_t *s);
+  size_t (*usable)(uintptr_t p, mspan_t *s);
+  void *(*realloc)(void *p, mspan_t *s, size_t size);
+  void (*release_cache)(mcache_t *c);
+  void (*stats)(gm_stats_t *st);
+} gc_hooks_t;
+extern gc_hooks_t gm_gc_hooks;
 
 // ---------------------------------------------------------------------------
 // free.c
 
 void free_slow(void *p, mspan_t *s, mcache_t *c);
+void free_lookup(void *p, mcache_t *c);
 void free_local_slow(void *p, mspan_t *s, mcache_t *c);
 void span_collect_remote(mspan_t *s); // owner: apply xfree list to bits
 void span_apply_xfree(mspan_t *s, uintptr_t list);
@@ -545,128 +525,9 @@ void free_apply(mspan_t *s, uintptr_t p); // owner or mcentral.lock: mark p free
 // mgcscavenge.c
 
 void scavenger_kick(size_t dirty_pages); // after a span free: start / wake the scavenger
-size_t scavenge_all(void);        // release every free page now
+size_t scavenge_all(void);               // release every free page now
+void scavenger_init(void);
 void scavenger_fork_child(void);
-
-// ---------------------------------------------------------------------------
-// proc.c: thread registration, stop-the-world, thread and data roots.
-
-// root_fn receives one root range [lo, hi) (word-aligned inward by the callee).
-typedef void (*root_fn)(void *ctx, uintptr_t lo, uintptr_t hi);
-
-void proc_init(void);        // once, after the heap works: registers the main thread
-void proc_fork_child(void);  // only the forking thread survives
-int proc_register_self(void);    // gm_thread_attach
-void proc_unregister_self(void); // gm_thread_detach
-// proc_stop_world stops every registered thread but the caller, each outside
-// any critical section, with its registers saved where proc_thread_roots
-// finds them. Caller: not in a critical section; holds the collector's lock.
-void proc_stop_world(void);
-void proc_start_world(void);
-// With the world stopped: every registered thread's stack (its saved stack
-// pointer up to its stack base) and saved registers, and the caller's own
-// from self_sp (where the caller spilled its registers) up to its base, or,
-// when self_sp is 0, from proc_thread_roots' own frame.
-void proc_thread_roots(root_fn fn, void *ctx, uintptr_t self_sp);
-// proc_data_roots_refresh (world running) re-reads the writable segments of
-// the program and its shared objects when libraries were loaded or unloaded;
-// proc_data_roots (world stopped) reports them and the gm_add_roots ranges.
-void proc_data_roots_refresh(void);
-void proc_data_roots(root_fn fn, void *ctx);
-void proc_roots_lock(void);   // held by the collector from refresh to restart:
-void proc_roots_unlock(void); // dlclose and gm_remove_roots wait for it
-// proc_create_internal_thread starts one of gomem's own threads: not
-// registered (never stopped, stack not scanned), every signal blocked.
-int proc_create_internal_thread(void *(*fn)(void *), void *arg);
-size_t proc_thread_count(void); // registered threads
-// proc_lock_stoppable locks m, a lock that a stopper may hold while the
-// world is stopped, staying stoppable while it waits (under TSan, which
-// delivers signals only at some calls, by polling).
-void proc_lock_stoppable(pthread_mutex_t *m);
-
-// ---------------------------------------------------------------------------
-// mgcsweep.c: GC spans, gcentral lists, sweeping.
-
-// Span classes of GC spans: spc = sizeclass * 2 + noscan (spc 0/1: large);
-// GM_NUM_SPAN_CLASSES is defined with the heap geometry.
-GM_INLINE uint8_t spc_sizeclass(uint8_t spc) {
-  return spc >> 1;
-}
-GM_INLINE bool spc_noscan(uint8_t spc) {
-  return spc & 1;
-}
-
-typedef struct gcentral {
-  pthread_mutex_t lock;
-  // Uncached spans by sweepgen parity: [gm_sweepgen/2 % 2] swept, the other
-  // unswept (lock).
-  mspan_t *partial[2];
-  mspan_t *full[2];
-  size_t nspans; // on the four lists (lock)
-  char pad[32];
-} gcentral_t;
-
-extern gcentral_t gc_central[GM_NUM_SPAN_CLASSES];
-// gm_sweepgen: +2 per cycle, written only while the world is stopped.
-extern _Atomic uint32_t gm_sweepgen;
-
-void gcsweep_init(void);
-size_t gcsweep_meta_bytes(void); // mark-bit records mapped (statistics)
-mspan_t *gcentral_cache_span(uint8_t spc);
-void gcentral_uncache_span(mspan_t *s, uint8_t spc);
-void gc_sweep_cached(mspan_t *s);
-mspan_t *gc_large_alloc(size_t npages, bool noscan);
-void gc_large_free(mspan_t *s);
-void gc_sweep_all(void);
-bool gc_sweep_pending(void);
-void gc_sweeper_wake(void);
-void gc_sweeper_pause(void);
-void gc_sweeper_resume(void);
-void gcsweep_fork_prepare(void);
-void gcsweep_fork_parent(void);
-void gcsweep_fork_child(void);
-
-// ---------------------------------------------------------------------------
-// mgcmark.c / mgcwork.c: marking.
-
-// gc_mark runs the mark phase with the world stopped: roots, parallel drain,
-// finalizers. Returns the bytes marked.
-uint64_t gc_mark(uintptr_t self_sp);
-void gc_start_helpers(void); // before the world stops
-void gcmark_init(void);       // at gc_init
-void gcmark_fork_child(void);
-void gcwork_fork_child(void);
-unsigned gc_nworkers(void);
-
-// ---------------------------------------------------------------------------
-// mfinal.c: finalizers.
-
-void fin_for_each(void (*fn)(void *ctx, uintptr_t obj), void *ctx); // world stopped
-// fin_queue_dead (world stopped, after the drain): every finalizable object
-// that is not marked is marked, and its finalizer queued.
-void fin_queue_dead(bool (*marked)(uintptr_t obj), void (*mark)(uintptr_t obj));
-void fin_queue_roots(root_fn fn, void *ctx); // the queue: roots until run
-void fin_wake(void);          // after a cycle: start the finalizer thread if needed
-void fin_forget(uintptr_t obj); // obj freed by gm_free
-void fin_fork_prepare(void);
-void fin_fork_parent(void);
-void fin_fork_child(void);
-
-// ---------------------------------------------------------------------------
-// mgc.c: the collector's cycle and pacer.
-
-void gc_fork_prepare(void); // takes the collector's lock: no cycle across fork
-void gc_fork_parent(void);
-void gc_fork_child(void);
-void gc_init(void);         // at the first GC allocation
-extern _Atomic int gc_inited;
-// Pacer state (mgc.c). gc_heap_live: bytes handed out since the last mark
-// plus what it found live; the next cycle starts when it reaches gc_trigger.
-extern _Atomic uint64_t gc_heap_live;
-extern _Atomic uint64_t gc_trigger;
-void gc_maybe_start(void); // outside critical sections: collect if the heap reached the goal
-void gc_note_unused(uint64_t slots, uint32_t elemsize); // window slots given back
-void gc_stats(gm_stats_t *st);
 
 // ---------------------------------------------------------------------------
 // options.c
@@ -691,9 +552,6 @@ void options_print(int fd);
 // ---------------------------------------------------------------------------
 // mstats.c / panic
 
-void gm_fatal(const char *what, const void *addr) __attribute__((noreturn, cold));
-void gm_fatal_assert(const char *cond, const char *file, int line)
-    __attribute__((noreturn, cold));
 void mstats_init(void);
 size_t gm_fmt(char *buf, size_t n, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 

@@ -27,7 +27,10 @@
 // whose class size is a multiple of 16 are 16-byte aligned; the memalign
 // family picks a class whose size is a multiple of the alignment, or a large
 // span aligned in the page allocator.
+#include <elf.h>
+#include <link.h>
 #include <string.h>
+#include <sys/auxv.h>
 #include <unistd.h>
 
 #include "internal.h"
@@ -35,9 +38,9 @@
 _Atomic int gm_inited; // 0 = not yet, 1 = in progress, 2 = ready
 static pthread_mutex_t init_lock = PTHREAD_MUTEX_INITIALIZER;
 
-static void gm_fork_prepare(void);
-static void gm_fork_parent(void);
 static void gm_fork_child(void);
+static void ldso_init(void);
+gc_hooks_t gm_gc_hooks;
 
 // gm_init_slow initialises the heap once. It runs from the first allocation
 // of the process, possibly before constructors, so it only maps memory and
@@ -52,49 +55,24 @@ GM_NOINLINE void gm_init_slow(void) {
   atomic_store(&gm_inited, 1);
   options_init();
   mstats_init();
+  ldso_init();
   mheap_init();
   mcentral_init();
   mcache_thread_init();
+  scavenger_init();
   atomic_store(&gm_inited, 2);
   pthread_mutex_unlock(&init_lock);
-  pthread_atfork(gm_fork_prepare, gm_fork_parent, gm_fork_child);
-  proc_init(); // may allocate (pthread_getattr_np): after the heap works
-}
-
-// Fork safety: every allocator lock is taken before fork and released (parent)
-// or re-initialised (child) after, so the child can allocate even if another
-// thread held a lock at the moment of fork.
-static void gm_fork_prepare(void) {
-  gc_fork_prepare(); // no collection runs across fork (before m_acquire: it waits)
-  m_acquire();       // not stoppable while holding the allocator's locks
-  for (int i = 0; i < GM_NUM_SIZE_CLASSES; i++)
-    pthread_mutex_lock(&gm_central[i].lock);
-  pthread_mutex_lock(&gm_heap.lock);
-  pthread_mutex_lock(&gm_heap.span_alloc.lock);
-  mcache_registry_lock();
-}
-
-static void gm_fork_parent(void) {
-  mcache_registry_unlock();
-  pthread_mutex_unlock(&gm_heap.span_alloc.lock);
-  pthread_mutex_unlock(&gm_heap.lock);
-  for (int i = 0; i < GM_NUM_SIZE_CLASSES; i++)
-    pthread_mutex_unlock(&gm_central[i].lock);
-  m_release();
-  gc_fork_parent();
+  // Fork safety: every lock (the collector's too, registered later) is taken
+  // before fork and released (parent) or re-initialised (child) after, so the
+  // child can allocate even if another thread held a lock at the moment of
+  // fork (lock.c).
+  pthread_atfork(lock_fork_prepare, lock_fork_parent, gm_fork_child);
 }
 
 static void gm_fork_child(void) {
-  mcache_registry_reset();
-  pthread_mutex_init(&gm_heap.span_alloc.lock, NULL);
-  pthread_mutex_init(&gm_heap.lock, NULL);
-  for (int i = 0; i < GM_NUM_SIZE_CLASSES; i++)
-    pthread_mutex_init(&gm_central[i].lock, NULL);
+  lock_fork_child();
+  mcache_fork_child();
   scavenger_fork_child();
-  gc_fork_child();
-  proc_fork_child();
-  gm_tls_m.locks--; // the critical section of gm_fork_prepare
-  gm_tls_m.stop_pending = 0;
 }
 
 // gm_class_of returns the size class for size (<= GM_MAX_SMALL_SIZE).
@@ -113,11 +91,9 @@ GM_INLINE void *malloc_class(uint8_t sizeclass) {
   if (p != 0)
     return lifo_pop(l, p);
   mspan_t *s = c->cls[sizeclass].alloc;
-  uint64_t v = s->alloc_cache;
-  if (unlikely(v == 0))
+  if (unlikely(s->alloc_cache == 0))
     return mcache_refill_alloc(c, sizeclass);
-  s->alloc_cache = v & (v - 1);
-  return (void *)(s->window_base + (uint32_t)__builtin_ctzll(v) * (uintptr_t)s->elemsize);
+  return span_take_slot(s);
 }
 
 // malloc_large allocates a large object of at least size bytes, aligned to
@@ -144,8 +120,8 @@ GM_EXPORT void *gm_malloc(size_t size) {
   if (likely(size <= GM_SMALL_SIZE_MAX))
     return malloc_class(size_to_class8[(size + GM_SMALL_SIZE_DIV - 1) / GM_SMALL_SIZE_DIV]);
   if (size <= GM_MAX_SMALL_SIZE)
-    return malloc_class(size_to_class128[(size - GM_SMALL_SIZE_MAX + GM_LARGE_SIZE_DIV - 1) /
-                                         GM_LARGE_SIZE_DIV]);
+    return malloc_class(
+        size_to_class128[(size - GM_SMALL_SIZE_MAX + GM_LARGE_SIZE_DIV - 1) / GM_LARGE_SIZE_DIV]);
   return malloc_large(size, 1, false);
 }
 
@@ -165,11 +141,12 @@ GM_EXPORT void *gm_calloc(size_t count, size_t size) {
 
 // span_usable returns the usable size of the object at p in span s (p must
 // be an object start; fatal otherwise).
-static size_t span_usable(const mspan_t *s, uintptr_t p) {
+static size_t span_usable(mspan_t *s, uintptr_t p) {
+  if (unlikely(s->kind != SPAN_MANUAL))
+    return gm_gc_hooks.usable(p, s);
   if (s->sizeclass == 0) {
     if (p != s->base)
-      gm_fatal("pointer inside a large object where an allocation start was expected",
-               (void *)p);
+      gm_fatal("pointer inside a large object where an allocation start was expected", (void *)p);
     return s->npages * GM_PAGE_SIZE;
   }
   (void)span_object_index(s, p);
@@ -183,14 +160,43 @@ static mspan_t *span_of_valid(const void *ptr, const char *what) {
   return s;
 }
 
-// gc_realloc: realloc of a GC object gives a GC object of the same kind; the
-// old one is left to the collector.
-static void *gc_realloc(void *ptr, mspan_t *s, size_t old, size_t size) {
-  if (size <= old && (size > old / 2 || old <= 16))
-    return ptr;
-  void *q = s->kind == SPAN_GC_NOSCAN ? gm_alloc_noscan(size) : gm_alloc(size);
-  if (q != NULL)
-    memcpy(q, ptr, size < old ? size : old);
+// ld.so's realloc. The dynamic linker grows a thread's DTV with realloc and
+// installs the new vector only after realloc has returned, while the
+// collector reads every stopped thread's installed vector (roots.c). So a
+// block that a realloc called from ld.so moves is freed only at that
+// thread's next such realloc, or at its exit: until the thread has installed
+// the new vector, the old one stays allocated and intact.
+static uintptr_t ldso_lo, ldso_len; // ld.so's text (set at init)
+
+static void ldso_init(void) {
+  const ElfW(Ehdr) *eh = (const ElfW(Ehdr) *)getauxval(AT_BASE);
+  if (eh == NULL)
+    return; // statically linked: no ld.so
+  const ElfW(Phdr) *ph = (const ElfW(Phdr) *)((uintptr_t)eh + eh->e_phoff);
+  for (int i = 0; i < eh->e_phnum; i++) {
+    if (ph[i].p_type == PT_LOAD && (ph[i].p_flags & PF_X)) {
+      ldso_lo = (uintptr_t)eh + ph[i].p_vaddr;
+      ldso_len = ph[i].p_memsz;
+      return;
+    }
+  }
+}
+
+static GM_NOINLINE void *realloc_from_ldso(void *ptr, size_t size) {
+  void *q = gm_malloc(size);
+  if (q == NULL)
+    return NULL;
+  size_t old = gm_usable_size(ptr);
+  memcpy(q, ptr, size < old ? size : old);
+  mcache_t *c = mcache_for_thread();
+  if (c == NULL) {
+    gm_free(ptr);
+    return q;
+  }
+  uintptr_t prev = c->ldso_pending;
+  c->ldso_pending = (uintptr_t)ptr;
+  if (prev != 0)
+    gm_free((void *)prev);
   return q;
 }
 
@@ -198,9 +204,11 @@ GM_EXPORT void *gm_realloc(void *ptr, size_t size) {
   if (ptr == NULL)
     return gm_malloc(size);
   mspan_t *s = span_of_valid(ptr, "realloc of a pointer gomem did not allocate");
-  size_t old = span_usable(s, (uintptr_t)ptr);
   if (unlikely(s->kind != SPAN_MANUAL))
-    return gc_realloc(ptr, s, old, size);
+    return gm_gc_hooks.realloc(ptr, s, size);
+  size_t old = span_usable(s, (uintptr_t)ptr);
+  if (unlikely((uintptr_t)__builtin_return_address(0) - ldso_lo < ldso_len) && size > old)
+    return realloc_from_ldso(ptr, size);
   if (size == 0) { // glibc: realloc(p, 0) frees p and returns NULL
     gm_free(ptr);
     return NULL;
@@ -208,7 +216,7 @@ GM_EXPORT void *gm_realloc(void *ptr, size_t size) {
   // Keep the block when the new size still needs it: no bigger, and at least
   // half (small) or within one page of waste (large).
   if (size <= old && (s->sizeclass != 0 ? size > old / 2 || old <= 16
-                                         : size > old / 2 && size > GM_MAX_SMALL_SIZE))
+                                        : size > old / 2 && size > GM_MAX_SMALL_SIZE))
     return ptr;
   // A large object grows in place when the pages after it are free.
   if (s->sizeclass == 0 && size > old && size <= PTRDIFF_MAX - GM_PAGE_SIZE &&
@@ -284,120 +292,24 @@ GM_EXPORT size_t gm_usable_size(const void *ptr) {
   return span_usable(s, (uintptr_t)ptr);
 }
 
-// ---------------------------------------------------------------------------
-// Garbage-collected allocation (the collector: mgc.c; GC spans: mgcsweep.c)
-
-// gc_zero clears a small object (size a multiple of 8): up to 64 bytes with
-// two or four possibly overlapping 16-byte stores, no call.
-typedef uint64_t gm_v2 __attribute__((vector_size(16), aligned(8)));
-GM_INLINE void gc_zero(void *p, size_t size) {
-  char *c = p;
-  gm_v2 z = {0, 0};
-  if (size <= 32) {
-    if (size < 16) {
-      *(uint64_t *)c = 0;
-      return;
-    }
-    *(gm_v2 *)c = z;
-    *(gm_v2 *)(c + size - 16) = z;
-  } else if (size <= 64) {
-    *(gm_v2 *)c = z;
-    *(gm_v2 *)(c + 16) = z;
-    *(gm_v2 *)(c + size - 32) = z;
-    *(gm_v2 *)(c + size - 16) = z;
-  } else {
-    memset(p, 0, size);
+// heap_object: see internal.h.
+int heap_object(uintptr_t p, uintptr_t *lo, uintptr_t *hi) {
+  if (arena_of(p) == NULL)
+    return 0;
+  mspan_t *s = spanof(p);
+  if (s == NULL || s->kind != SPAN_MANUAL)
+    return -1;
+  if (s->sizeclass == 0) {
+    *lo = s->base;
+    *hi = s->base + s->npages * GM_PAGE_SIZE;
+    return 1;
   }
-}
-
-// gc_alloc_spc allocates one zeroed object of span class spc from the calling
-// thread's cached GC span: the fast path, lock-free like malloc's. It is not a
-// critical section: a thread stopped in it has either not yet taken its slot
-// (the collector's window snapshot has it free) or has, and then the object's
-// address is already in a register (a root): the address is computed before
-// the slot is taken, and the barrier keeps the compiler from sinking it past
-// the store.
-GM_INLINE void *gc_alloc_spc(uint8_t spc) {
-  mcache_t *c = gm_tls_mcache;
-  mspan_t *s = c->gcalloc[spc];
-  uint64_t v = s->alloc_cache;
-  if (unlikely(v == 0))
-    return gc_refill_alloc(spc);
-  void *p = (void *)(s->window_base + (uint32_t)__builtin_ctzll(v) * (uintptr_t)s->elemsize);
-  __asm__ volatile("" : : "r"(p) : "memory");
-  s->alloc_cache = v & (v - 1);
-  if (s->needzero)
-    gc_zero(p, s->elemsize);
-  return p;
-}
-
-// gc_alloc_large allocates a large GC object of size bytes; zeroed.
-GM_NOINLINE static void *gc_alloc_large(size_t size, bool noscan) {
-  if (unlikely(!relaxed_load(&gc_inited)))
-    gc_init();
-  if (unlikely(gm_tls_m.thread == NULL))
-    proc_register_self();
-  if (size > PTRDIFF_MAX - GM_PAGE_SIZE) {
-    errno = ENOMEM;
-    return NULL;
-  }
-  size_t npages = (size + GM_PAGE_SIZE - 1) / GM_PAGE_SIZE;
-  // A critical section until the object's address is in a register: a
-  // thread stopped after the span was listed but before that would leave the
-  // new object without a root, and the next sweep would free it.
-  m_acquire();
-  mspan_t *s = gc_large_alloc(npages, noscan);
-  if (s == NULL) {
-    m_release();
-    errno = ENOMEM;
-    return NULL;
-  }
-  void *p = (void *)s->base;
-  bool zero = s->needzero;
-  __asm__ volatile("" : : "r"(p) : "memory");
-  m_release();
-  if (zero)
-    memset(p, 0, npages * GM_PAGE_SIZE);
-  atomic_fetch_add_explicit(&gc_heap_live, npages * GM_PAGE_SIZE, memory_order_relaxed);
-  gc_maybe_start();
-  return p;
-}
-
-GM_EXPORT void *gm_alloc(size_t size) {
-  if (likely(size <= GM_SMALL_SIZE_MAX))
-    return gc_alloc_spc(
-        (uint8_t)(2 * size_to_class8[(size + GM_SMALL_SIZE_DIV - 1) / GM_SMALL_SIZE_DIV]));
-  if (size <= GM_MAX_SMALL_SIZE)
-    return gc_alloc_spc((uint8_t)(2 * gm_class_of(size)));
-  return gc_alloc_large(size, false);
-}
-
-GM_EXPORT void *gm_alloc_noscan(size_t size) {
-  if (size < GC_TINY_SIZE) {
-    // Go's tiny allocator: pointer-free objects under 16 bytes share 16-byte
-    // blocks, each aligned to its size's largest power-of-two factor (<= 8).
-    if (size == 0)
-      size = 1;
-    mcache_t *c = gm_tls_mcache;
-    uintptr_t off = c->tiny_off;
-    if ((size & 7) == 0)
-      off = (off + 7) & ~(uintptr_t)7;
-    else if ((size & 3) == 0)
-      off = (off + 3) & ~(uintptr_t)3;
-    else if ((size & 1) == 0)
-      off = (off + 1) & ~(uintptr_t)1;
-    if (likely(off + size <= GC_TINY_SIZE && c->tiny != 0)) {
-      c->tiny_off = off + size;
-      return (void *)(c->tiny + off);
-    }
-    return gc_tiny_alloc_slow(size);
-  }
-  if (likely(size <= GM_SMALL_SIZE_MAX))
-    return gc_alloc_spc(
-        (uint8_t)(2 * size_to_class8[(size + GM_SMALL_SIZE_DIV - 1) / GM_SMALL_SIZE_DIV] + 1));
-  if (size <= GM_MAX_SMALL_SIZE)
-    return gc_alloc_spc((uint8_t)(2 * gm_class_of(size) + 1));
-  return gc_alloc_large(size, true);
+  uint32_t idx = (uint32_t)(((uint64_t)(p - s->base) * s->divmul) >> 32);
+  if (idx >= s->nelems || !span_allocated(s, (uint16_t)idx))
+    return -1;
+  *lo = s->base + (uintptr_t)idx * s->elemsize;
+  *hi = *lo + s->elemsize;
+  return 1;
 }
 
 // gm_owns: p lies inside an object slot of an in-use span (start or interior).

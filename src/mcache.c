@@ -25,6 +25,7 @@
 // window, so the fast path falls into the refill path without a NULL test).
 // At thread exit a pthread key destructor gives every span back to mcentral
 // and the record to a free list, so threads can come and go without leaks.
+#include <stdlib.h>
 #include <string.h>
 
 #include "internal.h"
@@ -38,16 +39,19 @@ mspan_t span_empty;
 #define E16 E4, E4, E4, E4
 _Static_assert(GM_NUM_SIZE_CLASSES == 68, "mcache_empty initialiser");
 #define E68 E16, E16, E16, E16, E4
-#define C1 {.alloc = &span_empty}
+#define C1                                                                                         \
+  { .alloc = &span_empty }
 #define C4 C1, C1, C1, C1
 #define C16 C4, C4, C4, C4
 #define C68 C16, C16, C16, C16, C4
 mcache_t mcache_empty = {.last_span = E1, .cls = {C68}, .gcalloc = {E68, E68}};
+mcache_t mcache_shared = {.last_span = E1, .cls = {C68}, .gcalloc = {E68, E68}};
 __thread mcache_t *gm_tls_mcache __attribute__((tls_model("initial-exec"))) = &mcache_empty;
 
-static pthread_mutex_t registry_lock = PTHREAD_MUTEX_INITIALIZER;
-static mcache_t *registry;                            // all live caches (registry_lock)
-static class_stats_t dead_stats[GM_NUM_SIZE_CLASSES]; // of exited threads (registry_lock)
+static gm_mutex_t registry_lock = GM_MUTEX_INIT(RANK_REGISTRY);
+static gm_mutex_t shared_lock = GM_MUTEX_INIT(RANK_SHARED); // threads sharing TLS (below)
+static mcache_t *registry;                                  // all live caches (registry_lock)
+static class_stats_t dead_stats[GM_NUM_SIZE_CLASSES];       // of exited threads (registry_lock)
 static fixalloc_t mcache_alloc;
 static pthread_key_t mcache_key;
 _Atomic uint64_t gm_trim_epoch; // bumped by gm_release_memory
@@ -216,14 +220,9 @@ static void mcache_park(mcache_t *c, uint8_t sizeclass) {
   if (s == &span_empty)
     return;
   // Reserved but unused window slots were counted as mallocs at load.
+  uint64_t left = span_unreserve_window(s);
   relaxed_store(&c->nmalloc[sizeclass],
-                relaxed_load(&c->nmalloc[sizeclass]) - (uint64_t)gm_popcount(s->alloc_cache));
-  if (s->alloc_cache != 0) {
-    s->alloc_bits[s->window] &= ~s->alloc_cache;
-    s->nfree += (uint16_t)gm_popcount(s->alloc_cache);
-    s->alloc_cache = 0;
-  }
-  s->window = WINDOW_NONE;
+                relaxed_load(&c->nmalloc[sizeclass]) - (uint64_t)gm_popcount(left));
   c->cls[sizeclass].alloc = &span_empty;
   mcache_file(c, s);
 }
@@ -296,22 +295,6 @@ void mcache_flush_pending(mcache_t *c, uint8_t sizeclass) {
   mcentral_free_batch(sizeclass, list, c);
 }
 
-// mcache_release_gc gives c's GC spans back to their gcentrals and drops its
-// tiny block (a critical section: the spans may be swept on the way).
-static void mcache_release_gc(mcache_t *c) {
-  m_acquire();
-  for (int spc = 2; spc < GM_NUM_SPAN_CLASSES; spc++) {
-    mspan_t *s = c->gcalloc[spc];
-    if (s != &span_empty) {
-      c->gcalloc[spc] = &span_empty;
-      gcentral_uncache_span(s, (uint8_t)spc);
-    }
-  }
-  c->tiny = 0;
-  c->tiny_off = 0;
-  m_release();
-}
-
 // mcache_release_all frees c's pending objects and gives every span c owns
 // to mcentral (or mheap, when empty). Afterwards c owns nothing, so its
 // notification stack can only hold stale entries: it is dropped unread.
@@ -333,12 +316,45 @@ void mcache_release_all(mcache_t *c) {
     }
   }
   atomic_store_explicit(&c->xspans, NULL, memory_order_relaxed);
-  mcache_release_gc(c);
+  if (gm_gc_hooks.release_cache != NULL)
+    gm_gc_hooks.release_cache(c); // its GC spans and tiny block
 }
 
+static void mcache_release_dead(mcache_t *c);
+
+// exit_hook: the collector's part of a thread's exit (written once).
+static void (*_Atomic exit_hook)(void);
+
+void mcache_set_exit_hook(void (*fn)(void)) {
+  atomic_store_explicit(&exit_hook, fn, memory_order_release);
+}
+
+// mcache_arm_exit: the key's destructor runs only for a non-NULL value.
+void mcache_arm_exit(void) {
+  if (pthread_getspecific(mcache_key) == NULL)
+    pthread_setspecific(mcache_key, gm_tls_mcache);
+}
+
+// mcache_thread_exit is the one thread-exit path: the thread's caches go
+// back (its GC spans are swept on the way: it is still registered), then the
+// collector forgets the thread. A destructor that runs after this one and
+// allocates gets a new cache and the path runs again (the C library repeats
+// destructors while values are set).
 static void mcache_thread_exit(void *arg) {
   mcache_t *c = arg;
   gm_tls_mcache = &mcache_empty;
+  if (c != &mcache_empty)
+    mcache_release_dead(c);
+  void (*hook)(void) = atomic_load_explicit(&exit_hook, memory_order_acquire);
+  if (hook != NULL)
+    hook();
+}
+
+// mcache_release_dead gives an exiting thread's cache away for good.
+static void mcache_release_dead(mcache_t *c) {
+  if (c->ldso_pending != 0)
+    gm_free((void *)c->ldso_pending);
+  c->ldso_pending = 0;
   mcache_release_all(c);
   gm_lock(&registry_lock);
   for (int i = 0; i < GM_NUM_SIZE_CLASSES; i++) {
@@ -358,6 +374,8 @@ static void mcache_thread_exit(void *arg) {
 // the heap works (pthread_key_create does not allocate).
 void mcache_thread_init(void) {
   lifo_init();
+  lock_fork_register(&registry_lock);
+  lock_fork_register(&shared_lock);
   fixalloc_init(&mcache_alloc, sizeof(mcache_t));
   if (pthread_key_create(&mcache_key, mcache_thread_exit) != 0)
     gm_fatal("cannot create the thread-cache key", NULL);
@@ -365,12 +383,9 @@ void mcache_thread_init(void) {
 
 // mcache_for_thread returns the calling thread's cache, creating it on first
 // use. NULL when out of memory.
-mcache_t *mcache_for_thread(void) {
-  mcache_t *c = gm_tls_mcache;
-  if (c != &mcache_empty)
-    return c;
-  gm_ensure_init();
-  c = fixalloc_alloc(&mcache_alloc);
+// mcache_new returns a new registered cache for the calling thread, or NULL.
+static mcache_t *mcache_new(void) {
+  mcache_t *c = fixalloc_alloc(&mcache_alloc);
   if (c == NULL)
     return NULL;
   c->last_span = &span_empty;
@@ -382,13 +397,102 @@ mcache_t *mcache_for_thread(void) {
   for (int i = 0; i < GM_NUM_SPAN_CLASSES; i++)
     c->gcalloc[i] = &span_empty;
   relaxed_store(&c->trim_epoch, relaxed_load(&gm_trim_epoch));
+  c->owner_tid = os_gettid();
+  os_stack_near(&c->stack_lo, &c->stack_hi);
   gm_lock(&registry_lock);
   c->next = registry;
   registry = c;
   gm_unlock(&registry_lock);
+  return c;
+}
+
+mcache_t *mcache_for_thread(void) {
+  mcache_t *c = gm_tls_mcache;
+  if (c != &mcache_empty)
+    return unlikely(c == &mcache_shared) ? mcache_shared_self() : c;
+  gm_ensure_init();
+  c = mcache_new();
+  if (c == NULL)
+    return NULL;
   pthread_setspecific(mcache_key, c);
   gm_tls_mcache = c;
   return c;
+}
+
+// Threads sharing TLS. A thread made by clone() with CLONE_VM but without
+// CLONE_SETTLS (and not CLONE_VFORK) shares its parent's TLS, so the two
+// would share one cache and be handed the same objects. The C library's
+// clone is wrapped (override.c): before such a clone the parent's TLS is
+// switched to mcache_shared, whose windows and lists stay empty, so every
+// malloc and free of both threads takes a slow path, which finds the calling
+// thread's own cache by its kernel tid (mcache_shared_self). Correct, but a
+// system call per allocation; the collector refuses such threads (their
+// registration would be shared too). A thread made by a raw clone system call
+// is caught at its first refill or misuse report (mcache_check_owner,
+// gm_fatal): reported, since it cannot be helped. (As everywhere in such a
+// program, the C library's locks work only once the process has made a
+// thread with pthread_create: until then they take no atomic steps.)
+#define SHARED_MAX 64
+static struct {
+  pid_t tid;
+  mcache_t *c;
+} shared[SHARED_MAX];  // shared_lock
+static size_t nshared; // shared_lock
+
+// mcache_share_tls: the calling thread is about to make a thread that
+// shares its TLS.
+void mcache_share_tls(void) {
+  mcache_t *c = gm_tls_mcache;
+  if (c == &mcache_shared)
+    return;
+  lock_rank_disable(); // the shared TLS holds one thread's lock ranks
+  gm_lock(&shared_lock);
+  if (c != &mcache_empty && nshared < SHARED_MAX) {
+    shared[nshared].tid = c->owner_tid;
+    shared[nshared++].c = c;
+  }
+  gm_unlock(&shared_lock);
+  gm_tls_mcache = &mcache_shared;
+}
+
+mcache_t *mcache_shared_self(void) {
+  pid_t tid = os_gettid();
+  mcache_t *c = NULL;
+  gm_lock(&shared_lock);
+  for (size_t i = 0; i < nshared && c == NULL; i++)
+    if (shared[i].tid == tid)
+      c = shared[i].c;
+  if (c == NULL && nshared < SHARED_MAX && (c = mcache_new()) != NULL) {
+    shared[nshared].tid = tid;
+    shared[nshared++].c = c;
+  }
+  gm_unlock(&shared_lock);
+  if (c == NULL)
+    gm_fatal("too many threads share their TLS (clone() without CLONE_SETTLS)", NULL);
+  return c;
+}
+
+// mcache_check_owner: is the caller the thread that made c? Threads made by
+// clone() without CLONE_SETTLS share their parent's TLS, and so its cache:
+// two threads would hand out the same objects. The caller's stack pointer
+// inside the owner's stack region settles it for free; otherwise (a signal
+// handler on an alternate stack, a coroutine, or another thread) the kernel
+// tid does.
+GM_INLINE void mcache_check_owner(mcache_t *c) {
+  uintptr_t sp = (uintptr_t)__builtin_frame_address(0);
+  if (unlikely(sp - c->stack_lo >= c->stack_hi - c->stack_lo) && os_gettid() != c->owner_tid)
+    mcache_foreign_thread(c);
+}
+
+void mcache_foreign_thread(mcache_t *c) {
+  char buf[240];
+  size_t n = gm_fmt(buf, sizeof buf,
+                    "gomem: thread %d uses the thread cache of thread %d: a thread created by "
+                    "clone() without CLONE_SETTLS shares its parent's TLS; create threads with "
+                    "pthread_create\n",
+                    (int)os_gettid(), (int)c->owner_tid);
+  os_write_stderr(buf, n);
+  abort();
 }
 
 // mcache_next_span makes c's span of sizeclass one with a loaded window:
@@ -420,10 +524,12 @@ static bool mcache_next_span(mcache_t *c, uint8_t sizeclass) {
 // mcache_refill_alloc is the malloc slow path: the window of c's span for
 // sizeclass is empty. Returns an object or NULL with errno = ENOMEM.
 GM_NOINLINE void *mcache_refill_alloc(mcache_t *c, uint8_t sizeclass) {
-  if (unlikely(c == &mcache_empty)) {
+  if (unlikely(c == &mcache_empty || c == &mcache_shared)) {
     c = mcache_for_thread();
     if (c == NULL)
       goto oom;
+  } else {
+    mcache_check_owner(c);
   }
   if (unlikely(relaxed_load(&c->trim_epoch) != relaxed_load(&gm_trim_epoch))) {
     relaxed_store(&c->trim_epoch, relaxed_load(&gm_trim_epoch));
@@ -436,9 +542,7 @@ GM_NOINLINE void *mcache_refill_alloc(mcache_t *c, uint8_t sizeclass) {
     goto oom;
   s = c->cls[sizeclass].alloc;
   relaxed_add(&c->nmalloc[sizeclass], (uint64_t)gm_popcount(s->alloc_cache));
-  uint64_t v = s->alloc_cache;
-  s->alloc_cache = v & (v - 1);
-  return (void *)(s->window_base + (uint32_t)__builtin_ctzll(v) * (uintptr_t)s->elemsize);
+  return span_take_slot(s);
 oom:
   errno = ENOMEM;
   return NULL;
@@ -468,23 +572,12 @@ void mcache_sum_stats(gm_stats_t *st) {
   st->meta_sys += fixalloc_sys(&mcache_alloc);
 }
 
-// mcache_registry_lock/unlock: for the fork handlers, which hold a critical
-// section around all the allocator's locks.
-void mcache_registry_lock(void) {
-  pthread_mutex_lock(&registry_lock);
-  pthread_mutex_lock(&mcache_alloc.lock);
-}
-
-void mcache_registry_unlock(void) {
-  pthread_mutex_unlock(&mcache_alloc.lock);
-  pthread_mutex_unlock(&registry_lock);
-}
-
-// mcache_registry_reset (fork child): only the forking thread survives; the
+// mcache_fork_child: registry_lock was taken by lock.c's fork handlers; the
 // other threads' caches stay registered (their spans stay cached, unused).
-void mcache_registry_reset(void) {
-  pthread_mutex_init(&registry_lock, NULL);
-  pthread_mutex_init(&mcache_alloc.lock, NULL);
+void mcache_fork_child(void) {
+  mcache_t *c = gm_tls_mcache;
+  if (c != &mcache_empty)
+    c->owner_tid = os_gettid();
 }
 
 void mcache_for_each(void (*fn)(mcache_t *c, void *ctx), void *ctx) {
@@ -492,99 +585,4 @@ void mcache_for_each(void (*fn)(mcache_t *c, void *ctx), void *ctx) {
   for (mcache_t *c = registry; c; c = c->next)
     fn(c, ctx);
   gm_unlock(&registry_lock);
-}
-
-// ---------------------------------------------------------------------------
-// GC allocation slow path (the fast path is gc_alloc_spc in malloc.c)
-
-// gc_next_window gives c a span of spc with a loaded window: the next window
-// of its cached span (swept first if a cycle ended since), else a span from
-// gcentral. Inside a critical section. Returns NULL when out of memory.
-static mspan_t *gc_next_window(mcache_t *c, uint8_t spc) {
-  mspan_t *s = c->gcalloc[spc];
-  if (s != &span_empty) {
-    gc_sweep_cached(s);
-    if (span_next_window(s))
-      return s;
-    c->gcalloc[spc] = &span_empty;
-    gcentral_uncache_span(s, spc);
-  }
-  s = gcentral_cache_span(spc);
-  if (s == NULL)
-    return NULL;
-  c->gcalloc[spc] = s;
-  if (!span_next_window(s))
-    gm_fatal("gcentral handed out a span without free slots", (void *)s->base);
-  return s;
-}
-
-#define GC_FLUSH_BYTES ((uint64_t)64 << 10)
-
-// gc_refill_alloc allocates one object of span class spc when the fast path
-// found its window empty; zeroed. May start a collection.
-void *gc_refill_alloc(uint8_t spc) {
-  if (unlikely(!relaxed_load(&gc_inited)))
-    gc_init();
-  if (unlikely(gm_tls_m.thread == NULL))
-    proc_register_self(); // this thread now holds GC pointers
-  mcache_t *c = mcache_for_thread();
-  if (c == NULL) {
-    errno = ENOMEM;
-    return NULL;
-  }
-  m_acquire();
-  mspan_t *s = c->gcalloc[spc];
-  if (s->alloc_cache == 0) {
-    s = gc_next_window(c, spc);
-    if (s == NULL) {
-      m_release();
-      errno = ENOMEM;
-      return NULL;
-    }
-    c->gc_alloc_local += (uint64_t)gm_popcount(s->alloc_cache) * s->elemsize;
-  }
-  uint64_t v = s->alloc_cache;
-  s->alloc_cache = v & (v - 1);
-  void *p = (void *)(s->window_base + (uint32_t)__builtin_ctzll(v) * (uintptr_t)s->elemsize);
-  bool zero = s->needzero;
-  size_t size = s->elemsize;
-  __asm__ volatile("" : : "r"(p) : "memory"); // in a register before m_release
-  uint64_t flush = 0;
-  if (c->gc_alloc_local >= GC_FLUSH_BYTES) {
-    flush = c->gc_alloc_local;
-    c->gc_alloc_local = 0;
-    atomic_fetch_add_explicit(&gc_heap_live, flush, memory_order_relaxed);
-  }
-  m_release();
-  if (zero)
-    memset(p, 0, size);
-  if (flush)
-    gc_maybe_start();
-  return p;
-}
-
-// gc_tiny_alloc_slow: the tiny block has no room for n bytes (n < 16).
-void *gc_tiny_alloc_slow(size_t n) {
-  mcache_t *c = gm_tls_mcache;
-  mspan_t *s = c->gcalloc[GC_TINY_SPC];
-  void *p;
-  uint64_t v = s->alloc_cache;
-  if (v != 0) { // as gc_alloc_spc: the address is in a register before the slot is taken
-    p = (void *)(s->window_base + (uint32_t)__builtin_ctzll(v) * (uintptr_t)s->elemsize);
-    __asm__ volatile("" : : "r"(p) : "memory");
-    s->alloc_cache = v & (v - 1);
-    if (s->needzero)
-      memset(p, 0, GC_TINY_SIZE);
-  } else {
-    p = gc_refill_alloc(GC_TINY_SPC);
-    if (p == NULL)
-      return NULL;
-    c = gm_tls_mcache;
-  }
-  // Keep whichever block has more room left (Go's rule).
-  if (c->tiny == 0 || n < c->tiny_off) {
-    c->tiny = (uintptr_t)p;
-    c->tiny_off = n;
-  }
-  return p;
 }

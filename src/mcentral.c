@@ -24,8 +24,11 @@
 mcentral_t gm_central[GM_NUM_SIZE_CLASSES];
 
 void mcentral_init(void) {
-  for (int i = 0; i < GM_NUM_SIZE_CLASSES; i++)
-    pthread_mutex_init(&gm_central[i].lock, NULL);
+  for (int i = 0; i < GM_NUM_SIZE_CLASSES; i++) {
+    pthread_mutex_init(&gm_central[i].lock.m, NULL);
+    gm_central[i].lock.rank = RANK_MCENTRAL;
+    lock_fork_register(&gm_central[i].lock);
+  }
 }
 
 static void list_push(mspan_t **head, mspan_t *s, uint8_t id) {
@@ -108,14 +111,9 @@ mspan_t *mcentral_cache_span(uint8_t sizeclass) {
 void mcentral_uncache_span(mspan_t *s) {
   mcentral_t *m = &gm_central[s->sizeclass];
   gm_lock(&m->lock);
-  if (s->alloc_cache != 0) { // un-reserve the window's unused slots
-    s->alloc_bits[s->window] &= ~s->alloc_cache;
-    s->nfree += (uint16_t)gm_popcount(s->alloc_cache);
-    s->alloc_cache = 0;
-  }
+  span_unreserve_window(s);
   uintptr_t list = atomic_exchange_explicit(&s->xfree, XF_UNOWNED, memory_order_acq_rel);
   span_apply_xfree(s, list & ~XF_FLAGS);
-  s->window = WINDOW_NONE;
   if (s->nfree == s->nelems) {
     gm_unlock(&m->lock);
     mheap_free_span(s);

@@ -1,15 +1,19 @@
 // mfinal.c: finalizers, twin of Go's mfinal.go.
 //
 // gm_set_finalizer records (object -> fn, arg) in an off-heap hash table,
-// which the collector does not scan: the table alone keeps nothing alive.
-// During each mark phase the contents of every finalizable object are roots
-// (so what it points to stays valid for its finalizer, and a finalizable
-// object reachable from another one waits for that one: Go's order). After
-// marking, each finalizable object left unmarked is marked after all (it
-// survives this cycle), its entry leaves the table, and (obj, fn, arg) joins
-// the finalizer queue. The queue is a root range, so the object stays valid
-// until its finalizer has run; afterwards, if nothing made it reachable
-// again, the next cycle reclaims it.
+// which the collector does not scan as such: the table keeps its objects
+// alive only as described here. During each mark phase the contents of every
+// finalizable object are roots (so what it points to stays valid for its
+// finalizer, and a finalizable object reachable from another one waits for
+// that one: Go's order), and so is every finalizer's argument (Go keeps a
+// finalizer's closure alive). After marking, each finalizable object left
+// unmarked is marked after all (it survives this cycle), its entry leaves the
+// table, and (obj, fn, arg) joins the finalizer queue. The queue is a root
+// range, so the object stays valid until its finalizer has run; afterwards,
+// if nothing made it reachable again, the next cycle reclaims it. The queue
+// has room for every table entry before the world stops (fin_reserve); if the
+// OS refused that room, an unmarked object stays in the table, marked, and
+// its finalizer waits for a later cycle.
 //
 // Finalizers run one at a time on gomem's finalizer thread, started at the
 // first cycle that queues one. It is a registered thread: the object it is
@@ -21,6 +25,9 @@
 #include <string.h>
 
 #include "internal.h"
+#include "interpose.h"
+#include "mfinal.h"
+#include "threads.h"
 
 typedef struct fin_entry {
   uintptr_t obj; // 0: empty slot; FIN_TOMB: deleted
@@ -30,14 +37,14 @@ typedef struct fin_entry {
 
 #define FIN_TOMB ((uintptr_t)1)
 
-static pthread_mutex_t fin_lock = PTHREAD_MUTEX_INITIALIZER;
-static fin_entry_t *table;        // open addressing, linear probing (fin_lock)
+static gm_mutex_t fin_lock = GM_MUTEX_INIT(RANK_FIN);
+static fin_entry_t *table;           // open addressing, linear probing (fin_lock)
 static size_t table_cap, table_used; // slots, live + deleted entries (fin_lock)
-static _Atomic size_t table_n;        // live entries (written under fin_lock)
-static fin_entry_t *queue;        // finalizers to run (fin_lock)
+static _Atomic size_t table_n;       // live entries (written under fin_lock)
+static fin_entry_t *queue;           // finalizers to run (fin_lock)
 static size_t queue_cap, queue_n;
 static pthread_cond_t fin_cond = PTHREAD_COND_INITIALIZER;
-static bool fin_thread_started;   // fin_lock
+static bool fin_thread_started; // fin_lock
 
 static size_t hash(uintptr_t p, size_t cap) {
   return (size_t)((p >> 3) * 0x9e3779b97f4a7c15ULL >> 20) & (cap - 1);
@@ -96,6 +103,7 @@ GM_EXPORT void gm_set_finalizer(void *ptr, void (*fn)(void *, void *), void *arg
   uintptr_t p = (uintptr_t)ptr;
   if (!object_start_gc(p))
     gm_fatal("gm_set_finalizer: not the start of a GC object", ptr);
+  threads_register_self_or_die(); // never stopped while holding fin_lock
   gm_lock(&fin_lock);
   fin_entry_t *e = table_find(p);
   if (fn == NULL) {
@@ -131,10 +139,37 @@ void fin_forget(uintptr_t obj) {
   gm_unlock(&fin_lock);
 }
 
-void fin_for_each(void (*fn)(void *ctx, uintptr_t obj), void *ctx) {
+void fin_for_each(void (*fn)(void *ctx, uintptr_t obj, uintptr_t arg), void *ctx) {
   for (size_t i = 0; i < table_cap; i++)
     if (table[i].obj > FIN_TOMB)
-      fn(ctx, table[i].obj);
+      fn(ctx, table[i].obj, (uintptr_t)table[i].arg);
+}
+
+// queue_reserve_locked makes room for `need` queued finalizers.
+static bool queue_reserve_locked(size_t need) {
+  if (need <= queue_cap)
+    return true;
+  size_t cap = queue_cap ? queue_cap : 256;
+  while (cap < need)
+    cap *= 2;
+  fin_entry_t *q = os_reserve(cap * sizeof *q, 0);
+  if (q == NULL)
+    return false;
+  if (queue) {
+    memcpy(q, queue, queue_n * sizeof *q);
+    os_unmap(queue, queue_cap * sizeof *queue);
+  }
+  queue = q;
+  queue_cap = cap;
+  return true;
+}
+
+void fin_reserve(void) {
+  if (relaxed_load(&table_n) == 0)
+    return;
+  gm_lock(&fin_lock);
+  queue_reserve_locked(queue_n + relaxed_load(&table_n));
+  gm_unlock(&fin_lock);
 }
 
 void fin_queue_roots(root_fn fn, void *ctx) {
@@ -148,19 +183,9 @@ void fin_queue_dead(bool (*marked)(uintptr_t obj), void (*mark)(uintptr_t obj)) 
     fin_entry_t e = table[i];
     if (e.obj <= FIN_TOMB || marked(e.obj))
       continue;
-    if (queue_n == queue_cap) {
-      size_t cap = queue_cap ? queue_cap * 2 : 256;
-      fin_entry_t *q = os_reserve(cap * sizeof *q, 0);
-      if (q == NULL)
-        continue; // no room: the object stays in the table, unmarked
-      if (queue) {
-        memcpy(q, queue, queue_n * sizeof *q);
-        os_unmap(queue, queue_cap * sizeof *queue);
-      }
-      queue = q;
-      queue_cap = cap;
-    }
-    mark(e.obj);
+    mark(e.obj); // what it points to is marked already: its contents were roots
+    if (queue_n == queue_cap && !queue_reserve_locked(queue_n + 1))
+      continue; // no room: it stays in the table, alive, for a later cycle
     queue[queue_n++] = e;
     table[i].obj = FIN_TOMB;
     table_n--;
@@ -170,24 +195,25 @@ void fin_queue_dead(bool (*marked)(uintptr_t obj), void (*mark)(uintptr_t obj)) 
 // The finalizer thread sleeps on fin_cond under wait_lock, a plain mutex
 // never held inside a critical section (a thread stopped while holding
 // fin_lock outside one would block the collector).
-static pthread_mutex_t wait_lock = PTHREAD_MUTEX_INITIALIZER;
+static gm_mutex_t wait_lock = GM_MUTEX_INIT(RANK_FIN_WAIT);
 static bool fin_pending; // wait_lock
 
 static void *fin_main(void *arg) {
   (void)arg;
+  gm_tls_m.internal = false; // runs the program's code, and is stopped like its threads
   sigset_t none;
   sigemptyset(&none);
-  pthread_sigmask(SIG_SETMASK, &none, NULL); // the stop signal must get through
-  proc_register_self();
+  interpose_sigmask_real(SIG_SETMASK, &none, NULL); // the stop signal must get through
+  threads_register_self_or_die();                   // the object being finalized is on its stack
   for (;;) {
     gm_lock(&fin_lock);
     if (queue_n == 0) {
       gm_unlock(&fin_lock);
-      proc_lock_stoppable(&wait_lock);
+      gm_lock_stoppable(&wait_lock);
       while (!fin_pending)
-        pthread_cond_wait(&fin_cond, &wait_lock);
+        pthread_cond_wait(&fin_cond, &wait_lock.m);
       fin_pending = false;
-      pthread_mutex_unlock(&wait_lock);
+      gm_unlock_raw(&wait_lock);
       continue;
     }
     fin_entry_t e = queue[--queue_n];
@@ -206,31 +232,26 @@ void fin_wake(void) {
   gm_unlock(&fin_lock);
   if (!queued)
     return;
-  if (start && proc_create_internal_thread(fin_main, NULL) != 0) {
+  if (start && interpose_create_internal(fin_main, NULL) != 0) {
     gm_lock(&fin_lock);
     fin_thread_started = false;
     gm_unlock(&fin_lock);
     return;
   }
-  proc_lock_stoppable(&wait_lock); // its holder may be stopped
+  gm_lock_stoppable(&wait_lock); // its holder may be stopped
   fin_pending = true;
   pthread_cond_signal(&fin_cond);
-  pthread_mutex_unlock(&wait_lock);
+  gm_unlock_raw(&wait_lock);
 }
 
-void fin_fork_prepare(void) {
-  pthread_mutex_lock(&wait_lock);
-  pthread_mutex_lock(&fin_lock);
+void fin_init(void) {
+  lock_fork_register(&fin_lock);
+  lock_fork_register(&wait_lock);
 }
 
-void fin_fork_parent(void) {
-  pthread_mutex_unlock(&fin_lock);
-  pthread_mutex_unlock(&wait_lock);
-}
-
+// fin_fork_child: the finalizer thread is gone (its lock was taken by
+// lock.c's fork handlers); it restarts on demand.
 void fin_fork_child(void) {
-  pthread_mutex_init(&wait_lock, NULL);
-  pthread_mutex_init(&fin_lock, NULL);
   pthread_cond_init(&fin_cond, NULL);
   fin_thread_started = false;
 }

@@ -11,7 +11,9 @@
 
 void fixalloc_init(fixalloc_t *f, size_t size) {
   gm_assert(size >= sizeof(void *));
-  pthread_mutex_init(&f->lock, NULL);
+  pthread_mutex_init(&f->lock.m, NULL);
+  f->lock.rank = RANK_FIXALLOC;
+  lock_fork_register(&f->lock);
   // Records of a cache line or more start on a cache line (their fields are
   // laid out by line to keep threads off each other's lines).
   f->size = size >= 64 ? (size + 63) & ~(size_t)63 : (size + 15) & ~(size_t)15;

@@ -5,10 +5,12 @@
 // C asks for (conservative roots, threads stopped by signals). A cycle:
 //
 //   1. Sweep termination (world running): the collecting thread sweeps every
-//      span the last cycle left unswept (Go's finishsweep), refreshes the
-//      list of data segments, and pauses the background sweeper.
-//   2. Stop the world (proc.c): every registered thread parks outside any
-//      allocator critical section, its registers saved.
+//      span the last cycle left unswept (Go's finishsweep), pauses the
+//      background sweeper and refreshes the list of data segments (roots.c).
+//   2. Stop the world (stw.c): every registered thread parks outside any
+//      allocator critical section, its registers saved. If a library was
+//      loaded or is being unloaded since the refresh (roots_data_stale), the
+//      world restarts and step 2 begins again with a new refresh.
 //   3. Mark (mgcmark.c): parallel, from the roots; finalizers of unreachable
 //      objects are queued and their objects kept for one more cycle.
 //   4. Mark termination: gm_sweepgen += 2 makes every span unswept; the live
@@ -33,12 +35,20 @@
 #include <ucontext.h>
 
 #include "internal.h"
+#include "interpose.h"
+#include "mfinal.h"
+#include "mgc.h"
+#include "mgcalloc.h"
+#include "mgcmark.h"
+#include "mgcsweep.h"
+#include "roots.h"
+#include "stw.h"
 
 enum gc_phase { GC_OFF = 0, GC_MARK, GC_MARKTERM };
 
 // gc_lock: held for a whole cycle. Never taken inside a critical section.
-static pthread_mutex_t gc_lock = PTHREAD_MUTEX_INITIALIZER;
-static pthread_mutex_t gc_init_lock = PTHREAD_MUTEX_INITIALIZER;
+static gm_mutex_t gc_lock = GM_MUTEX_INIT(RANK_GC);
+static gm_mutex_t gc_init_lock = GM_MUTEX_INIT(RANK_GC_INIT);
 _Atomic int gc_inited;
 static _Atomic int gc_phase;
 
@@ -49,9 +59,9 @@ static _Atomic int gc_percent = 100;
 // Statistics (written under gc_lock, read relaxed).
 static _Atomic uint64_t num_gc, num_forced_gc, pause_total_ns, last_gc_ns;
 static _Atomic uint64_t pause_ring[256];
-static _Atomic uint64_t heap_marked;     // bytes live after the last mark
-static _Atomic uint64_t gc_cpu_ns;       // collector CPU time (ns, all workers)
-static uint64_t start_ns;                // gc_init time
+static _Atomic uint64_t heap_marked; // bytes live after the last mark
+static _Atomic uint64_t gc_cpu_ns;   // collector CPU time (ns, all workers)
+static uint64_t start_ns;            // gc_init time
 #define HEAP_MINIMUM ((uint64_t)4 << 20)
 
 // ---------------------------------------------------------------------------
@@ -65,30 +75,58 @@ static uint64_t goal_for(uint64_t live, int percent) {
   return goal > min ? goal : min;
 }
 
-int gm_set_gc_percent(int percent) GM_EXPORT;
-int gm_set_gc_percent(int percent) {
+void gc_lock_cycle(void) {
+  gm_lock_stoppable(&gc_lock);
+}
+
+void gc_unlock_cycle(void) {
+  gm_unlock_raw(&gc_lock);
+}
+
+// gm_set_gc_percent: the trigger is moved under gc_lock, so a cycle ending
+// meanwhile cannot overwrite it with the goal for the old percentage.
+GM_EXPORT int gm_set_gc_percent(int percent) {
+  gc_ensure_init();
   if (percent < 0)
     percent = -1;
+  gc_lock_cycle();
   int old = atomic_exchange(&gc_percent, percent);
   relaxed_store(&gc_trigger, goal_for(relaxed_load(&heap_marked), percent));
+  gc_unlock_cycle();
   if (percent >= 0)
     gc_maybe_start();
   return old;
 }
 
+static void gc_fork_child(void);
+
+// gc_init sets up every collector unit, then publishes gc_inited (release).
+// What needs the dynamic linker is asked first, holding no lock: a library
+// constructor or destructor holds the linker's lock and may be waiting for
+// gc_init_lock (a GC allocation) or every lock (fork).
 void gc_init(void) {
   gm_ensure_init();
-  pthread_mutex_lock(&gc_init_lock);
+  interpose_init();
+  roots_info_t ri;
+  roots_probe(&ri);
+  gm_lock_stoppable(&gc_init_lock);
   if (!relaxed_load(&gc_inited)) {
+    lock_fork_register(&gc_init_lock);
+    lock_fork_register(&gc_lock);
+    roots_init(&ri);
     gcsweep_init();
     gcmark_init();
+    gcalloc_init();
+    fin_init();
     if (gm_opt.gogc_set)
       relaxed_store(&gc_percent, gm_opt.gogc);
     relaxed_store(&gc_trigger, goal_for(0, relaxed_load(&gc_percent)));
     start_ns = os_nanotime();
-    atomic_store(&gc_inited, 1);
+    pthread_atfork(NULL, NULL, gc_fork_child);
+    threads_init(); // the main thread and this one, before any cycle can start
+    atomic_store_explicit(&gc_inited, 1, memory_order_release);
   }
-  pthread_mutex_unlock(&gc_init_lock);
+  gm_unlock_raw(&gc_init_lock);
 }
 
 void gc_note_unused(uint64_t slots, uint32_t elemsize) {
@@ -117,19 +155,16 @@ static void gctrace(const cycle_times_t *ct, uint64_t n) {
   double ms = 1e-6;
   uint64_t now = os_nanotime();
   double elapsed = (double)(now - start_ns) * 1e-9;
-  double frac = elapsed > 0 ? (double)relaxed_load(&gc_cpu_ns) * 1e-9 /
-                                  (elapsed * (double)gc_nworkers())
-                            : 0;
-  size_t len = gm_fmt(buf, sizeof buf,
-                      "gc %llu @%.3fs %.0f%%: %.3f+%.3f+%.3f ms clock, %llu->%llu->%llu MB, "
-                      "%llu MB goal, %u P\n",
-                      (unsigned long long)n, elapsed, frac * 100,
-                      (double)(ct->t_stopped - ct->t0) * ms,
-                      (double)(ct->t_marked - ct->t_stopped) * ms,
-                      (double)(ct->t_end - ct->t_marked) * ms,
-                      (unsigned long long)(ct->heap0 >> 20), (unsigned long long)(ct->heap0 >> 20),
-                      (unsigned long long)(ct->marked >> 20), (unsigned long long)(ct->goal >> 20),
-                      gc_nworkers());
+  double frac =
+      elapsed > 0 ? (double)relaxed_load(&gc_cpu_ns) * 1e-9 / (elapsed * (double)gc_nworkers()) : 0;
+  size_t len = gm_fmt(
+      buf, sizeof buf,
+      "gc %llu @%.3fs %.0f%%: %.3f+%.3f+%.3f ms clock, %llu->%llu->%llu MB, "
+      "%llu MB goal, %u P\n",
+      (unsigned long long)n, elapsed, frac * 100, (double)(ct->t_stopped - ct->t0) * ms,
+      (double)(ct->t_marked - ct->t_stopped) * ms, (double)(ct->t_end - ct->t_marked) * ms,
+      (unsigned long long)(ct->heap0 >> 20), (unsigned long long)(ct->heap0 >> 20),
+      (unsigned long long)(ct->marked >> 20), (unsigned long long)(ct->goal >> 20), gc_nworkers());
   os_write_stderr(buf, len);
 }
 
@@ -148,11 +183,15 @@ static void gc_cycle(bool forced) {
 
   gc_sweep_all(); // 1. sweep termination
   gc_start_helpers();
-  proc_roots_lock();
-  proc_data_roots_refresh();
   gc_sweeper_pause();
-
-  proc_stop_world(); // 2.
+  for (;;) {
+    roots_data_refresh();
+    stw_stop(); // 2.
+    if (!roots_data_stale())
+      break;
+    stw_start(); // a library came or is going: read the segments again
+    sched_yield();
+  }
   ct.t_stopped = os_nanotime();
   if (gc_sweep_pending()) // spans released since step 1
     gc_sweep_all();
@@ -169,10 +208,9 @@ static void gc_cycle(bool forced) {
   relaxed_store(&gc_trigger, ct.goal);
   relaxed_store(&gc_phase, GC_OFF);
   ct.t_end = os_nanotime();
-  proc_start_world(); // 5.
+  stw_start(); // 5.
 
   gc_sweeper_resume();
-  proc_roots_unlock();
 
   uint64_t pause = ct.t_end - ct.t0;
   uint64_t n = relaxed_load(&num_gc);
@@ -181,7 +219,8 @@ static void gc_cycle(bool forced) {
   relaxed_store(&last_gc_ns, ct.t_end);
   // CPU: this thread's, plus the helpers' share of the mark phase (they run
   // only then, flat out).
-  uint64_t cpu = thread_cpu_ns() - cpu0 + (uint64_t)(gc_nworkers() - 1) * (ct.t_marked - ct.t_stopped);
+  uint64_t cpu =
+      thread_cpu_ns() - cpu0 + (uint64_t)(gc_nworkers() - 1) * (ct.t_marked - ct.t_stopped);
   relaxed_add(&gc_cpu_ns, cpu);
   if (forced)
     relaxed_add(&num_forced_gc, 1);
@@ -190,13 +229,22 @@ static void gc_cycle(bool forced) {
     gctrace(&ct, n + 1);
 }
 
-// clear_dead_stack zeroes the stack just below the caller's frame, dead since
-// the cycle returned: stale pointers left there by deep calls would
-// otherwise reappear in uninitialised slots of later frames and be scanned
-// (Boehm GC's GC_clear_stack does the same).
+// clear_dead_stack zeroes up to CLEAR_BYTES of the stack just below the
+// caller's frame, dead since the cycle returned: stale pointers left there by
+// deep calls would otherwise reappear in uninitialised slots of later frames
+// and be scanned (Boehm GC's GC_clear_stack does the same). It stays
+// CLEAR_MARGIN above the stack's end, so a thread with a small stack never
+// overflows for it.
+#define CLEAR_BYTES ((uintptr_t)16 << 10)
+#define CLEAR_MARGIN ((uintptr_t)16 << 10)
 GM_NOINLINE static void clear_dead_stack(void) {
-  volatile char pad[16 << 10];
-  memset((char *)pad, 0, sizeof pad);
+  uintptr_t lo, hi, mapped, sp = (uintptr_t)__builtin_frame_address(0);
+  if (threads_stack_bounds(&lo, &hi, &mapped) != 0 || sp < lo + CLEAR_MARGIN)
+    return;
+  uintptr_t n = sp - lo - CLEAR_MARGIN;
+  n = n < CLEAR_BYTES ? n : CLEAR_BYTES;
+  char *pad = __builtin_alloca(n);
+  memset(pad, 0, n);
   __asm__ volatile("" : : "r"(pad) : "memory");
 }
 
@@ -205,9 +253,8 @@ GM_NOINLINE static void clear_dead_stack(void) {
 static void gc_begin(void) {
   if (unlikely(gm_tls_m.locks != 0))
     gm_fatal("collector: collection started inside an allocator critical section", NULL);
-  if (gm_tls_m.thread == NULL)
-    proc_register_self();
-  proc_lock_stoppable(&gc_lock);
+  threads_register_self_or_die();
+  gc_lock_cycle();
 }
 
 // collect_spilled runs a cycle (forced: gm_collect) from a frame that holds
@@ -228,7 +275,7 @@ GM_NOINLINE static void collect_spilled(bool forced) {
     gc_self_sp = (uintptr_t)&regs;
     gc_cycle(forced);
   }
-  pthread_mutex_unlock(&gc_lock);
+  gc_unlock_cycle();
   __asm__ volatile("" : : "r"(&regs) : "memory");
 }
 
@@ -242,8 +289,7 @@ void gc_maybe_start(void) {
 }
 
 GM_EXPORT void gm_collect(void) {
-  if (!relaxed_load(&gc_inited))
-    gc_init();
+  gc_ensure_init();
   collect_spilled(true);
   gc_sweep_all(); // like runtime.GC: return with the heap swept
   gc_sweeper_wake();
@@ -266,10 +312,10 @@ void gc_stats(gm_stats_t *st) {
     st->pause_ns[i] = relaxed_load(&pause_ring[i]);
   st->last_gc_ns = relaxed_load(&last_gc_ns);
   st->gc_percent = relaxed_load(&gc_percent);
-  if (relaxed_load(&gc_inited))
+  if (gc_is_inited())
     st->meta_sys += gcsweep_meta_bytes();
   st->gc_cpu_fraction = 0;
-  if (relaxed_load(&gc_inited)) {
+  if (gc_is_inited()) {
     struct rusage ru;
     getrusage(RUSAGE_SELF, &ru);
     double proc_ns = ((double)ru.ru_utime.tv_sec + (double)ru.ru_stime.tv_sec) * 1e9 +
@@ -282,26 +328,15 @@ void gc_stats(gm_stats_t *st) {
 }
 
 // ---------------------------------------------------------------------------
-// fork: no cycle runs across fork; in the child the helper, sweeper and
-// finalizer threads are gone and restart on demand.
+// fork: every collector lock is taken by lock.c's fork handlers (so no cycle
+// runs across fork); in the child only the forking thread exists: the
+// helper, sweeper and finalizer threads restart on demand.
 
-void gc_fork_prepare(void) {
-  pthread_mutex_lock(&gc_lock);
-  gcsweep_fork_prepare();
-  fin_fork_prepare();
-}
-
-void gc_fork_parent(void) {
-  fin_fork_parent();
-  gcsweep_fork_parent();
-  pthread_mutex_unlock(&gc_lock);
-}
-
-void gc_fork_child(void) {
+static void gc_fork_child(void) {
+  threads_fork_child();
+  stw_fork_child();
+  interpose_fork_child();
   fin_fork_child();
   gcsweep_fork_child();
   gcmark_fork_child();
-  gcwork_fork_child();
-  pthread_mutex_init(&gc_lock, NULL);
-  pthread_mutex_init(&gc_init_lock, NULL);
 }

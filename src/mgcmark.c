@@ -3,11 +3,12 @@
 // gomem marks with the world stopped (proc.c), in parallel on every core:
 // the collecting thread and gc_nworkers() - 1 helper threads of gomem's own.
 //
-// Roots are ranges of words scanned conservatively: every registered
-// thread's stack and saved registers, the writable segments of the program
-// and its libraries, gm_add_roots ranges, the finalizer queue, the contents of
-// objects that have a finalizer (so what they point to outlives them), and
-// each thread's current tiny block. The ranges are cut into jobs of at most
+// Roots are ranges of words scanned conservatively: what roots.c reports
+// (every registered thread's stack, saved registers and TLS, the writable
+// segments of the program and its libraries, gm_add_roots ranges), the
+// finalizer queue, the contents of objects that have a finalizer (so what
+// they point to outlives them) and the finalizers' arguments, and each
+// thread's current tiny block. The ranges are cut into jobs of at most
 // JOB_BYTES that workers claim with one atomic add.
 //
 // Conservative pointers (greyobject): a word is a pointer candidate if it
@@ -29,13 +30,16 @@
 // Termination: a worker with no local work and nothing on the global full
 // list counts itself idle; when every worker is idle and no work is
 // published, marking is done (nobody can produce more).
-#include <dlfcn.h>
-#include <link.h>
 #include <sched.h>
 #include <string.h>
 #include <sys/sysinfo.h>
 
+#include "interpose.h"
+#include "mfinal.h"
+#include "mgcmark.h"
+#include "mgcsweep.h"
 #include "mgcwork.h"
+#include "roots.h"
 
 #ifdef GM_VALGRIND
 #include <valgrind/memcheck.h>
@@ -67,9 +71,9 @@ static _Atomic size_t job_next;
 static uintptr_t heap_lo GM_NOSCAN, heap_len GM_NOSCAN;
 
 // Workers.
-static unsigned nworkers;             // set once (gc_nworkers)
-static _Atomic unsigned nidle;        // workers out of work this cycle
-static pthread_mutex_t work_lock = PTHREAD_MUTEX_INITIALIZER;
+static unsigned nworkers;      // set once (gc_nworkers)
+static _Atomic unsigned nidle; // workers out of work this cycle
+static gm_mutex_t work_lock = GM_MUTEX_INIT(RANK_WORK);
 static pthread_cond_t work_cond = PTHREAD_COND_INITIALIZER;
 static pthread_cond_t done_cond = PTHREAD_COND_INITIALIZER;
 static uint64_t work_gen;      // bumped to start helpers (work_lock)
@@ -77,9 +81,10 @@ static unsigned helpers_done;  // helpers finished this cycle (work_lock)
 static unsigned helpers;       // helper threads started (work_lock)
 static uint64_t helper_marked; // bytes marked by helpers this cycle (work_lock)
 
-// Tiny blocks of every cache, as a root range.
-static uintptr_t *tiny_roots;
-static size_t tiny_cap, ntiny;
+// Tiny blocks of every cache and finalizers' arguments, as one root range
+// (world stopped; off-heap).
+static uintptr_t *word_roots;
+static size_t word_cap, nwords;
 
 unsigned gc_nworkers(void) {
   if (nworkers == 0) {
@@ -117,54 +122,11 @@ static void add_root(void *ctx, uintptr_t lo, uintptr_t hi) {
   }
 }
 
-// Data that must not be scanned: gomem's own variables hold the addresses of
-// arenas and pages (the heap's first object starts at the first arena's
-// base), which would keep objects alive. Variables that hold such addresses
-// live in section gm_noscan (GM_NOSCAN), excluded from the roots; when gomem
-// is a shared library its whole writable segments are excluded too.
-extern char __start_gm_noscan[], __stop_gm_noscan[];
-#define MAX_EXCLUDED 8
-static uintptr_t excluded[MAX_EXCLUDED][2] GM_NOSCAN;
-static int nexcluded GM_NOSCAN;
-
-static int find_self(struct dl_phdr_info *info, size_t size, void *data) {
-  (void)size;
-  if (info->dlpi_addr != (uintptr_t)data || info->dlpi_name == NULL || info->dlpi_name[0] == 0)
-    return 0; // not gomem's shared object (or gomem is linked into the program)
-  for (int i = 0; i < info->dlpi_phnum && nexcluded < MAX_EXCLUDED; i++) {
-    const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
-    if (ph->p_type == PT_LOAD && (ph->p_flags & PF_W)) {
-      excluded[nexcluded][0] = info->dlpi_addr + ph->p_vaddr;
-      excluded[nexcluded][1] = info->dlpi_addr + ph->p_vaddr + ph->p_memsz;
-      nexcluded++;
-    }
-  }
-  return 1;
-}
-
-// gcmark_init finds what to exclude (world running, once).
+// gcmark_init: at gc_init.
 void gcmark_init(void) {
-  excluded[0][0] = (uintptr_t)__start_gm_noscan;
-  excluded[0][1] = (uintptr_t)__stop_gm_noscan;
-  nexcluded = 1;
-  Dl_info di;
-  if (dladdr((void *)&gm_heap, &di) != 0)
-    dl_iterate_phdr(find_self, di.dli_fbase);
+  lock_fork_register(&work_lock);
+  gcwork_init();
   gc_nworkers();
-}
-
-// add_data_root records a data segment range minus the excluded ranges.
-static void add_data_root(void *ctx, uintptr_t lo, uintptr_t hi) {
-  for (int i = 0; i < nexcluded && lo < hi; i++) {
-    uintptr_t xlo = excluded[i][0], xhi = excluded[i][1];
-    if (hi <= xlo || lo >= xhi)
-      continue;
-    if (lo < xlo)
-      add_data_root(ctx, lo, xlo);
-    lo = xhi > lo ? xhi : lo;
-  }
-  if (lo < hi)
-    add_root(ctx, lo, hi);
 }
 
 // ---------------------------------------------------------------------------
@@ -255,7 +217,7 @@ scan_block(gcwork_t *gw, uintptr_t lo, uintptr_t hi) {
 }
 
 GM_NO_SANITIZE static inline __attribute__((always_inline)) void scan_entry(gcwork_t *gw,
-                                                                          uintptr_t e) {
+                                                                            uintptr_t e) {
   uintptr_t lo = e & (((uintptr_t)1 << GC_ENTRY_ADDR_BITS) - 1);
   scan_block(gw, lo, lo + (e >> GC_ENTRY_ADDR_BITS) * 8);
 }
@@ -325,20 +287,9 @@ static uint64_t mark_worker(void) {
     }
     drain(&gw);
     // Out of work: idle until others publish some or everyone is idle.
-    atomic_fetch_add(&nidle, 1);
-    for (unsigned spins = 0;; spins++) {
-      if (relaxed_load(&wb_nfull) != 0) {
-        atomic_fetch_sub(&nidle, 1);
-        break;
-      }
-      if (atomic_load(&nidle) == nworkers) {
-        gcw_dispose(&gw);
-        return gw.bytes_marked;
-      }
-      if (spins > 64)
-        sched_yield();
-      else
-        __builtin_ia32_pause();
+    if (gcw_idle(&nidle, nworkers)) {
+      gcw_dispose(&gw);
+      return gw.bytes_marked;
     }
   }
 }
@@ -347,14 +298,14 @@ static uint64_t mark_worker(void) {
 // takes part in every later one (a fork child inherits a non-zero count).
 static void *helper_main(void *arg) {
   uint64_t seen = (uint64_t)(uintptr_t)arg;
-  pthread_mutex_lock(&work_lock);
+  gm_lock_raw(&work_lock);
   for (;;) {
     while (work_gen == seen)
-      pthread_cond_wait(&work_cond, &work_lock);
+      pthread_cond_wait(&work_cond, &work_lock.m);
     seen = work_gen;
-    pthread_mutex_unlock(&work_lock);
+    gm_unlock_raw(&work_lock);
     uint64_t marked = mark_worker();
-    pthread_mutex_lock(&work_lock);
+    gm_lock_raw(&work_lock);
     helper_marked += marked;
     helpers_done++;
     pthread_cond_signal(&done_cond);
@@ -367,39 +318,46 @@ static void *helper_main(void *arg) {
 // locks).
 void gc_start_helpers(void) {
   unsigned n = gc_nworkers();
-  pthread_mutex_lock(&work_lock);
+  gm_lock_raw(&work_lock);
   while (helpers < n - 1) {
-    if (proc_create_internal_thread(helper_main, (void *)(uintptr_t)work_gen) != 0)
+    if (interpose_create_internal(helper_main, (void *)(uintptr_t)work_gen) != 0)
       break;
     helpers++;
   }
   // Every started helper takes part in every cycle, so nworkers counts them.
   nworkers = helpers + 1;
-  pthread_mutex_unlock(&work_lock);
+  gm_unlock_raw(&work_lock);
 }
 
 // run_workers runs the mark workers (the caller is one of them) until the
 // heap reachable from the root jobs is marked. Returns the bytes marked.
 static uint64_t run_workers(void) {
-  pthread_mutex_lock(&work_lock);
+  gm_lock_raw(&work_lock);
   helpers_done = 0;
   helper_marked = 0;
   atomic_store(&nidle, 0);
   atomic_store(&job_next, 0);
   work_gen++;
   pthread_cond_broadcast(&work_cond);
-  pthread_mutex_unlock(&work_lock);
+  gm_unlock_raw(&work_lock);
   uint64_t marked = mark_worker();
-  pthread_mutex_lock(&work_lock);
+  gm_lock_raw(&work_lock);
   while (helpers_done < helpers)
-    pthread_cond_wait(&done_cond, &work_lock);
+    pthread_cond_wait(&done_cond, &work_lock.m);
   marked += helper_marked;
-  pthread_mutex_unlock(&work_lock);
+  gm_unlock_raw(&work_lock);
   return marked;
 }
 
 // ---------------------------------------------------------------------------
 // Preparing the roots (world stopped)
+
+// add_word_root makes the word w a root.
+static void add_word_root(uintptr_t w) {
+  if (nwords == word_cap)
+    word_roots = grow_array(word_roots, &word_cap, sizeof *word_roots);
+  word_roots[nwords++] = w;
+}
 
 // prepare_cache records, for each span cache c holds, the window snapshot
 // (see the top of the file), and collects c's tiny block.
@@ -418,19 +376,18 @@ static void prepare_cache(mcache_t *c, void *ctx) {
     g->snap = s->alloc_cache;
     g->snap_window = s->window;
   }
-  if (c->tiny != 0) {
-    if (ntiny == tiny_cap)
-      tiny_roots = grow_array(tiny_roots, &tiny_cap, sizeof *tiny_roots);
-    tiny_roots[ntiny++] = c->tiny;
-  }
+  if (c->tiny != 0)
+    add_word_root(c->tiny);
   c->gc_alloc_local = 0; // counted into the live heap by this mark
 }
 
-static void add_fin_root(void *ctx, uintptr_t obj) {
+// add_fin_root: a finalizable object's contents and its finalizer's argument.
+static void add_fin_root(void *ctx, uintptr_t obj, uintptr_t arg) {
   (void)ctx;
   mspan_t *s = spanof(obj);
   if (s != NULL && s->kind == SPAN_GC_SCAN)
     add_root(NULL, obj, obj + object_size(s));
+  add_word_root(arg);
 }
 
 static bool is_marked(uintptr_t obj) {
@@ -456,22 +413,23 @@ uint64_t gc_mark(uintptr_t self_sp) {
   heap_lo = relaxed_load(&gm_heap.arena_lo);
   heap_len = relaxed_load(&gm_heap.arena_hi) - heap_lo;
   njobs = 0;
-  ntiny = 0;
+  nwords = 0;
   mcache_for_each(prepare_cache, NULL);
-  proc_thread_roots(add_root, NULL, self_sp);
-  proc_data_roots(add_data_root, NULL);
+  roots_threads(add_root, NULL, self_sp);
+  roots_data(add_root, NULL);
   fin_queue_roots(add_root, NULL);
   fin_for_each(add_fin_root, NULL);
-  if (ntiny)
-    add_root(NULL, (uintptr_t)tiny_roots, (uintptr_t)(tiny_roots + ntiny));
+  if (nwords)
+    add_root(NULL, (uintptr_t)word_roots, (uintptr_t)(word_roots + nwords));
   uint64_t marked = run_workers();
   fin_marked_bytes = 0;
   fin_queue_dead(is_marked, mark_one);
   return marked + fin_marked_bytes;
 }
 
+// gcmark_fork_child: the helpers are gone (work_lock was taken by lock.c's
+// fork handlers); they restart at the next cycle.
 void gcmark_fork_child(void) {
-  pthread_mutex_init(&work_lock, NULL);
   pthread_cond_init(&work_cond, NULL);
   pthread_cond_init(&done_cond, NULL);
   helpers = 0;

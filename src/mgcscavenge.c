@@ -19,14 +19,14 @@
 
 #include "internal.h"
 
-#define PEAK_TICKS 10                         // the recent peak covers ~1 s
-#define SLICE_BYTES ((size_t)4 << 20)         // release per mheap.lock hold
+#define PEAK_TICKS 10                 // the recent peak covers ~1 s
+#define SLICE_BYTES ((size_t)4 << 20) // release per mheap.lock hold
 #define START_DIRTY_PAGES ((4u << 20) / GM_PAGE_SIZE)
 #define MIN_RELEASE_PAGES ((1u << 20) / GM_PAGE_SIZE)
 
-static pthread_mutex_t scav_lock = PTHREAD_MUTEX_INITIALIZER;
+static gm_mutex_t scav_lock = GM_MUTEX_INIT(RANK_SCAV);
 static pthread_cond_t scav_cond = PTHREAD_COND_INITIALIZER;
-static _Atomic int scav_state; // 0 = not started, 1 = running, 2 = parked
+static _Atomic int scav_state;       // 0 = not started, 1 = running, 2 = parked
 static size_t peak_ring[PEAK_TICKS]; // scavenger thread only
 static unsigned ring_pos;
 
@@ -79,20 +79,20 @@ static void *scavenger_main(void *arg) {
   (void)arg;
   for (;;) {
     bool idle = scavenger_tick();
-    pthread_mutex_lock(&scav_lock);
+    gm_lock_raw(&scav_lock);
     if (idle) {
       atomic_store(&scav_state, 2);
       while (atomic_load(&scav_state) == 2)
-        pthread_cond_wait(&scav_cond, &scav_lock);
+        pthread_cond_wait(&scav_cond, &scav_lock.m);
     } else {
       struct timespec ts;
       clock_gettime(CLOCK_REALTIME, &ts);
       uint64_t ns = (uint64_t)ts.tv_nsec + (uint64_t)gm_opt.scavenge_ms * 1000000u;
       ts.tv_sec += (time_t)(ns / 1000000000u);
       ts.tv_nsec = (long)(ns % 1000000000u);
-      pthread_cond_timedwait(&scav_cond, &scav_lock, &ts);
+      pthread_cond_timedwait(&scav_cond, &scav_lock.m, &ts);
     }
-    pthread_mutex_unlock(&scav_lock);
+    gm_unlock_raw(&scav_lock);
   }
   return NULL;
 }
@@ -101,7 +101,7 @@ static void scavenger_start(void) {
   int expect = 0;
   if (!atomic_compare_exchange_strong(&scav_state, &expect, 1))
     return;
-  if (proc_create_internal_thread(scavenger_main, NULL) != 0)
+  if (os_thread_create(scavenger_main, NULL) != 0)
     atomic_store(&scav_state, 0);
 }
 
@@ -128,9 +128,13 @@ void scavenger_kick(size_t dirty_pages) {
   gm_unlock(&scav_lock);
 }
 
-// scavenger_fork_child: the thread did not survive fork; start afresh.
+void scavenger_init(void) {
+  lock_fork_register(&scav_lock);
+}
+
+// scavenger_fork_child: the thread did not survive fork (scav_lock was taken
+// by lock.c's fork handlers); start afresh.
 void scavenger_fork_child(void) {
-  pthread_mutex_init(&scav_lock, NULL);
   pthread_cond_init(&scav_cond, NULL);
   atomic_store(&scav_state, 0);
 }

@@ -37,7 +37,11 @@
 // program with gm_free.
 #include <string.h>
 
-#include "internal.h"
+#include "interpose.h"
+#include "mfinal.h"
+#include "mgc.h"
+#include "mgcalloc.h"
+#include "mgcsweep.h"
 
 gcentral_t gc_central[GM_NUM_SPAN_CLASSES];
 _Atomic uint32_t gm_sweepgen = 2;
@@ -46,20 +50,30 @@ _Atomic uint32_t gm_sweepgen = 2;
 // span, and the mark bits are a large part of a small span's metadata.
 static fixalloc_t gcbits_alloc;       // full size (1024 objects)
 static fixalloc_t gcbits_small_alloc; // up to 512 objects
-static pthread_mutex_t large_lock = PTHREAD_MUTEX_INITIALIZER;
+static gm_mutex_t large_lock = GM_MUTEX_INIT(RANK_LARGE);
 static mspan_t *large_spans; // every large GC span (large_lock)
 
 // Sweeper thread: sweeps after each cycle while programs allocate.
-static pthread_mutex_t sweeper_lock = PTHREAD_MUTEX_INITIALIZER;
+static gm_mutex_t sweeper_lock = GM_MUTEX_INIT(RANK_SWEEPER);
+// sweep_gate: the sweeper sweeps one span class at a time holding it; the
+// collector holds it from before it stops the world until it has restarted
+// it, so the sweeper never touches a span while marks are being set.
+static gm_mutex_t sweep_gate = GM_MUTEX_INIT(RANK_SWEEP_GATE);
 static pthread_cond_t sweeper_cond = PTHREAD_COND_INITIALIZER;
-static bool sweeper_started; // sweeper_lock
+static bool sweeper_started;  // sweeper_lock
 static uint64_t sweeper_work; // cycles to sweep after (sweeper_lock)
 
 void gcsweep_init(void) {
   fixalloc_init(&gcbits_alloc, sizeof(gcbits_t) + GM_BITMAP_WORDS * sizeof(uint64_t));
   fixalloc_init(&gcbits_small_alloc, sizeof(gcbits_t) + GCBITS_SMALL_WORDS * sizeof(uint64_t));
-  for (int i = 0; i < GM_NUM_SPAN_CLASSES; i++)
-    pthread_mutex_init(&gc_central[i].lock, NULL);
+  for (int i = 0; i < GM_NUM_SPAN_CLASSES; i++) {
+    pthread_mutex_init(&gc_central[i].lock.m, NULL);
+    gc_central[i].lock.rank = RANK_GCENTRAL;
+    lock_fork_register(&gc_central[i].lock);
+  }
+  lock_fork_register(&large_lock);
+  lock_fork_register(&sweeper_lock);
+  lock_fork_register(&sweep_gate);
 }
 
 #define SWEPT(sg) (((sg) / 2) % 2)
@@ -113,6 +127,7 @@ static void gc_span_free(mspan_t *s) {
 // and clears them. Caller: the span's sweeper (gcentral lock, or the thread
 // caching it with alloc_cache == 0).
 static void sweep_bits(mspan_t *s) {
+  gc_assert_may_mutate();
   gcbits_t *g = s->gc;
   unsigned nwords = (s->nelems + 63) / 64, zeros = 0;
   bool freed = false;
@@ -236,13 +251,9 @@ mspan_t *gcentral_cache_span(uint8_t spc) {
 // gcentral_uncache_span takes back span s from the thread that cached it.
 // Any window slots left are un-reserved; the span is swept if needed.
 void gcentral_uncache_span(mspan_t *s, uint8_t spc) {
-  if (s->alloc_cache != 0) {
-    s->alloc_bits[s->window] &= ~s->alloc_cache;
-    s->nfree += (uint16_t)gm_popcount(s->alloc_cache);
-    gc_note_unused(s->alloc_cache, s->elemsize);
-    s->alloc_cache = 0;
-  }
-  s->window = WINDOW_NONE;
+  uint64_t left = span_unreserve_window(s);
+  if (left != 0)
+    gc_note_unused(left, s->elemsize);
   gc_sweep_cached(s);
   gcentral_t *m = &gc_central[spc];
   gm_lock(&m->lock);
@@ -316,6 +327,7 @@ static void sweep_large(void) {
 // free_slot frees object p of GC span s (small), which the caller may change:
 // s is cached by the caller, or its gcentral lock is held and s is swept.
 static void free_slot(mspan_t *s, uintptr_t p) {
+  gc_assert_may_mutate();
   uint16_t idx = span_object_index(s, p);
   unsigned w = idx >> 6;
   uint64_t bit = 1ULL << (idx & 63);
@@ -331,7 +343,7 @@ static void free_slot(mspan_t *s, uintptr_t p) {
 // dead), when its span is cached by the calling thread or by nobody. When
 // another thread is allocating from the span, the object's contents are
 // cleared instead (so it keeps nothing alive) and the collector reclaims it.
-// Objects of the tiny allocator's class share blocks: their free is ignored.
+// The caller is registered; tiny objects never come here (mgcalloc.c).
 void gc_free(uintptr_t p, mspan_t *s) {
   if (s->sizeclass == 0) {
     if (p != s->base)
@@ -350,8 +362,6 @@ void gc_free(uintptr_t p, mspan_t *s) {
   }
   uint8_t spc = (uint8_t)(s->sizeclass * 2 + (s->kind == SPAN_GC_NOSCAN));
   (void)span_object_index(s, p); // fatal unless p is an object start
-  if (spc == GC_TINY_SPC)
-    return;
   fin_forget(p);
   m_acquire();
   mcache_t *c = gm_tls_mcache;
@@ -425,33 +435,32 @@ bool gc_sweep_pending(void) {
 // It sweeps one span class at a time holding sweep_gate, which the collector
 // holds from before it stops the world until it has restarted it, so the
 // sweeper never touches a span while marks are being set.
-static pthread_mutex_t sweep_gate = PTHREAD_MUTEX_INITIALIZER;
 
 void gc_sweeper_pause(void) {
-  pthread_mutex_lock(&sweep_gate);
+  gm_lock_raw(&sweep_gate); // its holder, the sweeper, is never stopped
 }
 
 void gc_sweeper_resume(void) {
-  pthread_mutex_unlock(&sweep_gate);
+  gm_unlock_raw(&sweep_gate);
 }
 
 static void *sweeper_main(void *arg) {
   (void)arg;
   uint64_t done = 0;
   for (;;) {
-    pthread_mutex_lock(&sweeper_lock);
+    gm_lock_raw(&sweeper_lock);
     while (sweeper_work == done)
-      pthread_cond_wait(&sweeper_cond, &sweeper_lock);
+      pthread_cond_wait(&sweeper_cond, &sweeper_lock.m);
     done = sweeper_work;
-    pthread_mutex_unlock(&sweeper_lock);
+    gm_unlock_raw(&sweeper_lock);
     for (int spc = 2; spc < GM_NUM_SPAN_CLASSES; spc++) {
-      pthread_mutex_lock(&sweep_gate);
+      gm_lock_raw(&sweep_gate);
       sweep_class((uint8_t)spc);
-      pthread_mutex_unlock(&sweep_gate);
+      gm_unlock_raw(&sweep_gate);
     }
-    pthread_mutex_lock(&sweep_gate);
+    gm_lock_raw(&sweep_gate);
     sweep_large();
-    pthread_mutex_unlock(&sweep_gate);
+    gm_unlock_raw(&sweep_gate);
   }
   return NULL;
 }
@@ -459,42 +468,17 @@ static void *sweeper_main(void *arg) {
 // gc_sweeper_wake asks the sweeper thread to sweep what the last cycle left
 // unswept, starting it the first time. Caller: not in a critical section.
 void gc_sweeper_wake(void) {
-  proc_lock_stoppable(&sweeper_lock); // its holder may be stopped
+  gm_lock_stoppable(&sweeper_lock); // its holder may be stopped
   sweeper_work++;
   if (!sweeper_started)
-    sweeper_started = proc_create_internal_thread(sweeper_main, NULL) == 0;
+    sweeper_started = interpose_create_internal(sweeper_main, NULL) == 0;
   pthread_cond_signal(&sweeper_cond);
-  pthread_mutex_unlock(&sweeper_lock);
+  gm_unlock_raw(&sweeper_lock);
 }
 
-// gcsweep_fork_prepare / _parent / _child: the sweeper and gcentral locks
-// across fork. In the child the sweeper thread is gone: it restarts on demand.
-void gcsweep_fork_prepare(void) {
-  pthread_mutex_lock(&sweeper_lock);
-  for (int i = 0; i < GM_NUM_SPAN_CLASSES; i++)
-    pthread_mutex_lock(&gc_central[i].lock);
-  pthread_mutex_lock(&large_lock);
-  pthread_mutex_lock(&gcbits_alloc.lock);
-  pthread_mutex_lock(&gcbits_small_alloc.lock);
-}
-
-void gcsweep_fork_parent(void) {
-  pthread_mutex_unlock(&gcbits_small_alloc.lock);
-  pthread_mutex_unlock(&gcbits_alloc.lock);
-  pthread_mutex_unlock(&large_lock);
-  for (int i = 0; i < GM_NUM_SPAN_CLASSES; i++)
-    pthread_mutex_unlock(&gc_central[i].lock);
-  pthread_mutex_unlock(&sweeper_lock);
-}
-
+// gcsweep_fork_child: the sweeper thread is gone (its locks were taken by
+// lock.c's fork handlers); it restarts on demand.
 void gcsweep_fork_child(void) {
-  pthread_mutex_init(&sweep_gate, NULL);
-  pthread_mutex_init(&gcbits_alloc.lock, NULL);
-  pthread_mutex_init(&gcbits_small_alloc.lock, NULL);
-  pthread_mutex_init(&large_lock, NULL);
-  for (int i = 0; i < GM_NUM_SPAN_CLASSES; i++)
-    pthread_mutex_init(&gc_central[i].lock, NULL);
-  pthread_mutex_init(&sweeper_lock, NULL);
   pthread_cond_init(&sweeper_cond, NULL);
   sweeper_started = false;
 }

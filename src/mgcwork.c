@@ -1,9 +1,11 @@
 // mgcwork.c: work buffer lists (see mgcwork.h).
+#include <sched.h>
+
 #include "mgcwork.h"
 
 #define WB_CHUNK 64 // buffers mapped at once
 
-static pthread_mutex_t wb_lock = PTHREAD_MUTEX_INITIALIZER;
+static gm_mutex_t wb_lock = GM_MUTEX_INIT(RANK_WBUF);
 static workbuf_t *wb_full;  // buffers with entries (wb_lock)
 static workbuf_t *wb_empty; // free buffers (wb_lock)
 _Atomic long wb_nfull;      // length of wb_full (written under wb_lock)
@@ -11,7 +13,7 @@ _Atomic long wb_nfull;      // length of wb_full (written under wb_lock)
 // Workers run while the world is stopped, so wb_lock is a plain mutex: no
 // stopped thread can hold it.
 static workbuf_t *wb_get_empty(void) {
-  pthread_mutex_lock(&wb_lock);
+  gm_lock_raw(&wb_lock);
   workbuf_t *b = wb_empty;
   if (b == NULL) {
     workbuf_t *chunk = os_reserve(WB_CHUNK * sizeof(workbuf_t), 0);
@@ -25,37 +27,37 @@ static workbuf_t *wb_get_empty(void) {
   } else {
     wb_empty = b->next;
   }
-  pthread_mutex_unlock(&wb_lock);
+  gm_unlock_raw(&wb_lock);
   b->next = NULL;
   b->n = 0;
   return b;
 }
 
 static void wb_put_empty(workbuf_t *b) {
-  pthread_mutex_lock(&wb_lock);
+  gm_lock_raw(&wb_lock);
   b->next = wb_empty;
   wb_empty = b;
-  pthread_mutex_unlock(&wb_lock);
+  gm_unlock_raw(&wb_lock);
 }
 
 static void wb_put_full(workbuf_t *b) {
-  pthread_mutex_lock(&wb_lock);
+  gm_lock_raw(&wb_lock);
   b->next = wb_full;
   wb_full = b;
   relaxed_store(&wb_nfull, relaxed_load(&wb_nfull) + 1);
-  pthread_mutex_unlock(&wb_lock);
+  gm_unlock_raw(&wb_lock);
 }
 
 static workbuf_t *wb_try_get_full(void) {
   if (relaxed_load(&wb_nfull) == 0)
     return NULL;
-  pthread_mutex_lock(&wb_lock);
+  gm_lock_raw(&wb_lock);
   workbuf_t *b = wb_full;
   if (b != NULL) {
     wb_full = b->next;
     relaxed_store(&wb_nfull, relaxed_load(&wb_nfull) - 1);
   }
-  pthread_mutex_unlock(&wb_lock);
+  gm_unlock_raw(&wb_lock);
   return b;
 }
 
@@ -125,6 +127,26 @@ void gcw_balance(gcwork_t *gw) {
   }
 }
 
-void gcwork_fork_child(void) {
-  pthread_mutex_init(&wb_lock, NULL);
+// gcw_idle: see mgcwork.h. A worker counts itself idle only after its
+// buffers and the global list were found empty, and a worker that publishes
+// work takes it back before it idles (gcw_get reads the global list), so
+// when all nworkers are idle no work is left anywhere and none can appear.
+bool gcw_idle(_Atomic unsigned *nidle, unsigned nworkers) {
+  atomic_fetch_add(nidle, 1);
+  for (unsigned spins = 0;; spins++) {
+    if (relaxed_load(&wb_nfull) != 0) {
+      atomic_fetch_sub(nidle, 1);
+      return false;
+    }
+    if (atomic_load(nidle) == nworkers)
+      return true;
+    if (spins > 64)
+      sched_yield();
+    else
+      cpu_relax();
+  }
+}
+
+void gcwork_init(void) {
+  lock_fork_register(&wb_lock);
 }

@@ -34,11 +34,17 @@ typedef struct gcwork {
 
 extern _Atomic long wb_nfull; // buffers on the global full list
 
+void gcwork_init(void); // at gc_init
 void gcw_init(gcwork_t *gw);
 void gcw_dispose(gcwork_t *gw); // gives its (empty) buffers back
 workbuf_t *gcw_put_slow(gcwork_t *gw);
 uintptr_t gcw_get_slow(gcwork_t *gw);
 void gcw_balance(gcwork_t *gw); // share w2 when others are starving
+// gcw_idle: the caller, one of nworkers, has no work (its buffers and the
+// global list are empty). It waits, counted in *nidle, until some worker
+// publishes work (returns false: look again) or all are idle (returns true:
+// the work is done; nothing can appear any more).
+bool gcw_idle(_Atomic unsigned *nidle, unsigned nworkers);
 
 GM_INLINE uintptr_t gc_entry(uintptr_t addr, uintptr_t bytes) {
   return addr | (bytes / 8) << GC_ENTRY_ADDR_BITS;

@@ -12,7 +12,7 @@
 // for statistics are atomics written under the lock.
 #include "internal.h"
 
-mheap_t gm_heap GM_NOSCAN = {.lock = PTHREAD_MUTEX_INITIALIZER};
+mheap_t gm_heap GM_NOSCAN = {.lock = GM_MUTEX_INIT(RANK_MHEAP)};
 
 // Arenas are placed from this address up, as Go does on 64-bit Linux, so the
 // heap is contiguous and far from the program's brk heap and libraries.
@@ -22,6 +22,7 @@ mheap_t gm_heap GM_NOSCAN = {.lock = PTHREAD_MUTEX_INITIALIZER};
 void mheap_init(void) {
   if (pagealloc_init(&gm_heap.pages, os_release, NULL) != 0)
     gm_fatal("cannot reserve page allocator metadata", NULL);
+  lock_fork_register(&gm_heap.lock);
   fixalloc_init(&gm_heap.span_alloc, sizeof(mspan_t));
   gm_heap.arena_hint = ARENA_HINT_START;
 }

@@ -19,8 +19,13 @@ size_t gm_fmt(char *buf, size_t n, const char *fmt, ...) {
   return (size_t)k < n ? (size_t)k : n - 1;
 }
 
-// gm_fatal reports a fault as "gomem: <what> at <addr>" and aborts.
+// gm_fatal reports a fault as "gomem: <what> at <addr>" and aborts. A fault
+// found by a thread that shares another thread's cache (clone() without
+// CLONE_SETTLS) is reported as that: it is the likely cause.
 void gm_fatal(const char *what, const void *addr) {
+  mcache_t *c = gm_tls_mcache;
+  if (c != &mcache_empty && c->owner_tid != 0 && c->owner_tid != os_gettid())
+    mcache_foreign_thread(c);
   char buf[256];
   size_t n = addr ? gm_fmt(buf, sizeof buf, "gomem: %s at %p\n", what, addr)
                   : gm_fmt(buf, sizeof buf, "gomem: %s\n", what);
@@ -60,7 +65,8 @@ GM_EXPORT void gm_stats(gm_stats_t *st) {
     if (i > 0)
       st->heap_alloc += live * c->size;
   }
-  gc_stats(st);
+  if (gm_gc_hooks.stats != NULL)
+    gm_gc_hooks.stats(st);
 }
 
 static void put(int fd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

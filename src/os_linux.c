@@ -11,9 +11,18 @@
 //   os_hugepages        ask for transparent huge pages on a range, or forbid
 //                       them (whatever the system default): a choice, not a
 //                       surprise.
-// None of these allocate memory from the heap.
+//   os_thread_create    start one of gomem's own threads (see internal.h).
+//   os_gettid, os_stack_near, os_nanotime, os_write_stderr: small facts.
+// None of these allocate memory from the heap (os_thread_create's first call
+// resolves pthread_create with dlsym, which may: never inside a critical
+// section).
+#include <dlfcn.h>
+#include <sched.h>
+#include <signal.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -79,4 +88,83 @@ uint64_t os_nanotime(void) {
   struct timespec ts;
   clock_gettime(CLOCK_MONOTONIC, &ts);
   return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+pid_t os_gettid(void) {
+  return (pid_t)syscall(SYS_gettid);
+}
+
+extern void *__libc_stack_end;
+
+// os_stack_near: the main thread's stack ends at __libc_stack_end and is at
+// most RLIMIT_STACK (capped at 1 GiB) deep; another thread's (glibc) ends just
+// above its thread descriptor, at its thread pointer, and is assumed 8 MiB
+// deep (a deeper frame only makes the check that uses this take its exact,
+// slower path).
+void os_stack_near(uintptr_t *lo, uintptr_t *hi) {
+  uintptr_t sp = (uintptr_t)__builtin_frame_address(0);
+  uintptr_t end = (uintptr_t)__libc_stack_end;
+  struct rlimit rl;
+  uintptr_t max = (uintptr_t)1 << 30;
+  if (getrlimit(RLIMIT_STACK, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < max)
+    max = (uintptr_t)rl.rlim_cur;
+  if (sp <= end && end - sp < max) {
+    *hi = end;
+    *lo = end - max;
+    return;
+  }
+  uintptr_t tp = (uintptr_t)__builtin_frame_address(0);
+#if defined(__x86_64__)
+  __asm__("mov %%fs:0, %0" : "=r"(tp));
+#elif defined(__aarch64__)
+  __asm__("mrs %0, tpidr_el0" : "=r"(tp));
+#endif
+  *hi = tp > sp ? tp : sp + 4096;
+  *lo = *hi - ((uintptr_t)8 << 20);
+}
+
+// os_thread_create: the start routine travels on the creator's stack, which
+// waits until the new thread has taken it.
+typedef struct os_start {
+  void *(*fn)(void *);
+  void *arg;
+  _Atomic int taken;
+} os_start_t;
+
+static void *os_thread_start(void *p) {
+  os_start_t *st = p;
+  void *(*fn)(void *) = st->fn;
+  void *arg = st->arg;
+  gm_tls_m.internal = true;
+  atomic_store_explicit(&st->taken, 1, memory_order_release);
+  return fn(arg);
+}
+
+typedef int (*create_fn)(pthread_t *, const pthread_attr_t *, void *(*)(void *), void *);
+
+int os_thread_create(void *(*fn)(void *), void *arg) {
+  static _Atomic(create_fn) real;
+  create_fn create = atomic_load_explicit(&real, memory_order_acquire);
+  if (create == NULL) {
+    create = __extension__(create_fn) dlsym(RTLD_NEXT, "pthread_create");
+    if (create == NULL)
+      return ENOSYS;
+    atomic_store_explicit(&real, create, memory_order_release);
+  }
+  if (fn == NULL)
+    return 0; // resolve only (os_thread_create(NULL, NULL))
+  os_start_t st = {.fn = fn, .arg = arg};
+  pthread_attr_t attr;
+  pthread_attr_init(&attr);
+  pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+  sigset_t all, old;
+  sigfillset(&all);
+  pthread_sigmask(SIG_SETMASK, &all, &old); // inherited by the new thread
+  pthread_t t;
+  int rc = create(&t, &attr, os_thread_start, &st);
+  pthread_sigmask(SIG_SETMASK, &old, NULL);
+  pthread_attr_destroy(&attr);
+  while (rc == 0 && !atomic_load_explicit(&st.taken, memory_order_acquire))
+    sched_yield();
+  return rc;
 }

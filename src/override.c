@@ -8,6 +8,9 @@
 // libraries, then libraries in link order, before libc. glibc's own internal
 // allocations (strdup, fopen, ...) call malloc through the PLT and so reach
 // gomem too; __libc_* names cover code that asks for glibc's entry points.
+#include <dlfcn.h>
+#include <sched.h>
+#include <stdarg.h>
 #include <unistd.h>
 
 #include "internal.h"
@@ -43,6 +46,34 @@ GM_EXPORT void *__libc_pvalloc(size_t size) {
 GM_EXPORT int malloc_trim(size_t pad) {
   (void)pad;
   return gm_release_memory() > 0;
+}
+
+// clone: a thread that will share its parent's TLS (CLONE_VM without
+// CLONE_SETTLS or CLONE_VFORK) must not share its cache (mcache.c). The
+// optional arguments are read whatever the flags: the C library's clone
+// passes them on in registers the same way.
+typedef int (*clone_fn)(int (*)(void *), void *, int, void *, ...);
+
+GM_EXPORT int clone(int (*fn)(void *), void *stack, int flags, void *arg, ...) {
+  static _Atomic(clone_fn) real;
+  clone_fn f = atomic_load_explicit(&real, memory_order_acquire);
+  if (f == NULL) {
+    f = __extension__(clone_fn) dlsym(RTLD_NEXT, "clone");
+    if (f == NULL) {
+      errno = ENOSYS;
+      return -1;
+    }
+    atomic_store_explicit(&real, f, memory_order_release);
+  }
+  va_list ap;
+  va_start(ap, arg);
+  pid_t *ptid = va_arg(ap, pid_t *);
+  void *tls = va_arg(ap, void *);
+  pid_t *ctid = va_arg(ap, pid_t *);
+  va_end(ap);
+  if ((flags & CLONE_VM) && !(flags & (CLONE_SETTLS | CLONE_VFORK)))
+    mcache_share_tls();
+  return f(fn, stack, flags, arg, ptid, tls, ctid);
 }
 
 #endif

@@ -51,6 +51,24 @@ static inline void fill(void *p, size_t size, uint64_t seed) {
     ((unsigned char *)p)[i] = (unsigned char)(seed + i);
 }
 
+// intact reports whether p still holds what fill(p, size, seed) wrote.
+__attribute__((unused)) static int intact(const void *p, size_t size, uint64_t seed) {
+  const uint64_t *w = p;
+  for (size_t i = 0; i < size / 8; i++)
+    if (w[i] != pat(seed, i))
+      return 0;
+  for (size_t i = size & ~(size_t)7; i < size; i++)
+    if (((const unsigned char *)p)[i] != (unsigned char)(seed + i))
+      return 0;
+  return 1;
+}
+
+// gc_intact: intact, and inside allocated heap memory (a GC object: a
+// pointer read from a reclaimed object may lead anywhere).
+__attribute__((unused)) static int gc_intact(const void *p, size_t size, uint64_t seed) {
+  return gm_owns(p) && gm_owns((const char *)p + size - 1) && intact(p, size, seed);
+}
+
 // fin_timeout: seconds wait_until waits for a count (tests raise it for slow
 // builds).
 static double fin_timeout = 10;
@@ -62,6 +80,32 @@ static inline uintptr_t hide(const void *p) {
 }
 static inline void *unhide(uintptr_t h) {
   return (void *)~h;
+}
+
+// Sentinel finalizers: a test sets one on each object that must stay
+// reachable, with the number of its case as the argument. One that runs
+// means the collector found a reachable object unreachable (a reclaimed
+// object may still look intact when nothing has reused its memory yet).
+#define SENTINEL_CASES 32
+static _Atomic int sentinel_ran[SENTINEL_CASES];
+
+__attribute__((unused)) static void sentinel(void *obj, void *arg) {
+  (void)obj;
+  atomic_fetch_add(&sentinel_ran[(uintptr_t)arg % SENTINEL_CASES], 1);
+}
+
+// make_guarded returns hide(p) for a new gm_alloc object of size, filled
+// from seed, with a sentinel for case c.
+__attribute__((noinline, unused)) static uintptr_t make_guarded(size_t size, uint64_t seed, int c) {
+  void *p = gm_alloc(size);
+  fill(p, size, seed);
+  gm_set_finalizer(p, sentinel, (void *)(uintptr_t)c);
+  return hide(p);
+}
+
+// store_at is a leaf: the pointer passes through a scratch register only.
+__attribute__((noinline, unused)) static void store_at(void *volatile *slot, uintptr_t h) {
+  *slot = unhide(h);
 }
 
 // wait_until waits until *ctr >= target (or fin_timeout), collecting
@@ -95,12 +139,6 @@ __attribute__((noinline, unused)) static void churn(size_t bytes) {
     p[n / 8 - 1] = 0xDEADBEEFDEADBEEFull;
     done += n;
   }
-}
-
-// report prints one case's verdict.
-__attribute__((unused)) static void report(const char *name, int ok) {
-  printf("%-60s %s\n", name, ok ? "ok" : "FAIL");
-  fflush(stdout);
 }
 
 #endif // GOMEM_TEST_GC_H

@@ -27,14 +27,12 @@
 #include <time.h>
 
 #include "gomem.h"
-#define TEST_TSAN_NO_DEADLOCKS // see test.h
 #include "test.h"
 #include "test_gc.h"
 
 #ifndef GOMEM_SANITIZE
 #define GOMEM_SANITIZE ""
 #endif
-
 
 #define MiB (1024.0 * 1024.0)
 
@@ -106,8 +104,7 @@ static void test_stats(void) {
   if (!env_gogc)
     CHECKF(prev == 100, "gm_set_gc_percent: previous value %d, want the default 100", prev);
   gm_stats(&s1);
-  CHECKF(s1.gc_percent == -1, "gc_percent %" PRId64 " after gm_set_gc_percent(-1)",
-         s1.gc_percent);
+  CHECKF(s1.gc_percent == -1, "gc_percent %" PRId64 " after gm_set_gc_percent(-1)", s1.gc_percent);
 
   // A known live set: 128 objects of 64 KiB (8 MiB), held from a global.
   const uint64_t live = 128u * 65536u;
@@ -128,8 +125,9 @@ static void test_stats(void) {
   CHECKF(s2.pause_total_ns > 0 && pause > 0 && pause <= t1 - t0,
          "pause_total_ns %" PRIu64 " -> %" PRIu64 " over a gm_collect of %" PRIu64 " ns",
          s1.pause_total_ns, s2.pause_total_ns, t1 - t0);
-  CHECKF(last == pause, "pause_ns[(num_gc + 255) %% 256] = %" PRIu64 ", pause_total_ns grew %" PRIu64,
-         last, pause);
+  CHECKF(last == pause,
+         "pause_ns[(num_gc + 255) %% 256] = %" PRIu64 ", pause_total_ns grew %" PRIu64, last,
+         pause);
   CHECKF(s2.last_gc_ns >= t0 && s2.last_gc_ns <= t1,
          "last_gc_ns %" PRIu64 " not within the gm_collect call [%" PRIu64 ", %" PRIu64 "]",
          s2.last_gc_ns, t0, t1);
@@ -231,8 +229,8 @@ static int obj_ok(const uint64_t *p, uint64_t seed) {
 }
 
 typedef struct live_set {
-  uint64_t **obj;  // gm_alloc'ed: scanned
-  uint64_t *seed;  // malloc'ed
+  uint64_t **obj; // gm_alloc'ed: scanned
+  uint64_t *seed; // malloc'ed
   int n;
   uint64_t bytes;
 } live_set_t;
@@ -316,8 +314,8 @@ static uint64_t total_bytes(void) {
 
 static void print_result(FILE *f, const result_t *r) {
   fprintf(f,
-          "peak_inuse=%" PRIu64 " peak_rss_kb=%ld base_rss_kb=%ld num_gc=%" PRIu64
-          " live=%" PRIu64 " allocated=%" PRIu64 " bad=%d seconds=%.2f\n",
+          "peak_inuse=%" PRIu64 " peak_rss_kb=%ld base_rss_kb=%ld num_gc=%" PRIu64 " live=%" PRIu64
+          " allocated=%" PRIu64 " bad=%d seconds=%.2f\n",
           r->peak_inuse, r->peak_rss_kb, r->base_rss_kb, r->num_gc, r->live, r->allocated, r->bad,
           r->seconds);
 }
@@ -359,8 +357,9 @@ static int check_result(const result_t *r, int gogc) {
   if (step < 4 * MiB * gogc / 100.0)
     step = 4 * MiB * gogc / 100.0;
   uint64_t want = (uint64_t)((double)r->allocated / step / 2);
-  CHECKF(r->num_gc >= want, "GOGC %d: %" PRIu64 " collections for %.0f MiB allocated, want %" PRIu64,
-         gogc, r->num_gc, (double)r->allocated / MiB, want);
+  CHECKF(r->num_gc >= want,
+         "GOGC %d: %" PRIu64 " collections for %.0f MiB allocated, want %" PRIu64, gogc, r->num_gc,
+         (double)r->allocated / MiB, want);
   ok &= r->num_gc >= want;
   return ok;
 }
@@ -401,8 +400,8 @@ int main(int argc, char **argv) {
     // itself (20 MiB); ask for a quarter of it.
     double margin = (double)res[1].live / 4;
     CHECKF((double)res[1].peak_inuse + margin <= (double)res[2].peak_inuse,
-           "peak heap in use: GOGC=50 %.1f MiB, GOGC=200 %.1f MiB",
-           (double)res[1].peak_inuse / MiB, (double)res[2].peak_inuse / MiB);
+           "peak heap in use: GOGC=50 %.1f MiB, GOGC=200 %.1f MiB", (double)res[1].peak_inuse / MiB,
+           (double)res[2].peak_inuse / MiB);
     if (!slow)
       CHECKF((double)res[1].peak_rss_kb * 1024 + margin <= (double)res[2].peak_rss_kb * 1024,
              "peak RSS: GOGC=50 %.1f MiB, GOGC=200 %.1f MiB", (double)res[1].peak_rss_kb / 1024,

@@ -31,7 +31,6 @@
 #include <time.h>
 
 #include "gomem.h"
-#define TEST_TSAN_NO_DEADLOCKS // see test.h
 #include "test.h"
 #include "test_gc.h"
 
@@ -44,16 +43,6 @@ static pthread_t main_thread;
 
 // ---------------------------------------------------------------------------
 // Helpers (the common ones are in test_gc.h)
-
-static int intact(const void *p, size_t size, uint64_t seed) {
-  const uint64_t *w = p;
-  if (!gm_owns(p))
-    return 0;
-  for (size_t i = 0; i < size / 8; i++)
-    if (w[i] != pat(seed, i))
-      return 0;
-  return 1;
-}
 
 // settle: a few more cycles, with time for the finalizer thread to run what
 // they queue.
@@ -73,7 +62,9 @@ static void expect_abort(const char *name, void (*fn)(void)) {
   int aborted = !o.timed_out && WIFSIGNALED(o.status) && WTERMSIG(o.status) == SIGABRT;
   int named = strncmp(o.err, "gomem:", 6) == 0 || strstr(o.err, "\ngomem:") != NULL;
   CHECKF(aborted && named, "%s: want SIGABRT and a \"gomem:\" line; got %s, stderr \"%s\"", name,
-         o.timed_out ? "a timeout" : WIFSIGNALED(o.status) ? strsignal(WTERMSIG(o.status)) : "an exit",
+         o.timed_out             ? "a timeout"
+         : WIFSIGNALED(o.status) ? strsignal(WTERMSIG(o.status))
+                                 : "an exit",
          o.err);
   report(name, aborted && named);
 }
@@ -84,7 +75,9 @@ static void expect_clean(const char *name, void (*fn)(void)) {
   int ok = !o.timed_out && WIFEXITED(o.status) && WEXITSTATUS(o.status) == 0 &&
            strstr(o.err, "gomem") == NULL;
   CHECKF(ok, "%s: want a clean exit; got %s %d, stderr \"%s\"", name,
-         o.timed_out ? "timeout" : WIFSIGNALED(o.status) ? "signal" : "exit",
+         o.timed_out             ? "timeout"
+         : WIFSIGNALED(o.status) ? "signal"
+                                 : "exit",
          WIFSIGNALED(o.status) ? WTERMSIG(o.status) : WEXITSTATUS(o.status), o.err);
   report(name, ok);
 }
@@ -173,7 +166,7 @@ static void once_fn(void *obj, void *arg) {
   if (pthread_equal(pthread_self(), main_thread))
     atomic_fetch_add(&once_wrong_thread, 1);
   size_t body = o->size - sizeof *o;
-  if (!intact(o->body, body, idx) || !intact(o->kid, sizeof(kid_t), idx + 1000000))
+  if (!gc_intact(o->body, body, idx) || !gc_intact(o->kid, sizeof(kid_t), idx + 1000000))
     atomic_fetch_add(&once_bad_contents, 1);
   if (idx < MAX_ONCE)
     atomic_fetch_add(&once_calls[idx], 1);
@@ -250,7 +243,7 @@ static void rearm_fn(void *obj, void *arg) {
 static void res_fn(void *obj, void *arg) {
   fobj_t *o = obj;
   uint64_t idx = (uintptr_t)arg - 1;
-  if (idx >= NRES || o->idx != idx || !intact(o->kid, sizeof(kid_t), idx + 1000000))
+  if (idx >= NRES || o->idx != idx || !gc_intact(o->kid, sizeof(kid_t), idx + 1000000))
     atomic_fetch_add(&res_bad_contents, 1);
   if (idx < NRES) {
     atomic_fetch_add(&res_calls[idx], 1);
@@ -275,8 +268,9 @@ NOINLINE static void drop_res(int first, int n) {
 
 static int res_intact(int i) {
   fobj_t *o = __atomic_load_n(&resurrected[i], __ATOMIC_ACQUIRE);
-  return o != NULL && o->idx == (uint64_t)i && intact(o->body, RES_SIZE - sizeof *o, (uint64_t)i) &&
-         intact(o->kid, sizeof(kid_t), (uint64_t)i + 1000000);
+  return o != NULL && o->idx == (uint64_t)i &&
+         gc_intact(o->body, RES_SIZE - sizeof *o, (uint64_t)i) &&
+         gc_intact(o->kid, sizeof(kid_t), (uint64_t)i + 1000000);
 }
 
 static uint64_t live_after_collect(void) {
@@ -317,8 +311,8 @@ static void test_resurrect(void) {
   CHECKF(again == 0, "%d resurrected objects finalized again while reachable", again);
   long early = atomic_load(&rearm_total);
   CHECKF(early == 0, "%ld re-armed finalizers ran while their objects were reachable", early);
-  report("resurrected objects stay intact, not finalized again", bad == 0 && again == 0 &&
-                                                                      early == 0);
+  report("resurrected objects stay intact, not finalized again",
+         bad == 0 && again == 0 && early == 0);
 
   // Drop them all again: the live heap shrinks by (nearly) all of them; the
   // re-armed ones are finalized a second time (by their new finalizer), the
@@ -421,7 +415,7 @@ static void order_fn(void *obj, void *arg) {
   if (lv < 2 && atomic_load(&order_done[i * 3 + lv + 1]))
     atomic_fetch_add(&order_violations, 1); // the one it points at ran first
   if (lv < 2 && (l->next == NULL || l->next->idx != i || l->next->level != lv + 1 ||
-                 !intact(l->next->body, sizeof l->next->body, i * 3 + lv + 1)))
+                 !gc_intact(l->next->body, sizeof l->next->body, i * 3 + lv + 1)))
     atomic_fetch_add(&order_bad_next, 1);
   atomic_store(&order_done[i * 3 + lv], 1);
   atomic_fetch_add(&order_total[lv < 3 ? lv : 0], 1);
@@ -456,9 +450,9 @@ static void test_order(void) {
   CHECKF(atomic_load(&order_bad_next) == 0,
          "%ld finalizers found the next object of the chain damaged",
          (long)atomic_load(&order_bad_next));
-  report("finalizers of A -> B -> C run in that order",
-         a >= n * 95 / 100 && b >= n * 90 / 100 && c >= n * 85 / 100 && !order_violations &&
-             !order_bad_next);
+  report("finalizers of A -> B -> C run in that order", a >= n * 95 / 100 && b >= n * 90 / 100 &&
+                                                            c >= n * 85 / 100 &&
+                                                            !order_violations && !order_bad_next);
 }
 
 // ---------------------------------------------------------------------------

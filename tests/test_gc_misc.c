@@ -35,7 +35,6 @@
 #include <time.h>
 
 #include "gomem.h"
-#define TEST_TSAN_NO_DEADLOCKS // see test.h
 #define TEST_CHILD_TIMEOUT_MS 30000
 #include "test.h"
 #include "test_gc.h"
@@ -48,14 +47,6 @@ static int slow, valgrind;
 
 // ---------------------------------------------------------------------------
 // Helpers (the common ones are in test_gc.h)
-
-static int intact(const void *p, size_t size, uint64_t seed) {
-  const uint64_t *w = p;
-  for (size_t i = 0; i < size / 8; i++)
-    if (w[i] != pat(seed, i))
-      return 0;
-  return 1;
-}
 
 static _Atomic long fin_count;
 static void count_fin(void *obj, void *arg) {
@@ -73,7 +64,9 @@ static int expect_abort(const char *name, void (*fn)(void), const char *msg) {
   int aborted = !o.timed_out && WIFSIGNALED(o.status) && WTERMSIG(o.status) == SIGABRT;
   int named = strstr(o.err, msg) != NULL;
   CHECKF(aborted && named, "%s: want SIGABRT and \"%s\"; got %s, stderr \"%s\"", name, msg,
-         o.timed_out ? "a timeout" : WIFSIGNALED(o.status) ? strsignal(WTERMSIG(o.status)) : "an exit",
+         o.timed_out             ? "a timeout"
+         : WIFSIGNALED(o.status) ? strsignal(WTERMSIG(o.status))
+                                 : "an exit",
          o.err);
   report(name, aborted && named);
   return aborted && named;
@@ -85,7 +78,9 @@ static int expect_clean(const char *name, void (*fn)(void)) {
   int ok = !o.timed_out && WIFEXITED(o.status) && WEXITSTATUS(o.status) == 0 &&
            strstr(o.err, "gomem") == NULL;
   CHECKF(ok, "%s: want a clean exit; got %s %d, stderr \"%s\"", name,
-         o.timed_out ? "timeout" : WIFSIGNALED(o.status) ? "signal" : "exit",
+         o.timed_out             ? "timeout"
+         : WIFSIGNALED(o.status) ? "signal"
+                                 : "exit",
          WIFSIGNALED(o.status) ? WTERMSIG(o.status) : WEXITSTATUS(o.status), o.err);
   report(name, ok);
   return ok;
@@ -167,7 +162,8 @@ static void test_free_reuse(void) {
   alloc_free_loop(n / 1000, 1 << 20);
   alloc_free_loop(n / 1000, 100000);
   gm_stats(&s1);
-  double allocated = (double)n * 64 + (double)n / 4 * 1000 + (double)n / 1000 * ((1 << 20) + 100000);
+  double allocated =
+      (double)n * 64 + (double)n / 4 * 1000 + (double)n / 1000 * ((1 << 20) + 100000);
   int flat = s1.heap_inuse <= s0.heap_inuse + (4u << 20);
   CHECKF(flat, "heap in use %" PRIu64 " -> %" PRIu64 " after allocating and freeing %.0f MiB",
          s0.heap_inuse, s1.heap_inuse, allocated / (1 << 20));
@@ -199,16 +195,16 @@ static void test_free_reuse(void) {
   CHECKF(bad == 0, "%d of %d objects damaged", bad, m);
   v = NULL;
   gm_set_gc_percent(old);
-  report("gm_free of GC objects: memory reused without a collection", flat && paced && reused &&
-                                                                          bad == 0);
+  report("gm_free of GC objects: memory reused without a collection",
+         flat && paced && reused && bad == 0);
 }
 
 // ---------------------------------------------------------------------------
 // malloc and the collector
 
 typedef struct mixed {
-  void *gc;       // a GC object (kept by this one: it is a GC object too)
-  char *mal;      // a malloc'ed block
+  void *gc;  // a GC object (kept by this one: it is a GC object too)
+  char *mal; // a malloc'ed block
   uint64_t seed;
   size_t gc_size, mal_size;
 } mixed_t;
@@ -376,8 +372,8 @@ static void test_realloc(void) {
   usleep(20000);
   long scan_kids = atomic_load(&kid_fin_scan);
   CHECKF(noscan_kids >= nh * 8 * 95 / 100,
-         "%ld of %d objects pointed to only by gm_realloc'ed noscan objects finalized",
-         noscan_kids, nh * 8);
+         "%ld of %d objects pointed to only by gm_realloc'ed noscan objects finalized", noscan_kids,
+         nh * 8);
   CHECKF(scan_kids == 0, "%ld objects pointed to by gm_realloc'ed scanned objects finalized",
          scan_kids);
   int bad = 0;
@@ -508,11 +504,12 @@ static void test_gctrace(void) {
   int st = test_run_self("gctrace", "GOMEM_GCTRACE=1", 2, out, sizeof out);
   CHECKF(st == 0, "GOMEM_GCTRACE=1 child: status %d", st);
   regex_t re;
-  int rc = regcomp(&re,
-                   "^gc ([0-9]+) @([0-9]+\\.[0-9]+)s ([0-9]+)%: ([0-9]+\\.[0-9]+)\\+([0-9]+\\.[0-9]+)"
-                   "\\+([0-9]+\\.[0-9]+) ms clock, ([0-9]+)->([0-9]+)->([0-9]+) MB, ([0-9]+) MB goal, "
-                   "([0-9]+) P$",
-                   REG_EXTENDED);
+  int rc =
+      regcomp(&re,
+              "^gc ([0-9]+) @([0-9]+\\.[0-9]+)s ([0-9]+)%: ([0-9]+\\.[0-9]+)\\+([0-9]+\\.[0-9]+)"
+              "\\+([0-9]+\\.[0-9]+) ms clock, ([0-9]+)->([0-9]+)->([0-9]+) MB, ([0-9]+) MB goal, "
+              "([0-9]+) P$",
+              REG_EXTENDED);
   CHECK(rc == 0);
   long lines = 0, bad = 0, expect_n = 1, num_gc = -1;
   double last_t = -1;
@@ -584,8 +581,7 @@ int main(int argc, char **argv) {
   // Children first, while this process has no collector threads.
   expect_clean("gm_free of GC objects once (control)", free_once_ok);
   expect_abort("double gm_free of a small GC object", double_free_gc_small, "gomem: double free");
-  expect_abort("double gm_free of a noscan GC object", double_free_gc_noscan,
-               "gomem: double free");
+  expect_abort("double gm_free of a noscan GC object", double_free_gc_noscan, "gomem: double free");
   expect_abort("double gm_free of a large GC object", double_free_gc_large, "gomem: double free");
   expect_abort("double gm_free after a collection", double_free_gc_after_collect,
                "gomem: double free");

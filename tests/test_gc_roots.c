@@ -50,38 +50,18 @@ void gclib_set(int which, void *p);
 void *gclib_get(int which);
 void *gclib_slot_addr(int which);
 
-static int slow;               // sanitizer, valgrind or validating build
-static int rounds = 24;        // collections per survival case
-static size_t churn_bytes;     // garbage allocated before each of them
+static int slow;           // sanitizer, valgrind or validating build
+static int rounds = 24;    // collections per survival case
+static size_t churn_bytes; // garbage allocated before each of them
 
 // ---------------------------------------------------------------------------
 // Helpers (the common ones are in test_gc.h)
 
-static int intact(const void *p, size_t size, uint64_t seed) {
-  const uint64_t *w = p;
-  if (!gm_owns(p) || !gm_owns((const char *)p + size - 1)) // read from a reclaimed object
-    return 0;
-  for (size_t i = 0; i < size / 8; i++)
-    if (w[i] != pat(seed, i))
-      return 0;
-  for (size_t i = size & ~(size_t)7; i < size; i++)
-    if (((const unsigned char *)p)[i] != (unsigned char)(seed + i))
-      return 0;
-  return 1;
-}
-
-// Sentinel finalizers: set on objects that must stay reachable. One running
-// means the collector found a reachable object unreachable.
+// Sentinel finalizers (test_gc.h): set on objects that must stay reachable.
 #define NCASES 16
-static const char *case_names[NCASES] = {"stack",  "registers", "globals", "shared library",
-                                         "gm_add_roots", "heap links", "chain", "tiny"};
+static const char *case_names[NCASES] = {"stack",        "registers",  "globals", "shared library",
+                                         "gm_add_roots", "heap links", "chain",   "tiny"};
 enum { C_STACK, C_REGS, C_GLOBALS, C_SHLIB, C_ADDROOTS, C_HEAP, C_CHAIN, C_TINY };
-static _Atomic int wrongly_finalized[NCASES];
-
-static void sentinel(void *obj, void *arg) {
-  (void)obj;
-  atomic_fetch_add(&wrongly_finalized[(uintptr_t)arg % NCASES], 1);
-}
 
 // guard sets the sentinel on a new object (after checking it is allocated:
 // gm_set_finalizer would abort on a free one).
@@ -143,11 +123,6 @@ NOINLINE static uintptr_t make_hidden(size_t size, uint64_t seed, size_t off, in
   return hide(p + off);
 }
 
-// store_at is a leaf: the pointer passes through a scratch register only.
-NOINLINE static void store_at(void *volatile *slot, uintptr_t h) {
-  *slot = unhide(h);
-}
-
 // alloc_into stores p + off for a new object into *slot, and nowhere else:
 // the stack the allocation used is cleared before the pointer is revealed.
 NOINLINE static void alloc_into_off(void *volatile *slot, size_t size, uint64_t seed, size_t off,
@@ -175,7 +150,7 @@ NOINLINE static int stack_deep(int depth) {
   void *volatile slot = NULL;
   alloc_into(&slot, 200, 11, C_STACK);
   deep(depth, 200, 11);
-  int ok = intact(slot, 200, 11);
+  int ok = gc_intact(slot, 200, 11);
   unguard(ok, slot);
   return ok;
 }
@@ -186,8 +161,8 @@ NOINLINE static void case_stack(void) {
   alloc_into(&slot[1], 3000, 2, C_STACK);
   alloc_into(&slot[2], 300000, 3, C_STACK); // large
   survive();
-  int ok0 = intact(slot[0], 48, 1), ok1 = intact(slot[1], 3000, 2),
-      ok2 = intact(slot[2], 300000, 3);
+  int ok0 = gc_intact(slot[0], 48, 1), ok1 = gc_intact(slot[1], 3000, 2),
+      ok2 = gc_intact(slot[2], 300000, 3);
   CHECKF(ok0 && ok1 && ok2, "objects on the stack: %d %d %d intact", ok0, ok1, ok2);
   unguard(ok0, slot[0]);
   unguard(ok1, slot[1]);
@@ -200,7 +175,7 @@ NOINLINE static void case_stack(void) {
   alloc_into(&big[0], 64, 4, C_STACK);
   alloc_into(&big[16383], 64, 5, C_STACK);
   survive();
-  int oka = intact(big[0], 64, 4), okb = intact(big[16383], 64, 5);
+  int oka = gc_intact(big[0], 64, 4), okb = gc_intact(big[16383], 64, 5);
   CHECKF(oka && okb, "objects at the ends of a stack array: %d %d", oka, okb);
   unguard(oka, big[0]);
   unguard(okb, big[16383]);
@@ -223,28 +198,28 @@ void gct_churn(void) {
 // register and the collector), and returns the register's content hidden
 // again.
 #define HOLD_FN(reg)                                                                               \
-  __asm__(".text\n"                                                                               \
-          ".p2align 4\n"                                                                          \
-          ".globl gct_hold_" #reg "\n"                                                            \
-          ".hidden gct_hold_" #reg "\n"                                                           \
-          ".type gct_hold_" #reg ",@function\n"                                                   \
-          "gct_hold_" #reg ":\n"                                                                  \
-          "  push %" #reg "\n"                                                                    \
-          "  sub $16, %rsp\n"                                                                     \
-          "  mov %rsi, (%rsp)\n"                                                                  \
-          "  mov %rdi, %" #reg "\n"                                                               \
-          "  not %" #reg "\n"                                                                     \
-          "1:\n"                                                                                  \
-          "  call gct_churn\n"                                                                    \
-          "  call gm_collect\n"                                                                   \
-          "  decq (%rsp)\n"                                                                       \
-          "  jnz 1b\n"                                                                            \
-          "  mov %" #reg ", %rax\n"                                                               \
-          "  not %rax\n"                                                                          \
-          "  add $16, %rsp\n"                                                                     \
-          "  pop %" #reg "\n"                                                                     \
-          "  ret\n"                                                                               \
-          ".size gct_hold_" #reg ", .-gct_hold_" #reg "\n");                                      \
+  __asm__(".text\n"                                                                                \
+          ".p2align 4\n"                                                                           \
+          ".globl gct_hold_" #reg "\n"                                                             \
+          ".hidden gct_hold_" #reg "\n"                                                            \
+          ".type gct_hold_" #reg ",@function\n"                                                    \
+          "gct_hold_" #reg ":\n"                                                                   \
+          "  push %" #reg "\n"                                                                     \
+          "  sub $16, %rsp\n"                                                                      \
+          "  mov %rsi, (%rsp)\n"                                                                   \
+          "  mov %rdi, %" #reg "\n"                                                                \
+          "  not %" #reg "\n"                                                                      \
+          "1:\n"                                                                                   \
+          "  call gct_churn\n"                                                                     \
+          "  call gm_collect\n"                                                                    \
+          "  decq (%rsp)\n"                                                                        \
+          "  jnz 1b\n"                                                                             \
+          "  mov %" #reg ", %rax\n"                                                                \
+          "  not %rax\n"                                                                           \
+          "  add $16, %rsp\n"                                                                      \
+          "  pop %" #reg "\n"                                                                      \
+          "  ret\n"                                                                                \
+          ".size gct_hold_" #reg ", .-gct_hold_" #reg "\n");                                       \
   uintptr_t gct_hold_##reg(uintptr_t hidden, long n);
 HOLD_FN(rbx)
 HOLD_FN(rbp)
@@ -274,7 +249,7 @@ NOINLINE static int through(char *p, size_t size, uint64_t seed, int depth) {
     return r;
   }
   survive();
-  return intact(p, size, seed);
+  return gc_intact(p, size, seed);
 }
 
 NOINLINE static int case_through(void) {
@@ -295,7 +270,7 @@ NOINLINE static void case_registers(void) {
     clear_stack();
     uintptr_t back = holds[i].fn(h, rounds);
     char *p = (char *)unhide(back) - holds[i].off;
-    int ok = back == h && intact(p, holds[i].size, seed);
+    int ok = back == h && gc_intact(p, holds[i].size, seed);
     CHECKF(ok, "object (%zu bytes) held only in %s (pointer at +%zu) not intact", holds[i].size,
            holds[i].reg, holds[i].off);
     unguard(ok, p);
@@ -319,8 +294,8 @@ NOINLINE static void case_globals(void) {
   alloc_into(&g_bss, 70000, 22, C_GLOBALS);
   alloc_into_off(&g_bss_interior, 800, 23, 400, C_GLOBALS);
   survive();
-  int ok0 = intact(g_data, 40, 21), ok1 = intact(g_bss, 70000, 22),
-      ok2 = intact((char *)g_bss_interior - 400, 800, 23);
+  int ok0 = gc_intact(g_data, 40, 21), ok1 = gc_intact(g_bss, 70000, 22),
+      ok2 = gc_intact((char *)g_bss_interior - 400, 800, 23);
   CHECKF(ok0 && ok1 && ok2, "objects in globals: .data %d, .bss %d, .bss interior %d", ok0, ok1,
          ok2);
   unguard(ok0, g_data);
@@ -344,7 +319,7 @@ NOINLINE static void case_shlib(void) {
   lib_store(0, 96, 31);
   lib_store(1, 50000, 32);
   survive();
-  int ok0 = intact(gclib_get(0), 96, 31), ok1 = intact(gclib_get(1), 50000, 32);
+  int ok0 = gc_intact(gclib_get(0), 96, 31), ok1 = gc_intact(gclib_get(1), 50000, 32);
   CHECKF(ok0 && ok1, "objects in a shared library's globals: .data %d, .bss %d", ok0, ok1);
   unguard(ok0, gclib_get(0));
   unguard(ok1, gclib_get(1));
@@ -364,7 +339,7 @@ NOINLINE static void case_add_roots(void) {
   CHECKF(r == 0, "gm_add_roots returned %d", r);
   alloc_into((void *volatile *)&blk[200], 1000, 41, C_ADDROOTS);
   survive();
-  int ok = intact((void *)blk[200], 1000, 41);
+  int ok = gc_intact((void *)blk[200], 1000, 41);
   CHECKF(ok, "object held by a gm_add_roots range not intact");
   unguard(ok, (void *)blk[200]);
   gm_remove_roots(blk, blk + 512);
@@ -433,12 +408,18 @@ NOINLINE static void build_parent(void) {
 static char *child_base(int i) {
   parent_t *p = g_parent;
   switch (i) {
-  case 0: return p->start;
-  case 1: return p->inside - 24;
-  case 2: return p->last - (child_size[2] - 1);
-  case 3: return p->large_in - 700000;
-  case 4: return p->large_end - (child_size[4] - 1);
-  default: return *(char **)(p->big + big_off[i - 5]);
+  case 0:
+    return p->start;
+  case 1:
+    return p->inside - 24;
+  case 2:
+    return p->last - (child_size[2] - 1);
+  case 3:
+    return p->large_in - 700000;
+  case 4:
+    return p->large_end - (child_size[4] - 1);
+  default:
+    return *(char **)(p->big + big_off[i - 5]);
   }
 }
 
@@ -447,11 +428,16 @@ NOINLINE static void case_heap_links(void) {
   clear_stack();
   survive();
   int all = 1, ok[8];
-  static const char *what[8] = {"start",       "interior +24",     "last byte",
-                                "large +700000", "large last byte", "2 MiB object at 0",
-                                "2 MiB object at 1 MiB + 8", "2 MiB object at its end"};
+  static const char *what[8] = {"start",
+                                "interior +24",
+                                "last byte",
+                                "large +700000",
+                                "large last byte",
+                                "2 MiB object at 0",
+                                "2 MiB object at 1 MiB + 8",
+                                "2 MiB object at its end"};
   for (int i = 0; i < 8; i++) {
-    ok[i] = intact(child_base(i), child_size[i], 50 + (uint64_t)i);
+    ok[i] = gc_intact(child_base(i), child_size[i], 50 + (uint64_t)i);
     CHECKF(ok[i], "child reached through a pointer to its %s not intact", what[i]);
     all &= ok[i];
   }
@@ -547,7 +533,7 @@ static void mark_ends(char *p, size_t size, uint64_t seed) {
   fill(p + tail_off(size), 16, seed + 1);
 }
 static int ends_ok(const char *p, size_t size, uint64_t seed) {
-  return intact(p, 16, seed) && intact(p + tail_off(size), 16, seed + 1);
+  return gc_intact(p, 16, seed) && gc_intact(p + tail_off(size), 16, seed + 1);
 }
 static int ends_zero(const char *p, size_t size) {
   static const char zero[16];
@@ -672,7 +658,8 @@ NOINLINE static void case_tiny(void) {
   }
   CHECKF(bad == 0, "%d of %d tiny objects not intact", bad, n);
   g_tiny = NULL;
-  report("tiny objects: distinct, aligned, zeroed, kept", !misaligned && !dirty && !overlaps && !bad);
+  report("tiny objects: distinct, aligned, zeroed, kept",
+         !misaligned && !dirty && !overlaps && !bad);
 }
 
 // ---------------------------------------------------------------------------
@@ -758,8 +745,8 @@ NOINLINE static void case_not_roots(void) {
   void **m = malloc((size_t)n * sizeof *m);
   drop_finalizable(F_MALLOC, n, 48, m);
   got = wait_until(&fin_count[F_MALLOC], n * 95 / 100);
-  CHECKF(got >= n * 95 / 100, "objects pointed to from malloc'ed memory: %ld of %d finalized",
-         got, n);
+  CHECKF(got >= n * 95 / 100, "objects pointed to from malloc'ed memory: %ld of %d finalized", got,
+         n);
   report("malloc'ed memory keeps nothing alive", got >= n * 95 / 100);
   free(m);
   // Pointers only in a live gm_alloc_noscan object.
@@ -802,7 +789,7 @@ int main(void) {
   }
   int wrong = 0;
   for (int c = 0; c < NCASES; c++) {
-    int k = atomic_load(&wrongly_finalized[c]);
+    int k = atomic_load(&sentinel_ran[c]);
     CHECKF(k == 0, "%d reachable objects of case \"%s\" were finalized", k,
            case_names[c] ? case_names[c] : "?");
     wrong += k;

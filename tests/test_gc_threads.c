@@ -35,13 +35,11 @@
 #include <time.h>
 
 #include "gomem.h"
-#define TEST_TSAN_NO_DEADLOCKS // see test.h
 #include "test.h"
 
 #ifndef GOMEM_SANITIZE
 #define GOMEM_SANITIZE ""
 #endif
-
 
 #define NOINLINE __attribute__((noinline))
 #define NWORKERS 4
@@ -106,7 +104,7 @@ typedef struct tnode {
 
 static size_t lnode_size(uint64_t val) {
   if (val % 509 == 0)
-    return 40000; // a large object now and then
+    return 40000;                                       // a large object now and then
   return sizeof(lnode_t) + 8 + (size_t)(val % 16) * 24; // the last word is not chk
 }
 
@@ -140,8 +138,8 @@ static tnode_t *tree_insert(tnode_t *t, uint64_t key) {
 
 // tree_check returns the subtree's key sum (count in *count), complaining
 // about a wrong sum or order.
-static uint64_t tree_check(const tnode_t *t, uint64_t lo, uint64_t hi, uint64_t *count,
-                           int depth, int *bad) {
+static uint64_t tree_check(const tnode_t *t, uint64_t lo, uint64_t hi, uint64_t *count, int depth,
+                           int *bad) {
   if (t == NULL || *bad)
     return 0;
   if (depth > 200 || t->key < lo || t->key > hi) {

@@ -1,5 +1,5 @@
 // test_stw: thread registration, stopping the world, thread and data roots
-// (proc.c), driven directly through proc_*.
+// (stw.c, roots.c), driven directly through stw_* and roots_*.
 //
 // Worker threads, all started with pthread_create (gomem's wrapper registers
 // them):
@@ -12,7 +12,7 @@
 //   create  creates and joins short-lived threads (some end in pthread_exit)
 // The main thread stops and restarts the world many times. While stopped:
 // every counter stays put for a millisecond, no thread is inside a critical
-// section, the registered-thread count does not change, proc_thread_roots
+// section, the registered-thread count does not change, roots_threads
 // reports for each worker a range holding the address of one of its locals,
 // and the spinner's magic register values are found in ranges other than the
 // caller's own. Some rounds are run by another registered thread (the main
@@ -37,8 +37,8 @@
 #include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
-#include <string.h>
 #include <stdio.h>
+#include <string.h>
 #include <sys/syscall.h>
 #include <sys/time.h>
 #include <time.h>
@@ -55,6 +55,10 @@
 #endif
 
 #include "internal.h"
+#include "interpose.h"
+#include "mgc.h"
+#include "roots.h"
+#include "stw.h"
 #include "test.h"
 
 #ifndef GOMEM_SANITIZE
@@ -341,7 +345,7 @@ static void *watchdog(void *arg) {
 }
 
 // ---------------------------------------------------------------------------
-// Ranges reported by proc_*_roots
+// Ranges reported by roots_*
 
 #define MAX_RANGES 4096
 typedef struct ranges {
@@ -411,7 +415,7 @@ typedef struct round_stats {
   int no_magic;           // a magic register value not found
   int self_missing;       // the caller's own frame not covered
   int in_cs;              // a thread parked inside a critical section
-  int count_changed;      // proc_thread_count changed while stopped
+  int count_changed;      // threads_count changed while stopped
   int main_missing;       // (other stoppers) the main thread's local not covered
   int wd_ran;             // rounds in which the internal watchdog kept running
 } round_stats_t;
@@ -446,7 +450,7 @@ static void check_magic(round_stats_t *st, const ranges_t *rs, long self) {
 static void stopped_round(round_stats_t *st, uintptr_t main_local) {
   volatile int here = 0;
   long before[NWORKERS];
-  size_t n0 = proc_thread_count();
+  size_t n0 = threads_count();
   long wd0 = atomic_load(&wd_ticks);
   for (int i = 0; i < NWORKERS; i++)
     before[i] = atomic_load(&w[i].count);
@@ -454,12 +458,12 @@ static void stopped_round(round_stats_t *st, uintptr_t main_local) {
   sleep_us(1000);
   for (int i = 0; i < NWORKERS; i++)
     st->moved[i] += atomic_load(&w[i].count) != before[i];
-  st->count_changed += proc_thread_count() != n0;
+  st->count_changed += threads_count() != n0;
   st->wd_ran += atomic_load(&wd_ticks) != wd0;
 
   ranges_t *rs = &round_ranges;
   rs->n = 0;
-  proc_thread_roots(collect, rs, 0);
+  roots_threads(collect, rs, 0);
   long self = covering(rs, (uintptr_t)&here, sizeof here);
   st->self_missing += self < 0;
   check_locals(st, rs, self);
@@ -473,9 +477,9 @@ static void stopped_round(round_stats_t *st, uintptr_t main_local) {
 
 static void run_rounds(round_stats_t *st, int n, uintptr_t main_local) {
   for (int r = 0; r < n; r++) {
-    proc_stop_world();
+    stw_stop();
     stopped_round(st, main_local);
-    proc_start_world();
+    stw_start();
     atomic_fetch_add(&progress, 1);
     sleep_us(300);
   }
@@ -532,20 +536,20 @@ static void sleeper_do(int cmd) {
 
 static void test_detach_attach(size_t nreg) {
   sleeper_do(1);
-  CHECK(proc_thread_count() == nreg - 1);
-  proc_stop_world();
+  CHECK(threads_count() == nreg - 1);
+  stw_stop();
   long c0 = atomic_load(&w[W_SLEEP].count);
   sleep_us(20000);
   long c1 = atomic_load(&w[W_SLEEP].count);
   round_ranges.n = 0;
-  proc_thread_roots(collect, &round_ranges, 0);
+  roots_threads(collect, &round_ranges, 0);
   bool seen = covering(&round_ranges, atomic_load(&w[W_SLEEP].local), sizeof(int)) >= 0;
-  proc_start_world();
+  stw_start();
   CHECKF(c1 != c0, "a detached thread was stopped");
   CHECKF(!seen, "a detached thread's stack was reported");
   sleeper_do(2);
   CHECK(atomic_load(&sleep_done) == 2);
-  CHECK(proc_thread_count() == nreg);
+  CHECK(threads_count() == nreg);
   round_stats_t st = {0};
   run_rounds(&st, 5, 0);
   report_rounds("after attach", &st);
@@ -557,13 +561,13 @@ static const char g_ro[] = "read-only";
 static char extra[600][64];
 
 static void data_roots(ranges_t *rs) {
-  proc_roots_lock();
-  proc_data_roots_refresh();
-  proc_stop_world();
+  gc_lock_cycle();
+  roots_data_refresh();
+  stw_stop();
   rs->n = 0;
-  proc_data_roots(collect, rs);
-  proc_start_world();
-  proc_roots_unlock();
+  roots_data(collect, rs);
+  stw_start();
+  gc_unlock_cycle();
 }
 
 static void test_add_remove(ranges_t *rs) {
@@ -595,7 +599,7 @@ static void test_add_remove(ranges_t *rs) {
 static void test_dlopen_roots(ranges_t *rs) {
   void *h = dlopen("libm.so.6", RTLD_NOW | RTLD_LOCAL);
   if (h == NULL) {
-    printf("libm.so.6 not found: dlopen roots skipped\n");
+    test_skip("dlopen'ed library's segments are roots", "libm.so.6 not found");
     return;
   }
   int *sg = dlsym(h, "signgam");
@@ -670,14 +674,14 @@ int main(void) {
   volatile int main_local = 0;
   int rounds = strcmp(GOMEM_SANITIZE, "valgrind") == 0 ? 100 : 300;
   gm_ensure_init();
-  proc_init(); // idempotent: gomem's initialisation may have run it
+  gc_ensure_init(); // registers this (the main) thread
   CHECK(gm_tls_m.thread != NULL);
-  CHECK(proc_thread_count() == 1);
+  CHECK(threads_count() == 1);
   CHECK(pipe(pipefd) == 0);
-  CHECK(proc_create_internal_thread(watchdog, NULL) == 0);
+  CHECK(interpose_create_internal(watchdog, NULL) == 0);
   start_workers();
   size_t nreg = 1 + NWORKERS;
-  size_t n = proc_thread_count();
+  size_t n = threads_count();
   CHECKF(n == nreg || n == nreg + 1, "%zu threads registered", n); // + a creator's child
 
   long t0 = now_ms();
@@ -692,7 +696,7 @@ int main(void) {
   report_rounds("registered thread", &o.st);
 
   other_stopper_t io = {rounds / 10, (uintptr_t)&main_local, {0}};
-  CHECK(proc_create_internal_thread(internal_stopper, &io) == 0);
+  CHECK(interpose_create_internal(internal_stopper, &io) == 0);
   while (!atomic_load(&internal_done))
     sleep_us(1000);
   report_rounds("internal thread", &io.st);
@@ -700,7 +704,7 @@ int main(void) {
          o.st.rounds, io.st.rounds, now_ms() - t0, atomic_load(&crit_deferred));
 
   stop_worker(W_CREATE); // the thread count is steady from here on
-  CHECK(proc_thread_count() == NWORKERS);
+  CHECK(threads_count() == NWORKERS);
   test_detach_attach(NWORKERS);
   stop_workers();
   for (int i = 0; i < NWORKERS; i++)
@@ -711,7 +715,7 @@ int main(void) {
   CHECK(atomic_load(&created) > 0);
   CHECK(atomic_load(&created) == atomic_load(&exited));
   CHECK(atomic_load(&child_registered) == atomic_load(&created));
-  CHECKF(proc_thread_count() == 1, "%zu threads registered after all joined", proc_thread_count());
+  CHECKF(threads_count() == 1, "%zu threads registered after all joined", threads_count());
 
   test_data_roots();
   return test_done();

@@ -1,0 +1,57 @@
+// gmcore.h: what every layer of gomem shares: compiler helpers, relaxed
+// atomics, the debug level, assertions and fatal errors. Nothing here
+// belongs to a component.
+//
+// Locking: none.
+#ifndef GOMEM_GMCORE_H
+#define GOMEM_GMCORE_H
+
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+
+// ---------------------------------------------------------------------------
+// Compiler helpers
+
+#define likely(x) __builtin_expect(!!(x), 1)
+#define unlikely(x) __builtin_expect(!!(x), 0)
+#define GM_NOINLINE __attribute__((noinline))
+#define GM_INLINE static inline __attribute__((always_inline))
+#define GM_COLD __attribute__((cold, noinline))
+#define GM_EXPORT __attribute__((visibility("default")))
+// GM_NOSCAN: a variable holding heap addresses that must not act as roots
+// (see mgcmark.c). Such variables must be initialised to zero.
+#define GM_NOSCAN __attribute__((section("gm_noscan")))
+// GM_ALIAS(name, target): export `name` as another name of `target`, defined
+// in the same file (the malloc family symbols of the drop-in build).
+#if GM_OVERRIDE
+#define GM_ALIAS(name, target)                                                                     \
+  __typeof__(target) name __attribute__((alias(#target), visibility("default"), used));
+#else
+#define GM_ALIAS(name, target)
+#endif
+
+#define relaxed_load(p) atomic_load_explicit((p), memory_order_relaxed)
+#define relaxed_store(p, v) atomic_store_explicit((p), (v), memory_order_relaxed)
+// relaxed_inc: an increment by the only writer, readable by other threads.
+// A plain load + add + store: no read-modify-write instruction.
+#define relaxed_add(p, v) relaxed_store((p), relaxed_load(p) + (v))
+
+// GM_DEBUG: 0 = release, 1 = cheap asserts, 2 = + invariant validators on
+// every span/mcentral/page-allocator operation (set by the debug build).
+#ifndef GM_DEBUG
+#define GM_DEBUG 0
+#endif
+
+#define gm_assert(cond)                                                                            \
+  do {                                                                                             \
+    if (GM_DEBUG > 0 && unlikely(!(cond)))                                                         \
+      gm_fatal_assert(#cond, __FILE__, __LINE__);                                                  \
+  } while (0)
+
+// gm_fatal reports a fault as "gomem: <what> at <addr>" (addr may be NULL)
+// and aborts, without allocating (mstats.c).
+void gm_fatal(const char *what, const void *addr) __attribute__((noreturn, cold));
+void gm_fatal_assert(const char *cond, const char *file, int line) __attribute__((noreturn, cold));
+
+#endif // GOMEM_GMCORE_H

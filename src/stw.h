@@ -1,0 +1,30 @@
+// stw.h: stopping and starting the world (twin of stopTheWorld in Go's
+// proc.go, and of Boehm GC's pthread_stop_world.c).
+//
+// Invariants:
+//   - between stw_stop and stw_start every registered thread but the caller
+//     is parked outside any critical section, with its registers saved where
+//     roots.c finds them, and threads_lock is held by the caller;
+//   - a thread parks at most once per stop (gthread.parked_epoch).
+//
+// Locking: takes threads_lock (stoppably) in stw_stop, releases it in
+// stw_start. The caller must not be in a critical section.
+#ifndef GOMEM_STW_H
+#define GOMEM_STW_H
+
+#include "threads.h"
+
+#define STOP_SIGNAL SIGPWR
+
+void stw_stop(void);
+void stw_start(void);
+bool stw_stopped(void); // is the world stopped (or being stopped)?
+// stw_stopper_hi: the stopper's stack top (roots.c scans its own stack up to it).
+uintptr_t stw_stopper_hi(void);
+void stw_fork_child(void);
+
+// stop_signal_mask: every signal but the synchronous ones (faults must still
+// kill a parked thread).
+void stop_signal_mask(sigset_t *s);
+
+#endif // GOMEM_STW_H
