@@ -74,6 +74,11 @@ static inline void test_skip(const char *what, const char *why) {
     }                                                                                              \
   } while (0)
 
+// test_self: the program test_run_self and test_exec_self start. Under
+// valgrind /proc/self/exe is valgrind's own tool: a test that re-executes
+// itself sets this to argv[0] (the child then runs natively).
+static const char *test_self = "/proc/self/exe";
+
 // test_run_self re-executes this program as `prog arg` with the single
 // environment variable env (gomem reads its options once, at start, so a
 // setting needs a new process), and captures what the child writes on file
@@ -89,7 +94,7 @@ static inline int test_run_self(const char *arg, const char *env, int fd, char *
     close(p[0]);
     char *envp[] = {(char *)env, NULL};
     char *argv[] = {(char *)"self", (char *)arg, NULL};
-    execve("/proc/self/exe", argv, envp);
+    execve(test_self, argv, envp);
     _exit(127);
   }
   close(p[1]);
@@ -210,7 +215,7 @@ static inline void test_exec_self(const char *arg, const char *env, test_outcome
     if (env != NULL)
       putenv((char *)env);
     char *argv[] = {(char *)"self", (char *)arg, NULL};
-    execve("/proc/self/exe", argv, environ);
+    execve(test_self, argv, environ);
     _exit(127);
   }
   close(fd[1]);

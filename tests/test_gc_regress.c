@@ -389,6 +389,7 @@ static const child_case_t cases[] = {
 
 int main(int argc, char **argv) {
   child_cases = cases;
+  test_self = argv[0];
   if (argc > 1 && strcmp(argv[1], "keyorder") == 0)
     return keyorder_main();
   for (const child_case_t *c = cases; argc > 1 && c->arg; c++) {
