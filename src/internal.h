@@ -541,6 +541,7 @@ typedef struct gm_options {
   bool hugepages;          // GOMEM_HUGEPAGES: back arenas with transparent huge pages
   bool gctrace;            // GOMEM_GCTRACE: one line per collection
   unsigned gc_procs;       // GOMEM_GC_PROCS: mark workers (0 = CPUs)
+  bool gc_pad;             // GOMEM_GC_PAD: GC objects one byte longer
   int gogc;                // GOMEM_GOGC (when gogc_set)
   bool gogc_set;
 } gm_options_t;

@@ -77,10 +77,33 @@ static mspan_t *gc_next_window(mcache_t *c, uint8_t spc) {
 
 #define GC_FLUSH_BYTES ((uint64_t)64 << 10)
 
-// gc_refill_alloc allocates one object of span class spc when the fast path
-// found its window empty; zeroed. May start a collection.
-static GM_NOINLINE void *gc_refill_alloc(uint8_t spc) {
+// gc_pad: 1 with GOMEM_GC_PAD=1: every GC object is one byte longer than
+// asked, so a pointer just past its end still points into it (Boehm GC's
+// default). Set by gcalloc_init; a thread reads it after it has seen
+// gc_inited (its first allocation takes the slow path, which does).
+static size_t gc_pad;
+
+static void *gc_alloc_large(size_t n, bool noscan);
+
+// gc_spc returns the span class for a small object of size bytes.
+GM_INLINE uint8_t gc_spc(size_t size, bool noscan) {
+  size_t sc = size <= GM_SMALL_SIZE_MAX
+                  ? size_to_class8[(size + GM_SMALL_SIZE_DIV - 1) / GM_SMALL_SIZE_DIV]
+                  : gm_class_of(size);
+  return (uint8_t)(2 * sc + noscan);
+}
+
+// gc_refill_alloc allocates one zeroed object when the fast path found its
+// window empty: of n bytes as asked (the class is computed again now that
+// gc_pad is known), or, when n is 0, of span class spc (a tiny block). May
+// start a collection.
+static GM_NOINLINE void *gc_refill_alloc(uint8_t spc, size_t n) {
   gc_ensure_init();
+  if (n != 0) {
+    if (n + gc_pad > GM_MAX_SMALL_SIZE)
+      return gc_alloc_large(n, spc_noscan(spc));
+    spc = gc_spc(n + gc_pad, spc_noscan(spc));
+  }
   threads_register_self_or_die(); // this thread now holds GC pointers
   mcache_t *c = mcache_for_thread();
   if (c == NULL) {
@@ -116,15 +139,15 @@ static GM_NOINLINE void *gc_refill_alloc(uint8_t spc) {
   return p;
 }
 
-// gc_alloc_spc allocates one zeroed object of span class spc from the calling
-// thread's cached GC span: the fast path (see the top of the file for why it
-// needs no critical section).
-GM_INLINE void *gc_alloc_spc(uint8_t spc) {
+// gc_alloc_spc allocates one zeroed object of span class spc (for n bytes
+// as asked; 0 for a tiny block) from the calling thread's cached GC span: the
+// fast path (see the top of the file for why it needs no critical section).
+GM_INLINE void *gc_alloc_spc(uint8_t spc, size_t n) {
   mcache_t *c = gm_tls_mcache;
   mspan_t *s = c->gcalloc[spc];
   uint64_t v = s->alloc_cache;
   if (unlikely(v == 0))
-    return gc_refill_alloc(spc);
+    return gc_refill_alloc(spc, n);
   void *p = (void *)(s->window_base + (uint32_t)__builtin_ctzll(v) * (uintptr_t)s->elemsize);
   __asm__ volatile("" : : "r"(p) : "memory");
   s->alloc_cache = v & (v - 1);
@@ -138,7 +161,7 @@ GM_INLINE void *gc_alloc_spc(uint8_t spc) {
 
 // gc_tiny_alloc_slow: the tiny block has no room for n bytes (n < 16).
 static GM_NOINLINE void *gc_tiny_alloc_slow(size_t n) {
-  void *p = gc_alloc_spc(GC_TINY_SPC);
+  void *p = gc_alloc_spc(GC_TINY_SPC, 0);
   if (p == NULL)
     return NULL;
   // Keep whichever block has more room left (Go's rule).
@@ -170,11 +193,12 @@ GM_INLINE void *gc_tiny_alloc(size_t n) {
 // ---------------------------------------------------------------------------
 // Large objects
 
-// gc_alloc_large allocates a large GC object of size bytes; zeroed.
-static GM_NOINLINE void *gc_alloc_large(size_t size, bool noscan) {
+// gc_alloc_large allocates a large GC object of n bytes (as asked); zeroed.
+static GM_NOINLINE void *gc_alloc_large(size_t n, bool noscan) {
   gc_ensure_init();
   threads_register_self_or_die();
-  if (size > PTRDIFF_MAX - GM_PAGE_SIZE) {
+  size_t size = n + gc_pad;
+  if (n > PTRDIFF_MAX - GM_PAGE_SIZE) {
     errno = ENOMEM;
     return NULL;
   }
@@ -203,24 +227,30 @@ static GM_NOINLINE void *gc_alloc_large(size_t size, bool noscan) {
 // ---------------------------------------------------------------------------
 // The API
 
-GM_EXPORT void *gm_alloc(size_t size) {
+// gm_alloc / gm_alloc_noscan: n is what the caller asked (never 0 below, so
+// the slow path can tell it from a tiny block's request).
+GM_EXPORT void *gm_alloc(size_t n) {
+  size_t size = n + gc_pad;
   if (likely(size <= GM_SMALL_SIZE_MAX))
     return gc_alloc_spc(
-        (uint8_t)(2 * size_to_class8[(size + GM_SMALL_SIZE_DIV - 1) / GM_SMALL_SIZE_DIV]));
+        (uint8_t)(2 * size_to_class8[(size + GM_SMALL_SIZE_DIV - 1) / GM_SMALL_SIZE_DIV]),
+        n | !n);
   if (size <= GM_MAX_SMALL_SIZE)
-    return gc_alloc_spc((uint8_t)(2 * gm_class_of(size)));
-  return gc_alloc_large(size, false);
+    return gc_alloc_spc((uint8_t)(2 * gm_class_of(size)), n);
+  return gc_alloc_large(n, false);
 }
 
-GM_EXPORT void *gm_alloc_noscan(size_t size) {
+GM_EXPORT void *gm_alloc_noscan(size_t n) {
+  size_t size = n + gc_pad;
   if (size < GC_TINY_SIZE)
     return gc_tiny_alloc(size ? size : 1);
   if (likely(size <= GM_SMALL_SIZE_MAX))
     return gc_alloc_spc(
-        (uint8_t)(2 * size_to_class8[(size + GM_SMALL_SIZE_DIV - 1) / GM_SMALL_SIZE_DIV] + 1));
+        (uint8_t)(2 * size_to_class8[(size + GM_SMALL_SIZE_DIV - 1) / GM_SMALL_SIZE_DIV] + 1),
+        n);
   if (size <= GM_MAX_SMALL_SIZE)
-    return gc_alloc_spc((uint8_t)(2 * gm_class_of(size) + 1));
-  return gc_alloc_large(size, true);
+    return gc_alloc_spc((uint8_t)(2 * gm_class_of(size) + 1), n);
+  return gc_alloc_large(n, true);
 }
 
 // ---------------------------------------------------------------------------
@@ -297,6 +327,7 @@ static void *gc_realloc_hook(void *ptr, mspan_t *s, size_t size) {
 }
 
 void gcalloc_init(void) {
+  gc_pad = gm_opt.gc_pad;
   gm_gc_hooks.free = gc_free_hook;
   gm_gc_hooks.usable = gc_usable_hook;
   gm_gc_hooks.realloc = gc_realloc_hook;

@@ -10,7 +10,9 @@
 //   - a finalizer's argument (kept alive until the finalizer has run);
 //   - the stack of a thread blocked in a system call (poll on a pipe);
 //   - the stack of a thread with a 64 KiB stack that collects itself;
-//   - the alternate signal stack of a handler that is waiting.
+//   - the alternate signal stack of a handler that is waiting;
+//   - a pointer just past the end of an object, with GOMEM_GC_PAD=1 (objects
+//     one byte longer; by default such a pointer keeps nothing alive).
 #include <dlfcn.h>
 #include <poll.h>
 #include <pthread.h>
@@ -21,6 +23,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "gomem.h"
@@ -383,15 +386,52 @@ static void case_altstack(void) {
 }
 
 // ---------------------------------------------------------------------------
+// One past the end (GOMEM_GC_PAD=1, in a process of its own)
 
-int main(void) {
+static int pad_child(void) {
+  void *volatile end[3];
+  static const size_t sizes[3] = {48, 1000, 70000}; // class sizes, and a large object
+  for (int i = 0; i < 3; i++) {
+    char *p = unhide(make(sizes[i], 90 + (uint64_t)i));
+    end[i] = p + sizes[i];
+  }
+  clear_stack();
+  survive();
+  int ok = 1;
+  for (int i = 0; i < 3; i++)
+    ok &= check((char *)end[i] - sizes[i], sizes[i], 90 + (uint64_t)i);
+  for (int i = 0; i < 3; i++) {
+    collect();
+    usleep(10000);
+  }
+  ok &= atomic_load(&sentinel_ran[cur_case]) == 0;
+  return ok ? 0 : 1;
+}
+
+static void case_pad(void) {
+  test_outcome_t out;
+  test_exec_self("pad", "GOMEM_GC_PAD=1", &out);
+  int ok = !out.timed_out && WIFEXITED(out.status) && WEXITSTATUS(out.status) == 0;
+  CHECKF(ok, "objects held only by a pointer just past their end (status %#x): %s", out.status,
+         out.err);
+  report("a pointer just past the end, GOMEM_GC_PAD=1", ok);
+}
+
+// ---------------------------------------------------------------------------
+
+int main(int argc, char **argv) {
+  test_self = argv[0];
+  if (argc > 1 && strcmp(argv[1], "pad") == 0) {
+    cur_case = 9;
+    return pad_child();
+  }
   if (GOMEM_SANITIZE[0] != 0 || GM_DEBUG >= 2) {
     rounds = 6;
     churn_bytes = 256u << 10;
   }
   static void (*const cases[])(void) = {case_main_tls,    case_thread_tls, case_dynamic_tls,
                                         case_key,         case_fin_arg,    case_blocked,
-                                        case_small_stack, case_altstack};
+                                        case_small_stack, case_altstack, case_pad};
   for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
     cur_case = (int)i + 1;
     cases[i]();
