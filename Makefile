@@ -4,7 +4,7 @@ JOBS ?= 2
 CMAKE ?= cmake
 BUILD ?= build
 
-.PHONY: all demo test test-release test-debug test-asan test-tsan test-valgrind bench bench-quick bench-smoke format clean deps
+.PHONY: all demo test test-release test-debug test-asan test-tsan test-valgrind test-nogc check-layers bench bench-quick bench-smoke format clean deps
 
 all:
 	$(CMAKE) -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=Release >/dev/null
@@ -14,11 +14,15 @@ all:
 demo: all
 	examples/demo.sh $(BUILD)
 
-# Every test, in every build: release (with the drop-in override tests),
-# debug (invariant validators on every operation), ASan+UBSan, TSan, and
-# valgrind memcheck.
-test: deps test-release test-debug test-asan test-tsan test-valgrind
+# Every test, in every build: the layering check, release (with the drop-in
+# override tests), the allocator alone (no collector compiled in), debug
+# (invariant validators and the lock-rank checker on every operation),
+# ASan+UBSan, TSan, and valgrind memcheck.
+test: deps check-layers test-release test-nogc test-debug test-asan test-tsan test-valgrind
 	@echo "gomem: all test builds passed"
+
+check-layers:
+	tools/check-layers.sh
 
 # run_suite BUILD_DIR CMAKE_OPTIONS: configure, build and run ctest in one build.
 define run_suite
@@ -31,6 +35,9 @@ CHECKED = -DCMAKE_BUILD_TYPE=RelWithDebInfo -DGOMEM_DEBUG_LEVEL=1
 
 test-release:
 	$(call run_suite,build-test,-DCMAKE_BUILD_TYPE=Release)
+
+test-nogc:
+	$(call run_suite,build-nogc,$(CHECKED) -DGOMEM_GC=OFF)
 
 test-debug:
 	$(call run_suite,build-debug,-DCMAKE_BUILD_TYPE=Debug)
@@ -59,7 +66,7 @@ bench-smoke: all
 	bench/run.sh --smoke
 
 format:
-	clang-format -i src/*.c src/*.h include/*.h tests/*.c examples/*.c
+	clang-format -i src/*.c src/*.h include/*.h tests/*.c tests/*.h examples/*.c
 
 clean:
-	rm -rf build build-test build-debug build-asan build-tsan build-valgrind bench/out
+	rm -rf build build-test build-nogc build-debug build-asan build-tsan build-valgrind bench/out

@@ -12,7 +12,9 @@
 // fully built L2 array / heap_arena. Span pointers inside a heap_arena change
 // under mheap.lock; readers only look up pointers they own or were given,
 // whose span cannot change under them.
-#include "internal.h"
+#include "arena.h"
+#include "mheap.h"
+#include "os.h"
 
 #define L2_ENTRIES ((size_t)1 << GM_ARENA_L2_BITS)
 
@@ -22,12 +24,12 @@ heap_arena_t arena_empty;
 // a foreign pointer as the first call).
 #define R4(x) x, x, x, x
 #define R16(x) R4(x), R4(x), R4(x), R4(x)
-#define R256(x) R16(x), R16(x), R16(x), R16(x), R16(x), R16(x), R16(x), R16(x), \
-    R16(x), R16(x), R16(x), R16(x), R16(x), R16(x), R16(x), R16(x)
+#define R256(x)                                                                                    \
+  R16(x), R16(x), R16(x), R16(x), R16(x), R16(x), R16(x), R16(x), R16(x), R16(x), R16(x), R16(x),  \
+      R16(x), R16(x), R16(x), R16(x)
 #define R1024(x) R256(x), R256(x), R256(x), R256(x)
 _Static_assert(GM_ARENA_L1_BITS == 10 && GM_ARENA_L2_BITS == 11, "arena map initialisers");
-heap_arena_t *arena_l2_empty[1 << GM_ARENA_L2_BITS] = {R1024(&arena_empty),
-                                                       R1024(&arena_empty)};
+heap_arena_t *arena_l2_empty[1 << GM_ARENA_L2_BITS] = {R1024(&arena_empty), R1024(&arena_empty)};
 heap_arena_t **arena_l1[1 << GM_ARENA_L1_BITS] = {R1024(arena_l2_empty)};
 
 static size_t arena_meta_bytes;

@@ -22,7 +22,12 @@
 #include <string.h>
 #include <sys/auxv.h>
 
-#include "internal.h"
+#include "arena.h"
+#include "free.h"
+#include "mallocint.h"
+#include "mcentral.h"
+#include "mheap.h"
+#include "os.h"
 
 GM_COLD static void free_invalid(uintptr_t p) {
   if (arena_of(p) == NULL)
@@ -30,51 +35,6 @@ GM_COLD static void free_invalid(uintptr_t p) {
   if (p % GM_PAGE_SIZE == 0)
     gm_fatal("double free (page not in use)", (void *)p);
   gm_fatal("free of a pointer into unallocated heap memory", (void *)p);
-}
-
-// free_apply marks object p of small span s free: its alloc_bits bit is
-// cleared (a slot of the current window included: the window finds it again
-// when it next moves). Caller: s's owner, or mcentral.lock holder for an
-// unowned span. Fatal on a double free: a clear bit, or a window slot still
-// waiting in alloc_cache.
-void free_apply(mspan_t *s, uintptr_t p) {
-  uint16_t idx = span_object_index(s, p);
-  if (unlikely(!span_allocated(s, idx)))
-    gm_fatal("double free", (void *)p);
-  s->alloc_bits[idx >> 6] &= ~(1ULL << (idx & 63));
-  s->nfree++;
-}
-
-// span_apply_xfree applies a remote free list taken from s. Every link is
-// checked to lie inside s before it is followed.
-void span_apply_xfree(mspan_t *s, uintptr_t list) {
-  uintptr_t lo = s->base, hi = s->base + s->npages * GM_PAGE_SIZE;
-  while (list != 0) {
-    if (unlikely(list < lo || list >= hi))
-      gm_fatal("corrupted remote free list (object written after free?)", (void *)list);
-    uintptr_t next = *(uintptr_t *)list;
-    free_apply(s, list);
-    list = next;
-  }
-}
-
-// span_take_xfree takes s's remote free list (flags stripped), keeping
-// XF_NOTED (only the owner's processing of its notifications clears that) and
-// dropping XF_FULL. Owner only.
-uintptr_t span_take_xfree(mspan_t *s) {
-  uintptr_t old = atomic_load_explicit(&s->xfree, memory_order_relaxed);
-  if ((old & ~XF_FLAGS) == 0 && !(old & XF_FULL))
-    return 0;
-  while (!atomic_compare_exchange_weak_explicit(&s->xfree, &old, old & XF_NOTED,
-                                                memory_order_acquire, memory_order_relaxed)) {
-  }
-  return old & ~XF_FLAGS;
-}
-
-// span_collect_remote applies the frees other threads pushed on s's xfree
-// list. Owner of current span s only.
-void span_collect_remote(mspan_t *s) {
-  span_apply_xfree(s, span_take_xfree(s));
 }
 
 // free_push_remote pushes object p on the remote list of span s, owned by
@@ -130,6 +90,14 @@ static void free_remote(uintptr_t p, mspan_t *s, mcache_t *c) {
     mcache_flush_pending(c, sc);
 }
 
+// free_batch_unowned: a thread without a cache frees through mcentral; an
+// object whose span was taken since goes on that span's remote list.
+static void free_batch_unowned(void *ctx, mspan_t *s, uintptr_t p, uintptr_t x) {
+  (void)ctx;
+  if (!free_push_remote(s, p, x))
+    gm_fatal("mcentral: span lost its owner under the lock", (void *)s->base);
+}
+
 // free_slow handles everything but a local free of a small object: large
 // objects, objects of spans owned elsewhere or unowned, bad pointers.
 GM_NOINLINE void free_slow(void *ptr, mspan_t *s, mcache_t *c) {
@@ -159,7 +127,7 @@ GM_NOINLINE void free_slow(void *ptr, mspan_t *s, mcache_t *c) {
   if (c == &mcache_empty && (c = mcache_for_thread()) == NULL) {
     uintptr_t one = p; // no cache and no memory for one: free it alone
     *(uintptr_t *)p = 0;
-    mcentral_free_batch(sc, one, &mcache_empty);
+    mcentral_free_batch(sc, one, free_batch_unowned, NULL);
     return;
   }
   relaxed_add(&c->cls[sc].nfree, 1);

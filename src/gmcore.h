@@ -54,4 +54,8 @@
 void gm_fatal(const char *what, const void *addr) __attribute__((noreturn, cold));
 void gm_fatal_assert(const char *cond, const char *file, int line) __attribute__((noreturn, cold));
 
+// gm_fmt formats into buf (at most n bytes, NUL included) without
+// allocating; returns the length written (mstats.c).
+size_t gm_fmt(char *buf, size_t n, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
 #endif // GOMEM_GMCORE_H

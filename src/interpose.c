@@ -26,7 +26,10 @@
 #include "dlist.h"
 #include "internal.h"
 #include "interpose.h"
+#include "mallocint.h"
+#include "mfixalloc.h"
 #include "mgc.h"
+#include "os.h"
 #include "stw.h"
 
 typedef int (*create_fn)(pthread_t *, const pthread_attr_t *, void *(*)(void *), void *);

@@ -33,7 +33,14 @@
 #include <sys/auxv.h>
 #include <unistd.h>
 
-#include "internal.h"
+#include "arena.h"
+#include "free.h"
+#include "mallocint.h"
+#include "mcentral.h"
+#include "mgcscavenge.h"
+#include "mheap.h"
+#include "mstats.h"
+#include "os.h"
 
 _Atomic int gm_inited; // 0 = not yet, 1 = in progress, 2 = ready
 static pthread_mutex_t init_lock = PTHREAD_MUTEX_INITIALIZER;

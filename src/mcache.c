@@ -28,7 +28,13 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "internal.h"
+#include "free.h"
+#include "mallocint.h"
+#include "mcache.h"
+#include "mcentral.h"
+#include "mfixalloc.h"
+#include "mheap.h"
+#include "os.h"
 
 mspan_t span_empty;
 
@@ -55,74 +61,6 @@ static class_stats_t dead_stats[GM_NUM_SIZE_CLASSES];       // of exited threads
 static fixalloc_t mcache_alloc;
 static pthread_key_t mcache_key;
 _Atomic uint64_t gm_trim_epoch; // bumped by gm_release_memory
-
-// span_init_small prepares a fresh span of npages for sizeclass: every slot
-// free, bits past nelems permanently set, no window loaded.
-void span_init_small(mspan_t *s, uint8_t sizeclass) {
-  s->elemsize = class_to_size[sizeclass];
-  s->divmul = class_to_divmul[sizeclass];
-  s->nelems = class_to_nelems[sizeclass];
-  s->nfree = s->nelems;
-  s->trigger = TRIGGER_NONE;
-  s->limit = (uint32_t)s->nelems * s->elemsize;
-  s->alloc_cache = 0;
-  unsigned nwords = (s->nelems + 63) / 64;
-  s->window = WINDOW_NONE; // the first window loaded is word 0
-  memset(s->alloc_bits, 0, sizeof s->alloc_bits);
-  if (s->nelems % 64)
-    s->alloc_bits[nwords - 1] = ~0ULL << (s->nelems % 64);
-  atomic_store_explicit(&s->xfree, 0, memory_order_relaxed);
-  relaxed_store(&s->owner, NULL);
-}
-
-// span_next_window loads the next alloc_bits word with free slots into
-// alloc_cache. Returns false if the span has no free slot. Precondition: the
-// current window is exhausted (alloc_cache == 0). Owner only.
-bool span_next_window(mspan_t *s) {
-  gm_assert(s->alloc_cache == 0);
-  if (s->nfree == 0)
-    return false;
-  if (GM_VALIDATE)
-    span_validate(s);
-  unsigned nwords = (s->nelems + 63) / 64, w = s->window; // WINDOW_NONE: start at 0
-  for (unsigned tries = 0;; tries++) {
-    if (unlikely(tries == nwords)) // nfree says free slots, the bitmap has none
-      gm_fatal("span: free count promises slots the bitmap does not have", (void *)s->base);
-    w = w + 1 >= nwords ? 0 : w + 1;
-    if (s->alloc_bits[w] != ~0ULL)
-      break;
-  }
-  uint64_t free = ~s->alloc_bits[w];
-  s->alloc_bits[w] = ~0ULL;
-  s->nfree -= (uint16_t)gm_popcount(free);
-  s->alloc_cache = free;
-  s->window = (uint16_t)w;
-  s->window_base = s->base + (uintptr_t)w * 64 * s->elemsize;
-  if (GM_VALIDATE)
-    span_validate(s);
-  return true;
-}
-
-void span_bad_object(uintptr_t p) {
-  gm_fatal("free of a pointer inside an object or misaligned (not an allocation start)", (void *)p);
-}
-
-// span_validate checks the bitmap invariants of small span s (owner only).
-void span_validate(const mspan_t *s) {
-  unsigned nwords = (s->nelems + 63) / 64, zeros = 0;
-  for (unsigned w = 0; w < nwords; w++)
-    zeros += 64 - (unsigned)gm_popcount(s->alloc_bits[w]);
-  if (zeros != s->nfree)
-    gm_fatal("span: nfree does not match alloc_bits", (void *)s->base);
-  if (s->nelems % 64 && (~s->alloc_bits[nwords - 1] >> (s->nelems % 64)) != 0)
-    gm_fatal("span: bits past the last object are clear", (void *)s->base);
-  if (s->alloc_cache != 0 && (s->alloc_bits[s->window] & s->alloc_cache) != s->alloc_cache)
-    gm_fatal("span: window slot not reserved", (void *)s->base);
-  if (s->alloc_cache != 0 && s->window >= nwords)
-    gm_fatal("span: window outside the bitmap", (void *)s->base);
-  if (s->window == nwords - 1 && s->nelems % 64 && (s->alloc_cache >> (s->nelems % 64)) != 0)
-    gm_fatal("span: window holds slots past the last object", (void *)s->base);
-}
 
 // Owned spans. A thread keeps the spans it takes until it exits (or
 // gm_release_memory asks): besides its current span per class, spans with
@@ -285,6 +223,17 @@ static bool mcache_take_partial(mcache_t *c, uint8_t sizeclass) {
   return true;
 }
 
+// free_batch_owned: an object of mcache_flush_pending's batch whose span a
+// thread took since: c frees it as the owner, or pushes it to the owner
+// (mcentral_free_batch calls this under the class's lock).
+static void free_batch_owned(void *ctx, mspan_t *s, uintptr_t p, uintptr_t x) {
+  mcache_t *c = ctx;
+  if (relaxed_load(&s->owner) == c)
+    mcache_free_owned(c, s, p);
+  else if (!free_push_remote(s, p, x))
+    gm_fatal("mcentral: span lost its owner under the lock", (void *)s->base);
+}
+
 // mcache_flush_pending frees c's pending objects of sizeclass (owner only).
 void mcache_flush_pending(mcache_t *c, uint8_t sizeclass) {
   uintptr_t list = c->pend[sizeclass];
@@ -292,7 +241,7 @@ void mcache_flush_pending(mcache_t *c, uint8_t sizeclass) {
     return;
   c->pend[sizeclass] = 0;
   c->pend_n[sizeclass] = 0;
-  mcentral_free_batch(sizeclass, list, c);
+  mcentral_free_batch(sizeclass, list, free_batch_owned, c);
 }
 
 // mcache_release_all frees c's pending objects and gives every span c owns

@@ -19,7 +19,9 @@
 //   - no fully free span stays on a list.
 // Frees of objects in unowned spans take this lock in batches
 // (mcentral_free_batch); frees of objects in owned spans never do.
-#include "internal.h"
+#include "mcentral.h"
+#include "arena.h"
+#include "mheap.h"
 
 mcentral_t gm_central[GM_NUM_SIZE_CLASSES];
 
@@ -128,12 +130,12 @@ void mcentral_uncache_span(mspan_t *s) {
 }
 
 // mcentral_free_batch frees a list of objects of sizeclass (linked through
-// their first word) that thread cache c saw in uncached spans. Under the lock
-// each object's span is either still uncached (free it here, moving the span
-// to the partial list or back to mheap), or has been cached since: by c (free
-// it as the owner) or by another thread (push it on that span's remote list;
-// the span cannot be uncached meanwhile, as that takes this lock).
-void mcentral_free_batch(uint8_t sizeclass, uintptr_t list, mcache_t *c) {
+// their first word) that a thread saw in uncached spans. Under the lock each
+// object's span is either still uncached (free it here, moving the span to
+// the partial list or back to mheap), or has been cached by a thread since:
+// then owned(ctx, s, p) frees it (as the owner, or onto the span's remote
+// list: the span cannot be uncached meanwhile, as that takes this lock).
+void mcentral_free_batch(uint8_t sizeclass, uintptr_t list, mcentral_owned_fn owned, void *ctx) {
   mcentral_t *m = &gm_central[sizeclass];
   gm_lock(&m->lock);
   while (list != 0) {
@@ -152,10 +154,8 @@ void mcentral_free_batch(uint8_t sizeclass, uintptr_t list, mcache_t *c) {
         list_remove(m, s);
         list_push(&m->partial, s, LIST_PARTIAL);
       }
-    } else if (relaxed_load(&s->owner) == c) {
-      mcache_free_owned(c, s, list);
-    } else if (!free_push_remote(s, list, x)) {
-      gm_fatal("mcentral: span lost its owner under the lock", (void *)s->base);
+    } else {
+      owned(ctx, s, list, x);
     }
     list = next;
   }

@@ -24,9 +24,12 @@
 #include <signal.h>
 #include <string.h>
 
+#include "arena.h"
 #include "internal.h"
 #include "interpose.h"
+#include "mallocint.h"
 #include "mfinal.h"
+#include "os.h"
 #include "threads.h"
 
 typedef struct fin_entry {

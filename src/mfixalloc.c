@@ -5,7 +5,8 @@
 // a free list and are reused; chunks are never returned.
 #include <string.h>
 
-#include "internal.h"
+#include "mfixalloc.h"
+#include "os.h"
 
 #define FIXALLOC_CHUNK (64 * 1024)
 

@@ -36,11 +36,14 @@
 
 #include "internal.h"
 #include "interpose.h"
+#include "mallocint.h"
 #include "mfinal.h"
 #include "mgc.h"
 #include "mgcalloc.h"
 #include "mgcmark.h"
 #include "mgcsweep.h"
+#include "mheap.h"
+#include "os.h"
 #include "roots.h"
 #include "stw.h"
 

@@ -233,8 +233,7 @@ GM_EXPORT void *gm_alloc(size_t n) {
   size_t size = n + gc_pad;
   if (likely(size <= GM_SMALL_SIZE_MAX))
     return gc_alloc_spc(
-        (uint8_t)(2 * size_to_class8[(size + GM_SMALL_SIZE_DIV - 1) / GM_SMALL_SIZE_DIV]),
-        n | !n);
+        (uint8_t)(2 * size_to_class8[(size + GM_SMALL_SIZE_DIV - 1) / GM_SMALL_SIZE_DIV]), n | !n);
   if (size <= GM_MAX_SMALL_SIZE)
     return gc_alloc_spc((uint8_t)(2 * gm_class_of(size)), n);
   return gc_alloc_large(n, false);
@@ -246,8 +245,7 @@ GM_EXPORT void *gm_alloc_noscan(size_t n) {
     return gc_tiny_alloc(size ? size : 1);
   if (likely(size <= GM_SMALL_SIZE_MAX))
     return gc_alloc_spc(
-        (uint8_t)(2 * size_to_class8[(size + GM_SMALL_SIZE_DIV - 1) / GM_SMALL_SIZE_DIV] + 1),
-        n);
+        (uint8_t)(2 * size_to_class8[(size + GM_SMALL_SIZE_DIV - 1) / GM_SMALL_SIZE_DIV] + 1), n);
   if (size <= GM_MAX_SMALL_SIZE)
     return gc_alloc_spc((uint8_t)(2 * gm_class_of(size) + 1), n);
   return gc_alloc_large(n, true);

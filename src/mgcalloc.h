@@ -16,6 +16,7 @@
 #define GOMEM_MGCALLOC_H
 
 #include "internal.h"
+#include "mallocint.h"
 
 // The tiny allocator: pointer-free objects of at most 16 bytes share 16-byte
 // blocks of the 16-byte noscan span class.

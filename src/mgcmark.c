@@ -34,11 +34,15 @@
 #include <string.h>
 #include <sys/sysinfo.h>
 
+#include "arena.h"
 #include "interpose.h"
+#include "mallocint.h"
 #include "mfinal.h"
 #include "mgcmark.h"
 #include "mgcsweep.h"
 #include "mgcwork.h"
+#include "mheap.h"
+#include "os.h"
 #include "roots.h"
 
 #ifdef GM_VALGRIND

@@ -17,7 +17,9 @@
 // holds mheap.lock for at most one SLICE at a time.
 #include <time.h>
 
-#include "internal.h"
+#include "mgcscavenge.h"
+#include "mheap.h"
+#include "os.h"
 
 #define PEAK_TICKS 10                 // the recent peak covers ~1 s
 #define SLICE_BYTES ((size_t)4 << 20) // release per mheap.lock hold

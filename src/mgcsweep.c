@@ -37,11 +37,15 @@
 // program with gm_free.
 #include <string.h>
 
+#include "arena.h"
 #include "interpose.h"
+#include "mallocint.h"
 #include "mfinal.h"
+#include "mfixalloc.h"
 #include "mgc.h"
 #include "mgcalloc.h"
 #include "mgcsweep.h"
+#include "mheap.h"
 
 gcentral_t gc_central[GM_NUM_SPAN_CLASSES];
 _Atomic uint32_t gm_sweepgen = 2;

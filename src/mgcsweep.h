@@ -16,6 +16,23 @@
 #define GOMEM_MGCSWEEP_H
 
 #include "internal.h"
+#include "mcache.h"
+#include "mspan.h"
+
+// gcbits: a GC span's collector state, off-heap (mgcsweep.c allocates it).
+struct gcbits {
+  // snap: for a span cached by a thread when the world stopped, the slots of
+  // its window (word `window` of alloc_bits) that were still free then; they
+  // are handed out afterwards and survive the span's next sweep (allocated
+  // black). 0 for uncached spans. Written with the world stopped.
+  uint64_t snap;
+  uint16_t snap_window; // the window snap describes (WINDOW_NONE: none)
+  // mark: 1 = marked (reachable) in the current or last cycle. Set by mark
+  // workers (atomic OR) while the world is stopped; applied and cleared by
+  // the span's sweep. Sized by the span's object count (mgcsweep.c).
+  _Atomic uint64_t mark[];
+};
+#define GCBITS_SMALL_WORDS 8 // records for spans of up to 512 objects
 
 // Span classes of GC spans: spc = sizeclass * 2 + noscan (spc 0/1: large);
 // GM_NUM_SPAN_CLASSES is defined with the heap geometry.

@@ -2,6 +2,7 @@
 #include <sched.h>
 
 #include "mgcwork.h"
+#include "os.h"
 
 #define WB_CHUNK 64 // buffers mapped at once
 

@@ -10,7 +10,10 @@
 //
 // Everything here is protected by mheap.lock. Counters that other threads read
 // for statistics are atomics written under the lock.
-#include "internal.h"
+#include "mheap.h"
+#include "arena.h"
+#include "mgcscavenge.h"
+#include "os.h"
 
 mheap_t gm_heap GM_NOSCAN = {.lock = GM_MUTEX_INIT(RANK_MHEAP)};
 

@@ -43,7 +43,7 @@
 #define PA_CHUNK_SHIFT (PA_PAGE_SHIFT + 9) // 4 MiB
 #define PA_CHUNK_BYTES ((uintptr_t)1 << PA_CHUNK_SHIFT)
 #define PA_LEVELS 5
-#define PA_LEVEL_BITS 3                                      // 8-way fan-out
+#define PA_LEVEL_BITS 3 // 8-way fan-out
 #define PA_L0_BITS (PA_ADDR_BITS - PA_CHUNK_SHIFT - (PA_LEVELS - 1) * PA_LEVEL_BITS) // 13
 #define PA_MAX_PACKED ((uint64_t)1 << 21)
 

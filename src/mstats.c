@@ -7,7 +7,12 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "internal.h"
+#include "arena.h"
+#include "mallocint.h"
+#include "mcache.h"
+#include "mheap.h"
+#include "mstats.h"
+#include "os.h"
 
 size_t gm_fmt(char *buf, size_t n, const char *fmt, ...) {
   va_list ap;

@@ -4,15 +4,16 @@
 #include <string.h>
 
 #include "internal.h"
+#include "os.h"
 
 gm_options_t gm_opt;
 
 typedef struct option_desc {
-  const char *env;   // environment variable
-  unsigned def;      // default
-  unsigned *uval;    // where a number goes, or
-  bool *bval;        // where a flag goes
-  const char *doc;   // one line
+  const char *env; // environment variable
+  unsigned def;    // default
+  unsigned *uval;  // where a number goes, or
+  bool *bval;      // where a flag goes
+  const char *doc; // one line
 } option_desc_t;
 
 static const option_desc_t options[] = {
@@ -28,8 +29,7 @@ static const option_desc_t options[] = {
     {"GOMEM_GCTRACE", 0, NULL, &gm_opt.gctrace, "1: one line per collection on stderr"},
     {"GOMEM_GC_PAD", 0, NULL, &gm_opt.gc_pad,
      "1: GC objects get one more byte, so a pointer just past an object keeps it alive"},
-    {"GOMEM_GC_PROCS", 0, &gm_opt.gc_procs, NULL,
-     "mark workers per collection (0: one per CPU)"},
+    {"GOMEM_GC_PROCS", 0, &gm_opt.gc_procs, NULL, "mark workers per collection (0: one per CPU)"},
 };
 
 // parse_uint accepts decimal digits only; anything else keeps the default.

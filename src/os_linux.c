@@ -17,6 +17,7 @@
 // resolves pthread_create with dlsym, which may: never inside a critical
 // section).
 #include <dlfcn.h>
+#include <errno.h>
 #include <sched.h>
 #include <signal.h>
 #include <string.h>
@@ -26,7 +27,8 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "internal.h"
+#include "lock.h"
+#include "os.h"
 
 void *os_reserve(size_t bytes, uintptr_t hint) {
   void *p = mmap((void *)hint, bytes, PROT_READ | PROT_WRITE,

@@ -13,7 +13,7 @@
 #include <stdarg.h>
 #include <unistd.h>
 
-#include "internal.h"
+#include "mallocint.h"
 
 #if GM_OVERRIDE
 

@@ -43,7 +43,9 @@
 
 #include "internal.h"
 #include "interpose.h"
+#include "mallocint.h"
 #include "mgc.h"
+#include "os.h"
 #include "roots.h"
 #include "stw.h"
 #include "vec.h"

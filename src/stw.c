@@ -38,6 +38,7 @@
 
 #include "internal.h"
 #include "interpose.h"
+#include "os.h"
 #include "stw.h"
 
 #define STOP_WARN_NS (10ull * 1000000000u) // silence after which a thread is named

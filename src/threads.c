@@ -15,6 +15,8 @@
 
 #include "dlist.h"
 #include "internal.h"
+#include "mallocint.h"
+#include "mfixalloc.h"
 #include "mgc.h"
 #include "mgcalloc.h"
 #include "threads.h"

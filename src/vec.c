@@ -1,7 +1,7 @@
 // vec.c: growable arrays mapped from the OS (see vec.h).
 #include <string.h>
 
-#include "internal.h"
+#include "os.h"
 #include "vec.h"
 
 bool vec_reserve(vec_t *t, size_t need) {

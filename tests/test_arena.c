@@ -3,7 +3,7 @@
 #include <string.h>
 #include <sys/mman.h>
 
-#include "internal.h"
+#include "internals.h"
 #include "test.h"
 
 static int global_var;

@@ -6,11 +6,12 @@
 //     entries that starts on one of them, sharing work as mark workers do, and
 //     all stop (gcw_idle) only once every node was processed, exactly once.
 #include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "internal.h"
+#include "internals.h"
 #include "mgcwork.h"
 #include "test.h"
 
@@ -98,7 +99,11 @@ static void *tree_worker(void *arg) {
     gcw_put(&gw, 1);
   while (!atomic_load(&go)) {
   }
+  if (id == 0) // start once every other worker is idle, waiting for work
+    while (atomic_load(&nidle) != WORKERS - 1)
+      sched_yield();
   long n = 0;
+  int shared_once = 0;
   for (;;) {
     uintptr_t v;
     while ((v = gcw_get(&gw)) != 0) {
@@ -108,8 +113,14 @@ static void *tree_worker(void *arg) {
         gcw_put(&gw, 2 * v);
       if (2 * v + 1 < NODES)
         gcw_put(&gw, 2 * v + 1);
-      if ((n & 63) == 0 && atomic_load(&nidle) != 0)
+      if ((n & 63) == 0 && atomic_load(&nidle) != 0) {
         gcw_balance(&gw);
+        // The first time, let an idle worker take what was published (on
+        // two cores it might not run before this one takes it back).
+        while (id == 0 && !shared_once && atomic_load(&wb_nfull) != 0)
+          sched_yield();
+        shared_once = 1;
+      }
     }
     if (gcw_idle(&nidle, WORKERS))
       break;

@@ -7,7 +7,7 @@
 #include <string.h>
 #include <sys/wait.h>
 
-#include "internal.h"
+#include "internals.h"
 #include "test.h"
 
 static gm_mutex_t a_heap = GM_MUTEX_INIT(RANK_MHEAP);

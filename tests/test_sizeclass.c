@@ -1,5 +1,5 @@
 // test_sizeclass: the generated size-class tables obey Go's rules.
-#include "internal.h"
+#include "internals.h"
 #include "test.h"
 
 int main(void) {

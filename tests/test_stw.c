@@ -54,7 +54,7 @@
 #define VALGRIND_GET_VBITS(p, v, n) 0
 #endif
 
-#include "internal.h"
+#include "internals.h"
 #include "interpose.h"
 #include "mgc.h"
 #include "roots.h"

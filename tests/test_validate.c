@@ -14,7 +14,7 @@
 
 #include <stdbool.h>
 
-#include "internal.h"
+#include "internals.h"
 #include "test.h"
 
 static int child(const char *how) {

@@ -1,0 +1,39 @@
+// mallocint.h: the allocator's entry points other files use (malloc.c):
+// initialisation, large objects, size classes, heap queries, and the hooks
+// through which the collector serves its own objects.
+//
+// Locking: init_lock (once, outside the rank order: nothing else is held).
+#ifndef GOMEM_MALLOCINT_H
+#define GOMEM_MALLOCINT_H
+
+#include "mcache.h"
+
+extern _Atomic int gm_inited;
+void gm_init_slow(void);
+GM_INLINE void gm_ensure_init(void) {
+  // acquire: what initialisation wrote (options, tables) is visible after
+  if (unlikely(atomic_load_explicit(&gm_inited, memory_order_acquire) != 2))
+    gm_init_slow();
+}
+void *malloc_large(size_t size, size_t align, bool zero);
+size_t gm_class_of(size_t size);
+// heap_object: where p lies. 0: outside gomem's heap; 1: inside the allocated
+// malloc object [*lo, *hi); -1: in the heap but in no allocated malloc object
+// (a free slot or page, or a GC object). Reads a span's bits without its
+// lock: exact for objects that stay allocated meanwhile.
+int heap_object(uintptr_t p, uintptr_t *lo, uintptr_t *hi);
+
+// The collector's entry points for its own objects, set by gc_init before
+// the first GC span exists (the allocator meets GC spans only after that):
+// gm_free, gm_usable_size and gm_realloc of a GC object, a thread's GC caches
+// at its exit, and the collector's statistics.
+typedef struct gc_hooks {
+  void (*free)(uintptr_t p, mspan_t *s);
+  size_t (*usable)(uintptr_t p, mspan_t *s);
+  void *(*realloc)(void *p, mspan_t *s, size_t size);
+  void (*release_cache)(mcache_t *c);
+  void (*stats)(gm_stats_t *st);
+} gc_hooks_t;
+extern gc_hooks_t gm_gc_hooks;
+
+#endif // GOMEM_MALLOCINT_H

@@ -1,0 +1,15 @@
+// mgcscavenge.h: the scavenger (mgcscavenge.c), which returns free pages to
+// the OS. It belongs to the allocator (Go keeps it under the mgc prefix).
+//
+// Locking: scav_lock (RANK_SCAV) for its wake-ups; mheap.lock per slice.
+#ifndef GOMEM_MGCSCAVENGE_H
+#define GOMEM_MGCSCAVENGE_H
+
+#include <stddef.h>
+
+void scavenger_kick(size_t dirty_pages); // after a span free: start / wake the scavenger
+size_t scavenge_all(void);               // release every free page now
+void scavenger_init(void);
+void scavenger_fork_child(void);
+
+#endif // GOMEM_MGCSCAVENGE_H

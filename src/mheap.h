@@ -1,0 +1,37 @@
+// mheap.h: the global heap (mheap.c, twin of Go's mheap.go): arenas, the
+// page allocator and span records.
+//
+// Invariants: every in-use span's pages are marked in use in the page
+// allocator and map to it in the arena map; inuse_pages counts them.
+//
+// Locking: mheap.lock (RANK_MHEAP, gm_lock) for everything here.
+#ifndef GOMEM_MHEAP_H
+#define GOMEM_MHEAP_H
+
+#include "mfixalloc.h"
+#include "mpagealloc.h"
+#include "mspan.h"
+
+typedef struct mheap {
+  gm_mutex_t lock;
+  pagealloc_t pages;                          // lock
+  fixalloc_t span_alloc;                      // mspan records
+  uintptr_t arena_hint;                       // next address to try for an arena (lock)
+  size_t sys_bytes;                           // bytes of arenas reserved (lock; read relaxed)
+  _Atomic size_t inuse_pages;                 // pages in in-use spans (written under lock)
+  _Atomic size_t large_inuse_bytes;           // bytes in large objects (written under lock)
+  _Atomic uint64_t large_allocs, large_frees; // (written under lock)
+  size_t peak_sample; // highest inuse_pages since the scavenger's last tick (lock)
+  // [arena_lo, arena_hi): the span of addresses holding arenas, the
+  // collector's first filter for conservative pointers (written under lock).
+  _Atomic uintptr_t arena_lo, arena_hi;
+} mheap_t;
+
+extern mheap_t gm_heap;
+
+void mheap_init(void);
+mspan_t *mheap_alloc_span(size_t npages, uint8_t sizeclass, size_t align_pages);
+void mheap_free_span(mspan_t *s);
+bool mheap_grow_span_in_place(mspan_t *s, size_t npages);
+
+#endif // GOMEM_MHEAP_H

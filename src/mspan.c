@@ -1,0 +1,127 @@
+// mspan.c: span set-up, windows and the bitmap validator (see mspan.h).
+//
+// Window discipline: loading a window reserves its free slots (their
+// alloc_bits become 1) and copies them into alloc_cache; allocation hands
+// them out (span_take_slot); every free clears the object's alloc_bits bit
+// (the window finds freed slots of its own word again when it next moves);
+// parking the span un-reserves what is left (span_unreserve_window). Both
+// halves of gomem, malloc's spans and the collector's, follow it.
+#include <string.h>
+
+#include "mspan.h"
+
+// span_init_small prepares a fresh span of npages for sizeclass: every slot
+// free, bits past nelems permanently set, no window loaded.
+void span_init_small(mspan_t *s, uint8_t sizeclass) {
+  s->elemsize = class_to_size[sizeclass];
+  s->divmul = class_to_divmul[sizeclass];
+  s->nelems = class_to_nelems[sizeclass];
+  s->nfree = s->nelems;
+  s->trigger = TRIGGER_NONE;
+  s->limit = (uint32_t)s->nelems * s->elemsize;
+  s->alloc_cache = 0;
+  unsigned nwords = (s->nelems + 63) / 64;
+  s->window = WINDOW_NONE; // the first window loaded is word 0
+  memset(s->alloc_bits, 0, sizeof s->alloc_bits);
+  if (s->nelems % 64)
+    s->alloc_bits[nwords - 1] = ~0ULL << (s->nelems % 64);
+  atomic_store_explicit(&s->xfree, 0, memory_order_relaxed);
+  relaxed_store(&s->owner, NULL);
+}
+
+// span_next_window loads the next alloc_bits word with free slots into
+// alloc_cache. Returns false if the span has no free slot. Precondition: the
+// current window is exhausted (alloc_cache == 0). Owner only.
+bool span_next_window(mspan_t *s) {
+  gm_assert(s->alloc_cache == 0);
+  if (s->nfree == 0)
+    return false;
+  if (GM_VALIDATE)
+    span_validate(s);
+  unsigned nwords = (s->nelems + 63) / 64, w = s->window; // WINDOW_NONE: start at 0
+  for (unsigned tries = 0;; tries++) {
+    if (unlikely(tries == nwords)) // nfree says free slots, the bitmap has none
+      gm_fatal("span: free count promises slots the bitmap does not have", (void *)s->base);
+    w = w + 1 >= nwords ? 0 : w + 1;
+    if (s->alloc_bits[w] != ~0ULL)
+      break;
+  }
+  uint64_t free = ~s->alloc_bits[w];
+  s->alloc_bits[w] = ~0ULL;
+  s->nfree -= (uint16_t)gm_popcount(free);
+  s->alloc_cache = free;
+  s->window = (uint16_t)w;
+  s->window_base = s->base + (uintptr_t)w * 64 * s->elemsize;
+  if (GM_VALIDATE)
+    span_validate(s);
+  return true;
+}
+
+void span_bad_object(uintptr_t p) {
+  gm_fatal("free of a pointer inside an object or misaligned (not an allocation start)", (void *)p);
+}
+
+// span_validate checks the bitmap invariants of small span s (owner only).
+void span_validate(const mspan_t *s) {
+  unsigned nwords = (s->nelems + 63) / 64, zeros = 0;
+  for (unsigned w = 0; w < nwords; w++)
+    zeros += 64 - (unsigned)gm_popcount(s->alloc_bits[w]);
+  if (zeros != s->nfree)
+    gm_fatal("span: nfree does not match alloc_bits", (void *)s->base);
+  if (s->nelems % 64 && (~s->alloc_bits[nwords - 1] >> (s->nelems % 64)) != 0)
+    gm_fatal("span: bits past the last object are clear", (void *)s->base);
+  if (s->alloc_cache != 0 && (s->alloc_bits[s->window] & s->alloc_cache) != s->alloc_cache)
+    gm_fatal("span: window slot not reserved", (void *)s->base);
+  if (s->alloc_cache != 0 && s->window >= nwords)
+    gm_fatal("span: window outside the bitmap", (void *)s->base);
+  if (s->window == nwords - 1 && s->nelems % 64 && (s->alloc_cache >> (s->nelems % 64)) != 0)
+    gm_fatal("span: window holds slots past the last object", (void *)s->base);
+}
+
+// ---------------------------------------------------------------------------
+// Frees applied to a span
+
+// free_apply marks object p of small span s free: its alloc_bits bit is
+// cleared (a slot of the current window included: the window finds it again
+// when it next moves). Caller: s's owner, or mcentral.lock holder for an
+// unowned span. Fatal on a double free: a clear bit, or a window slot still
+// waiting in alloc_cache.
+void free_apply(mspan_t *s, uintptr_t p) {
+  uint16_t idx = span_object_index(s, p);
+  if (unlikely(!span_allocated(s, idx)))
+    gm_fatal("double free", (void *)p);
+  s->alloc_bits[idx >> 6] &= ~(1ULL << (idx & 63));
+  s->nfree++;
+}
+
+// span_apply_xfree applies a remote free list taken from s. Every link is
+// checked to lie inside s before it is followed.
+void span_apply_xfree(mspan_t *s, uintptr_t list) {
+  uintptr_t lo = s->base, hi = s->base + s->npages * GM_PAGE_SIZE;
+  while (list != 0) {
+    if (unlikely(list < lo || list >= hi))
+      gm_fatal("corrupted remote free list (object written after free?)", (void *)list);
+    uintptr_t next = *(uintptr_t *)list;
+    free_apply(s, list);
+    list = next;
+  }
+}
+
+// span_take_xfree takes s's remote free list (flags stripped), keeping
+// XF_NOTED (only the owner's processing of its notifications clears that) and
+// dropping XF_FULL. Owner only.
+uintptr_t span_take_xfree(mspan_t *s) {
+  uintptr_t old = atomic_load_explicit(&s->xfree, memory_order_relaxed);
+  if ((old & ~XF_FLAGS) == 0 && !(old & XF_FULL))
+    return 0;
+  while (!atomic_compare_exchange_weak_explicit(&s->xfree, &old, old & XF_NOTED,
+                                                memory_order_acquire, memory_order_relaxed)) {
+  }
+  return old & ~XF_FLAGS;
+}
+
+// span_collect_remote applies the frees other threads pushed on s's xfree
+// list. Owner of current span s only.
+void span_collect_remote(mspan_t *s) {
+  span_apply_xfree(s, span_take_xfree(s));
+}

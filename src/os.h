@@ -1,0 +1,33 @@
+// os.h: the OS primitives (os_linux.c), the only file that talks to the
+// kernel about memory and threads; contract at the top of os_linux.c.
+//
+// Locking: none.
+#ifndef GOMEM_OS_H
+#define GOMEM_OS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+void *os_reserve(size_t bytes, uintptr_t hint);       // PROT_READ|WRITE, NORESERVE
+void *os_reserve_aligned(size_t bytes, size_t align); // NULL on failure
+void os_unmap(void *p, size_t bytes);
+void os_release(void *ctx, uintptr_t addr, size_t bytes); // MADV_DONTNEED
+void os_hugepages(void *p, size_t bytes, bool on);        // MADV_(NO)HUGEPAGE
+void os_write_stderr(const char *s, size_t n);
+void gm_write_fd(int fd, const char *s, size_t n);
+uint64_t os_nanotime(void);
+pid_t os_gettid(void);
+// os_stack_near sets [*lo, *hi) to a region holding the calling thread's
+// stack: a hint for cheap checks, not exact bounds.
+void os_stack_near(uintptr_t *lo, uintptr_t *hi);
+// os_thread_create starts one of gomem's own threads: detached, every
+// signal blocked, gm_tls_m.internal set, with the C library's
+// pthread_create (never the collector's wrapper). 0 or an error number.
+// Its first call resolves pthread_create (dlsym: it waits for the dynamic
+// linker's lock), so it must not be made with a gomem lock held;
+// os_thread_create(NULL, NULL) only resolves.
+int os_thread_create(void *(*fn)(void *), void *arg);
+
+#endif // GOMEM_OS_H
