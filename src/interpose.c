@@ -158,12 +158,16 @@ void interpose_pending_roots(root_fn fn, void *ctx) {
 }
 
 // thread_start runs first on every thread the program creates: it registers
-// the thread (loudly failing: its stack must be a root), lets the stop signal
+// the thread (loudly failing: its stack must be a root), or only notes it
+// while the collector is not in use (threads.h), lets the stop signal
 // through, then takes fn and arg off the start block (from then on the
 // thread's own stack or registers hold them) and runs fn.
 static void *thread_start(void *p) {
   start_block_t *b = p;
-  threads_register_self_or_die();
+  if (gc_is_inited())
+    threads_register_self_or_die();
+  else
+    threads_note_self(); // the collector is not in use: a record, no bounds
   if (gc_is_inited()) {
     sigset_t stop;
     sigemptyset(&stop);

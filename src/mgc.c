@@ -108,6 +108,8 @@ static void gc_fork_child(void);
 // constructor or destructor holds the linker's lock and may be waiting for
 // gc_init_lock (a GC allocation) or every lock (fork).
 void gc_init(void) {
+  if (gc_is_inited())
+    return;
   gm_ensure_init();
   interpose_init();
   roots_info_t ri;

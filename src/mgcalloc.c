@@ -81,7 +81,7 @@ static mspan_t *gc_next_window(mcache_t *c, uint8_t spc) {
 // asked, so a pointer just past its end still points into it (Boehm GC's
 // default). Set by gcalloc_init; a thread reads it after it has seen
 // gc_inited (its first allocation takes the slow path, which does).
-static size_t gc_pad;
+static _Atomic size_t gc_pad; // relaxed: a late reader only takes the slow path
 
 static void *gc_alloc_large(size_t n, bool noscan);
 
@@ -100,9 +100,9 @@ GM_INLINE uint8_t gc_spc(size_t size, bool noscan) {
 static GM_NOINLINE void *gc_refill_alloc(uint8_t spc, size_t n) {
   gc_ensure_init();
   if (n != 0) {
-    if (n + gc_pad > GM_MAX_SMALL_SIZE)
+    if (n + relaxed_load(&gc_pad) > GM_MAX_SMALL_SIZE)
       return gc_alloc_large(n, spc_noscan(spc));
-    spc = gc_spc(n + gc_pad, spc_noscan(spc));
+    spc = gc_spc(n + relaxed_load(&gc_pad), spc_noscan(spc));
   }
   threads_register_self_or_die(); // this thread now holds GC pointers
   mcache_t *c = mcache_for_thread();
@@ -197,7 +197,7 @@ GM_INLINE void *gc_tiny_alloc(size_t n) {
 static GM_NOINLINE void *gc_alloc_large(size_t n, bool noscan) {
   gc_ensure_init();
   threads_register_self_or_die();
-  size_t size = n + gc_pad;
+  size_t size = n + relaxed_load(&gc_pad);
   if (n > PTRDIFF_MAX - GM_PAGE_SIZE) {
     errno = ENOMEM;
     return NULL;
@@ -230,7 +230,7 @@ static GM_NOINLINE void *gc_alloc_large(size_t n, bool noscan) {
 // gm_alloc / gm_alloc_noscan: n is what the caller asked (never 0 below, so
 // the slow path can tell it from a tiny block's request).
 GM_EXPORT void *gm_alloc(size_t n) {
-  size_t size = n + gc_pad;
+  size_t size = n + relaxed_load(&gc_pad);
   if (likely(size <= GM_SMALL_SIZE_MAX))
     return gc_alloc_spc(
         (uint8_t)(2 * size_to_class8[(size + GM_SMALL_SIZE_DIV - 1) / GM_SMALL_SIZE_DIV]), n | !n);
@@ -240,7 +240,7 @@ GM_EXPORT void *gm_alloc(size_t n) {
 }
 
 GM_EXPORT void *gm_alloc_noscan(size_t n) {
-  size_t size = n + gc_pad;
+  size_t size = n + relaxed_load(&gc_pad);
   if (size < GC_TINY_SIZE)
     return gc_tiny_alloc(size ? size : 1);
   if (likely(size <= GM_SMALL_SIZE_MAX))
@@ -325,7 +325,7 @@ static void *gc_realloc_hook(void *ptr, mspan_t *s, size_t size) {
 }
 
 void gcalloc_init(void) {
-  gc_pad = gm_opt.gc_pad;
+  relaxed_store(&gc_pad, gm_opt.gc_pad);
   gm_gc_hooks.free = gc_free_hook;
   gm_gc_hooks.usable = gc_usable_hook;
   gm_gc_hooks.realloc = gc_realloc_hook;

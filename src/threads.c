@@ -32,6 +32,8 @@ static pthread_once_t setup_once = PTHREAD_ONCE_INIT;
 static fixalloc_t thread_alloc;  // gthread_t records
 static uintptr_t page_size;      // immutable after setup
 static __thread int registering; // threads_register_self is on this thread's stack
+static bool all_bounded;         // threads_init has run: no more notes (threads_lock)
+static _Atomic long unnoted;     // threads that could not be noted (out of memory)
 
 pid_t sys_gettid(void) {
   return (pid_t)syscall(SYS_gettid);
@@ -188,11 +190,13 @@ static gthread_t *thread_new(bool self) {
   }
   r->tid = sys_gettid();
   r->tp = thread_pointer();
+  r->self = pthread_self();
   if (self_stack_bounds(r) != 0) {
     fixalloc_free(&thread_alloc, r);
     errno = EAGAIN;
     return NULL;
   }
+  r->bounded = true;
   return r;
 }
 
@@ -218,7 +222,7 @@ static bool is_stopper(void) {
 // threads_register_self registers the calling thread; 0 if it is (or is
 // being) registered, -1 with errno on failure. Not in a critical section.
 int threads_register_self(void) {
-  if (gm_tls_m.thread != NULL || registering || is_stopper())
+  if ((gm_tls_m.thread != NULL && gm_tls_m.thread->bounded) || registering || is_stopper())
     return 0;
   threads_setup();
   registering = 1; // pthread_getattr_np allocates
@@ -244,10 +248,58 @@ void threads_register_self_or_die(void) {
     gm_fatal("the collector cannot serve threads that share their TLS (made by clone() "
              "without CLONE_SETTLS)",
              NULL);
-  if (likely(gm_tls_m.thread != NULL))
+  if (likely(gm_tls_m.thread != NULL && gm_tls_m.thread->bounded))
     return;
   if (threads_register_self() != 0)
     gm_fatal("cannot register the thread with the collector (out of memory?)", NULL);
+}
+
+// threads_note_self notes the calling thread, new, while the collector is
+// not in use: no stack bounds yet (threads_init completes the record). If
+// threads_init has run meanwhile, the thread registers in full instead.
+void threads_note_self(void) {
+  threads_setup();
+  gthread_t *r = fixalloc_alloc(&thread_alloc);
+  if (r == NULL) {
+    atomic_fetch_add(&unnoted, 1); // gc_init will say so
+    return;
+  }
+  r->tid = sys_gettid();
+  r->tp = thread_pointer();
+  r->self = pthread_self();
+  threads_lock_acquire();
+  bool late = all_bounded;
+  if (!late) {
+    link_locked(r);
+    gm_tls_m.thread = r;
+  }
+  threads_lock_release();
+  if (late) {
+    fixalloc_free(&thread_alloc, r);
+    threads_register_self_or_die();
+    return;
+  }
+  mcache_arm_exit(); // leave the registry at exit
+}
+
+// bound_noted_locked completes every noted record: a thread's stack bounds
+// can be read from another thread (pthread_getattr_np). A noted thread is
+// alive: it leaves the list itself, at its exit, under threads_lock.
+static void bound_noted_locked(void) {
+  for (gthread_t *r = threads_list; r; r = r->next) {
+    if (r->bounded)
+      continue;
+    pthread_attr_t attr;
+    void *addr;
+    size_t size;
+    if (pthread_getattr_np(r->self, &attr) != 0 || pthread_attr_getstack(&attr, &addr, &size) != 0)
+      gm_fatal("cannot read the stack bounds of a thread started before the collector", NULL);
+    pthread_attr_destroy(&attr);
+    r->lo = r->mapped_lo = (uintptr_t)addr;
+    r->hi = (uintptr_t)addr + size;
+    r->bounded = true;
+  }
+  all_bounded = true;
 }
 
 // register_main registers the main thread from another thread.
@@ -255,6 +307,7 @@ static void register_main(void) {
   gthread_t *r = thread_new(false);
   if (r == NULL)
     gm_fatal("cannot register the main thread with the collector (out of memory)", NULL);
+  r->bounded = true;
   threads_lock_acquire();
   bool known = threads_find_locked(r->tid) != NULL;
   if (!known)
@@ -280,9 +333,16 @@ void threads_unregister_self(void) {
     fixalloc_free(&thread_alloc, r);
 }
 
-// threads_init registers the main thread and the caller. Idempotent.
+// threads_init (gc_init) completes the noted threads' records, and
+// registers the main thread and the caller.
 void threads_init(void) {
   threads_setup();
+  if (atomic_load(&unnoted) != 0)
+    gm_fatal("threads started before the collector could not be tracked (out of memory)",
+             NULL);
+  threads_lock_acquire();
+  bound_noted_locked();
+  threads_lock_release();
   if (sys_gettid() != getpid())
     register_main();
   threads_register_self_or_die();
@@ -326,6 +386,7 @@ void threads_fork_child(void) {
   if (me) {
     me->tid = sys_gettid();
     me->tp = thread_pointer();
+    me->self = pthread_self();
     me->dead = false;
     atomic_store(&me->parked_epoch, 0);
     link_locked(me);

@@ -3,6 +3,13 @@
 // record: its kernel tid, thread pointer and stack bounds and, while the world
 // is stopped, where its live stack starts and its saved registers.
 //
+// Before the collector is in use (gc_inited), a thread the program starts is
+// only noted: a record with its tid and pthread_t, no stack bounds (reading
+// them costs the C library a cpuset allocation and a system call). gc_init
+// completes every noted record (threads_init), under threads_lock, and from
+// then on threads register in full; a process that never collects pays for
+// the note only.
+//
 // Invariants:
 //   - a thread is on the list from threads_register_self until its exit
 //     (allocator's thread-exit path, after its caches are released) or
@@ -37,7 +44,9 @@ typedef struct gthread gthread_t;
 struct gthread {
   gthread_t *next, *prev; // threads list (threads_lock)
   pid_t tid;              // kernel thread id (threads_lock)
-  uintptr_t lo, hi;       // stack bounds (immutable)
+  uintptr_t lo, hi;       // stack bounds (immutable once bounded)
+  pthread_t self;         // the thread's pthread_t (0: the main thread, seen from another)
+  bool bounded;           // lo and hi are known (false: only noted; threads_lock)
   // tp: the thread pointer (its TCB), 0 until known. Written by the thread
   // itself when it registers or parks; read by the stopper after the ack.
   uintptr_t tp;
@@ -60,6 +69,7 @@ extern gthread_t *threads_list; // threads_lock; read by stop handlers while sto
 
 void threads_setup(void);        // idempotent; needs neither heap nor collector
 int threads_register_self(void); // 0, or -1 with errno (ENOMEM, EAGAIN)
+void threads_note_self(void);    // a new thread, the collector not in use yet
 void threads_register_self_or_die(void);
 void threads_unregister_self(void);
 void threads_init(void);    // at gc_init: the main thread and the caller

@@ -10,8 +10,11 @@
 //               another thread collects
 //   clone       a thread made by clone() without CLONE_SETTLS gets a cache
 //               of its own; one that shares TLS behind gomem's back is reported
+//   prestart    threads started before the collector's first use are roots
+//   quiet       a process that never collects: no signal handler, no thread
 //   keyorder    a thread whose first gomem call was pthread_create releases
 //               its caches before it leaves the collector's registry
+#include <dirent.h>
 #include <dlfcn.h>
 #include <pthread.h>
 #include <sched.h>
@@ -134,6 +137,10 @@ static void hook_fork(void) {
 static void (*dtor_hook)(void);
 
 static void dlclose_loop(void) {
+  // The collector starts first: a thread blocked on the dynamic linker's lock
+  // (the first gc_init asks the linker things) cannot be stopped under TSan,
+  // which delivers signals only inside the calls it intercepts.
+  gm_collect();
   pthread_t t;
   pthread_create(&t, NULL, collector_main, NULL);
   for (int i = 0; i < 40; i++) {
@@ -345,6 +352,96 @@ static void case_clone(void) {
 }
 
 // ---------------------------------------------------------------------------
+// prestart: threads started before the collector is in use hold GC pointers
+
+#define PRE_THREADS 3
+static sem_t pre_go[PRE_THREADS], pre_ready[PRE_THREADS], pre_check[PRE_THREADS];
+static void *volatile pre_handoff[PRE_THREADS];
+static _Atomic int pre_bad;
+
+static void *pre_main(void *arg) {
+  int i = (int)(intptr_t)arg;
+  while (sem_wait(&pre_go[i]) != 0) {
+  }
+  void *volatile mine = pre_handoff[i]; // only this thread's stack holds it now
+  pre_handoff[i] = NULL;
+  sem_post(&pre_ready[i]);
+  while (sem_wait(&pre_check[i]) != 0) {
+  }
+  if (!gc_intact(mine, 200, 500 + (uint64_t)i))
+    atomic_fetch_add(&pre_bad, 1);
+  return NULL;
+}
+
+static void prestart_child(void) {
+  pthread_t t[PRE_THREADS];
+  for (int i = 0; i < PRE_THREADS; i++) {
+    sem_init(&pre_go[i], 0, 0);
+    sem_init(&pre_ready[i], 0, 0);
+    sem_init(&pre_check[i], 0, 0);
+    pthread_create(&t[i], NULL, pre_main, (void *)(intptr_t)i);
+  }
+  for (int i = 0; i < PRE_THREADS; i++) { // the collector's first use
+    store_at(&pre_handoff[i], make_guarded(200, 500 + (uint64_t)i, 2));
+    sem_post(&pre_go[i]);
+    while (sem_wait(&pre_ready[i]) != 0) {
+    }
+  }
+  for (int r = 0; r < 6; r++) {
+    churn(1 << 20);
+    collect();
+  }
+  for (int i = 0; i < PRE_THREADS; i++) {
+    sem_post(&pre_check[i]);
+    pthread_join(t[i], NULL);
+  }
+  usleep(20000);
+  if (atomic_load(&pre_bad) != 0 || atomic_load(&sentinel_ran[2]) != 0)
+    _exit(6);
+}
+
+// quiet: a process that never calls a collector function gets no stop
+// signal handler and no thread of gomem's, even as it starts threads.
+static void *quiet_thread(void *arg) {
+  free(malloc(100));
+  return arg;
+}
+
+static int task_count(void) {
+  int n = 0;
+  DIR *d = opendir("/proc/self/task");
+  if (d == NULL)
+    return -1;
+  for (struct dirent *e; (e = readdir(d)) != NULL;)
+    n += e->d_name[0] != '.';
+  closedir(d);
+  return n;
+}
+
+static void quiet_child(void) {
+  pthread_t t[4];
+  for (int i = 0; i < 4; i++)
+    pthread_create(&t[i], NULL, quiet_thread, NULL);
+  for (int i = 0; i < 4; i++)
+    pthread_join(t[i], NULL);
+  for (int i = 0; i < 100000; i++) // enough frees to wake a scavenger, if it were the collector's
+    free(malloc(64 + (size_t)(i % 50) * 64));
+  struct sigaction sa;
+  sigaction(SIGPWR, NULL, &sa);
+  if (sa.sa_handler != SIG_DFL)
+    _exit(7); // a stop signal handler was installed
+  sigset_t all, now;
+  sigfillset(&all);
+  pthread_sigmask(SIG_BLOCK, &all, NULL);
+  pthread_sigmask(SIG_BLOCK, NULL, &now);
+  if (!sigismember(&now, SIGPWR))
+    _exit(8); // the mask was changed
+  int n = task_count();
+  if (n != 1 && n != 2) // the main thread, and perhaps the allocator's scavenger
+    _exit(9);
+}
+
+// ---------------------------------------------------------------------------
 // keyorder: run in a new process whose first gomem call is pthread_create
 
 static void *keyorder_thread(void *arg) {
@@ -384,6 +481,8 @@ static const child_case_t cases[] = {
     {"remove", remove_child},
     {"clone", clone_child},
     {"hidden", hidden_child},
+    {"prestart", prestart_child},
+    {"quiet", quiet_child},
     {NULL, NULL},
 };
 
@@ -398,6 +497,10 @@ int main(int argc, char **argv) {
       return 0;
     }
   }
+  if (argc > 1) {
+    fprintf(stderr, "test_gc_regress: no case %s\n", argv[1]);
+    return 2;
+  }
   sanitized = GOMEM_SANITIZE[0] != 0;
   case_detach();
   in_child("a library destructor collects during dlclose", dlclose_collect);
@@ -406,6 +509,12 @@ int main(int argc, char **argv) {
   in_child("gm_free / gm_realloc / gm_usable_size of tiny objects", tiny_child);
   in_child("gm_remove_roots, then munmap, while collecting", remove_child);
   case_clone();
+  in_child("threads started before the collector hold GC pointers", prestart_child);
+  if (GOMEM_SANITIZE[0] == 0) // the sanitizers' runtimes start threads and handle signals
+    in_child("no collector threads or signals without a collector call", quiet_child);
+  else
+    test_skip("no collector threads or signals without a collector call",
+              "the sanitizers' runtimes start threads and handle signals");
   case_keyorder();
   return test_done();
 }
