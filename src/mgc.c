@@ -2,7 +2,11 @@
 // mgcpacer.go.
 //
 // gomem's collector is Go's non-moving tri-color mark-sweep with the changes
-// C asks for (conservative roots, threads stopped by signals). A cycle:
+// C asks for (conservative roots, threads stopped by signals). Its files:
+// mgcalloc.c (gm_alloc, the tiny allocator), mgcsweep.c (GC spans, sweeping),
+// mgcmark.c and mgcwork.c (marking), mfinal.c (finalizers), threads.c (the
+// registry), stw.c (stopping the world), roots.c (where the roots are),
+// interpose.c (pthread_create and signal masks). A cycle:
 //
 //   1. Sweep termination (world running): the collecting thread sweeps every
 //      span the last cycle left unswept (Go's finishsweep), pauses the
@@ -29,6 +33,10 @@
 // Threads check the goal in their allocation slow path, outside critical
 // sections; whoever finds it reached collects, the others wait on gc_lock
 // and find the goal moved.
+//
+// Invariants: gc_lock is held for a whole cycle (and by gm_remove_roots and
+// gm_set_gc_percent); only the thread holding it stops the world; no dynamic
+// linker call is made while a gomem lock is held (gc_init asks first).
 #include <string.h>
 #include <sys/resource.h>
 #include <time.h>

@@ -1,6 +1,6 @@
 // mgcmark.c: the mark phase, twin of Go's mgcmark.go.
 //
-// gomem marks with the world stopped (proc.c), in parallel on every core:
+// gomem marks with the world stopped (stw.c), in parallel on every core:
 // the collecting thread and gc_nworkers() - 1 helper threads of gomem's own.
 //
 // Roots are ranges of words scanned conservatively: what roots.c reports
