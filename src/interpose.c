@@ -57,7 +57,7 @@ static void alloc_setup(void) {
 
 // resolve returns the next definition of name after gomem's. May allocate.
 static void *resolve(const char *name) {
-  void *p = dlsym(RTLD_NEXT, name);
+  void *p = os_next_symbol(name);
   if (p == NULL) {
     char buf[96];
     gm_fmt(buf, sizeof buf, "cannot find the C library's %s", name);

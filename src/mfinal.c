@@ -29,6 +29,7 @@
 #include "interpose.h"
 #include "mallocint.h"
 #include "mfinal.h"
+#include "mgcalloc.h"
 #include "os.h"
 #include "threads.h"
 
@@ -91,6 +92,8 @@ static bool table_grow(void) {
 }
 
 // object_start_gc reports whether p is the start of an allocated GC object.
+// A tiny object may lie anywhere in its block: its finalizer runs when the
+// whole block is unreachable (Go's rule: the block is what is marked).
 static bool object_start_gc(uintptr_t p) {
   mspan_t *s = spanof(p);
   if (s == NULL || s->kind == SPAN_MANUAL)
@@ -99,7 +102,11 @@ static bool object_start_gc(uintptr_t p) {
     return p == s->base;
   uintptr_t off = p - s->base;
   uint32_t idx = (uint32_t)(((uint64_t)off * s->divmul) >> 32);
-  return idx < s->nelems && (uintptr_t)idx * s->elemsize == off;
+  if (idx >= s->nelems)
+    return false;
+  if (gc_is_tiny_span(s))
+    return span_allocated(s, (uint16_t)idx);
+  return (uintptr_t)idx * s->elemsize == off;
 }
 
 GM_EXPORT void gm_set_finalizer(void *ptr, void (*fn)(void *, void *), void *arg) {

@@ -23,6 +23,7 @@
 // end of its block.
 #include <string.h>
 
+#include "mfinal.h"
 #include "mgc.h"
 #include "mgcalloc.h"
 #include "mgcsweep.h"
@@ -290,8 +291,11 @@ static void tiny_check(const mspan_t *s, uintptr_t p) {
 // once when possible (mgcsweep.c); tiny objects share blocks: ignored.
 static void gc_free_hook(uintptr_t p, mspan_t *s) {
   threads_register_self_or_die(); // it changes GC metadata
-  if (gc_is_tiny_span(s))
+  if (gc_is_tiny_span(s)) {       // the block stays, but the object is dead: no finalizer
+    tiny_check(s, p);
+    fin_forget(p);
     return;
+  }
   gc_free(p, s);
 }
 

@@ -27,6 +27,7 @@ void mheap_init(void) {
     gm_fatal("cannot reserve page allocator metadata", NULL);
   lock_fork_register(&gm_heap.lock);
   fixalloc_init(&gm_heap.span_alloc, sizeof(mspan_t));
+  gm_heap.max_pages = os_memory_limit() / GM_PAGE_SIZE;
   gm_heap.arena_hint = ARENA_HINT_START;
 }
 
@@ -113,6 +114,8 @@ static uintptr_t mheap_alloc_pages_locked(size_t npages, size_t align_pages, siz
 // needzero tells whether the memory may be dirty.
 mspan_t *mheap_alloc_span(size_t npages, uint8_t sizeclass, size_t align_pages) {
   gm_assert(npages > 0 && align_pages > 0 && (align_pages & (align_pages - 1)) == 0);
+  if (npages > gm_heap.max_pages)
+    return NULL; // more than the machine could ever back
   gm_lock(&gm_heap.lock);
   size_t scav = 0;
   uintptr_t base = mheap_alloc_pages_locked(npages, align_pages, &scav);

@@ -25,6 +25,10 @@ typedef struct mheap {
   // [arena_lo, arena_hi): the span of addresses holding arenas, the
   // collector's first filter for conservative pointers (written under lock).
   _Atomic uintptr_t arena_lo, arena_hi;
+  // max_pages: a span larger than this is refused (ENOMEM): RAM + swap, as
+  // the kernel's default overcommit heuristic refuses mappings larger than
+  // that (unlimited with vm.overcommit_memory = 1). Set once by mheap_init.
+  size_t max_pages;
 } mheap_t;
 
 extern mheap_t gm_heap;

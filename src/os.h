@@ -19,6 +19,15 @@ void os_write_stderr(const char *s, size_t n);
 void gm_write_fd(int fd, const char *s, size_t n);
 uint64_t os_nanotime(void);
 pid_t os_gettid(void);
+// os_memory_limit: the largest mapping the kernel's overcommit policy would
+// let a program back: RAM + swap (SIZE_MAX under vm.overcommit_memory = 1).
+size_t os_memory_limit(void);
+// os_next_symbol returns the definition of a C library function that gomem
+// wraps, as the program would reach it without gomem: a sanitizer's
+// interceptor when one is linked in (clang links its runtime into the
+// program, where dlsym(RTLD_NEXT) from gomem does not look), else the next
+// definition after gomem's. NULL if none. May allocate (dlsym).
+void *os_next_symbol(const char *name);
 // os_stack_near sets [*lo, *hi) to a region holding the calling thread's
 // stack: a hint for cheap checks, not exact bounds.
 void os_stack_near(uintptr_t *lo, uintptr_t *hi);

@@ -18,12 +18,14 @@
 // section).
 #include <dlfcn.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <sched.h>
 #include <signal.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/resource.h>
 #include <sys/syscall.h>
+#include <sys/sysinfo.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -92,6 +94,32 @@ uint64_t os_nanotime(void) {
   return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
+void *os_next_symbol(const char *name) {
+  char buf[64] = "__interceptor_";
+  size_t n = strlen(buf), k = strlen(name);
+  if (n + k < sizeof buf) {
+    memcpy(buf + n, name, k + 1);
+    void *p = dlsym(RTLD_DEFAULT, buf);
+    if (p != NULL)
+      return p;
+  }
+  return dlsym(RTLD_NEXT, name);
+}
+
+size_t os_memory_limit(void) {
+  char c = '0';
+  int fd = open("/proc/sys/vm/overcommit_memory", O_RDONLY | O_CLOEXEC);
+  if (fd >= 0) {
+    if (read(fd, &c, 1) != 1)
+      c = '0';
+    close(fd);
+  }
+  struct sysinfo si;
+  if (c == '1' || sysinfo(&si) != 0)
+    return SIZE_MAX;
+  return (size_t)(si.totalram + si.totalswap) * si.mem_unit;
+}
+
 pid_t os_gettid(void) {
   return (pid_t)syscall(SYS_gettid);
 }
@@ -148,7 +176,7 @@ int os_thread_create(void *(*fn)(void *), void *arg) {
   static _Atomic(create_fn) real;
   create_fn create = atomic_load_explicit(&real, memory_order_acquire);
   if (create == NULL) {
-    create = __extension__(create_fn) dlsym(RTLD_NEXT, "pthread_create");
+    create = __extension__(create_fn) os_next_symbol("pthread_create");
     if (create == NULL)
       return ENOSYS;
     atomic_store_explicit(&real, create, memory_order_release);

@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "mallocint.h"
+#include "os.h"
 
 #if GM_OVERRIDE
 
@@ -58,7 +59,7 @@ GM_EXPORT int clone(int (*fn)(void *), void *stack, int flags, void *arg, ...) {
   static _Atomic(clone_fn) real;
   clone_fn f = atomic_load_explicit(&real, memory_order_acquire);
   if (f == NULL) {
-    f = __extension__(clone_fn) dlsym(RTLD_NEXT, "clone");
+    f = __extension__(clone_fn) os_next_symbol("clone");
     if (f == NULL) {
       errno = ENOSYS;
       return -1;

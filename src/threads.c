@@ -338,8 +338,7 @@ void threads_unregister_self(void) {
 void threads_init(void) {
   threads_setup();
   if (atomic_load(&unnoted) != 0)
-    gm_fatal("threads started before the collector could not be tracked (out of memory)",
-             NULL);
+    gm_fatal("threads started before the collector could not be tracked (out of memory)", NULL);
   threads_lock_acquire();
   bound_noted_locked();
   threads_lock_release();

@@ -142,9 +142,8 @@ static size_t size_list(size_t *out) {
     out[n++] = s + 1;
   }
   static const size_t large[] = {
-      48 * KiB,       64 * KiB - 1,  64 * KiB,     64 * KiB + 1,  100000,      256 * KiB + 3,
-      MiB - 1,        MiB,           MiB + 1,      4 * MiB + 7,   16 * MiB,    32 * MiB + 8193,
-      64 * MiB - 1,   64 * MiB,
+      48 * KiB, 64 * KiB - 1, 64 * KiB,    64 * KiB + 1, 100000,          256 * KiB + 3, MiB - 1,
+      MiB,      MiB + 1,      4 * MiB + 7, 16 * MiB,     32 * MiB + 8193, 64 * MiB - 1,  64 * MiB,
   };
   for (size_t i = 0; i < sizeof large / sizeof large[0]; i++)
     out[n++] = large[i];
@@ -196,8 +195,7 @@ static void test_malloc_sizes(void) {
   for (size_t i = 0; i < n; i++)
     if (b[i].p && !check_any(b[i].p, b[i].usable, b[i].tag)) {
       bad_content++;
-      fprintf(stderr, "block %zu (size %zu at %p) was overwritten\n", i, b[i].size,
-              (void *)b[i].p);
+      fprintf(stderr, "block %zu (size %zu at %p) was overwritten\n", i, b[i].size, (void *)b[i].p);
     }
   CHECKF(bad_content == 0, "%d blocks overwritten", bad_content);
 
@@ -205,8 +203,8 @@ static void test_malloc_sizes(void) {
   qsort(b, n, sizeof *b, cmp_block);
   int overlaps = 0;
   for (size_t i = 1; i < n; i++)
-    if (b[i - 1].p && (uintptr_t)b[i - 1].p + (b[i - 1].usable ? b[i - 1].usable : 1) >
-                          (uintptr_t)b[i].p) {
+    if (b[i - 1].p &&
+        (uintptr_t)b[i - 1].p + (b[i - 1].usable ? b[i - 1].usable : 1) > (uintptr_t)b[i].p) {
       overlaps++;
       fprintf(stderr, "overlap: %p+%zu and %p\n", (void *)b[i - 1].p, b[i - 1].usable,
               (void *)b[i].p);
@@ -402,10 +400,9 @@ static void test_realloc(void) {
 
   // Growth through classes and into large objects; every step keeps the old
   // contents and the new tail is writable.
-  static const size_t steps[] = {1,     7,     8,      9,        16,      17,         100,
-                                 256,   257,   1024,   1025,     4000,    8192,       8193,
-                                 20000, 32767, 32768,  32769,    65536,   100001,     MiB,
-                                 MiB + 1, 5 * MiB, 9 * MiB + 3};
+  static const size_t steps[] = {1,     7,     8,     9,      16,   17,      100,     256,
+                                 257,   1024,  1025,  4000,   8192, 8193,    20000,   32767,
+                                 32768, 32769, 65536, 100001, MiB,  MiB + 1, 5 * MiB, 9 * MiB + 3};
   size_t nsteps = sizeof steps / sizeof steps[0];
   p = gm_malloc(steps[0]);
   fill(p, steps[0], 77);
@@ -587,8 +584,8 @@ static void test_aligned(void) {
       if (rc == 0 && q && r) {
         if (p == q || q == r || p == r)
           bad++;
-        if (check_fill(q, sz, (size_t)tag - 1) != SIZE_MAX || check_fill(r, sz, (size_t)tag) !=
-                                                                   SIZE_MAX)
+        if (check_fill(q, sz, (size_t)tag - 1) != SIZE_MAX ||
+            check_fill(r, sz, (size_t)tag) != SIZE_MAX)
           bad++;
       }
       if (rc == 0)
@@ -658,6 +655,25 @@ static void test_huge(void) {
     p = gm_aligned_alloc(4096, huge[i]);
     CHECKF(p == NULL && errno == ENOMEM, "aligned_alloc(4096, %zu) = %p errno %d", huge[i], p,
            errno);
+  }
+  // More than the machine could back (RAM + swap, as the kernel's default
+  // overcommit heuristic judges): refused at once, no metadata mapped for it.
+  FILE *f = fopen("/proc/sys/vm/overcommit_memory", "r");
+  int mode = f != NULL ? fgetc(f) : '0';
+  if (f != NULL)
+    fclose(f);
+  if (mode != '1') {
+    size_t tib = (size_t)1 << 40;
+    gm_stats_t before, after;
+    gm_stats(&before);
+    errno = 0;
+    void *q = gm_malloc(tib);
+    gm_stats(&after);
+    CHECKF(q == NULL && errno == ENOMEM, "malloc(1 TiB) = %p errno %d", q, errno);
+    CHECKF(after.heap_sys - before.heap_sys < ((size_t)1 << 30), "malloc(1 TiB) reserved %llu MiB",
+           (unsigned long long)(after.heap_sys - before.heap_sys) >> 20);
+  } else {
+    test_skip("malloc(1 TiB) fails", "vm.overcommit_memory = 1: the kernel would back it");
   }
   // The heap still works afterwards.
   void *p = gm_malloc(MiB);
@@ -909,7 +925,8 @@ static void test_stats(void) {
            "class of 64 B: mallocs +%llu for %zu", (unsigned long long)lp.mallocs_a, lp.n + lp.k);
     CHECKF(lp.live_a >= 0 && lp.live_a <= 64 && lp.live_b >= 0 && lp.live_b <= 64,
            "live after freeing everything: %lld and %lld", lp.live_a, lp.live_b);
-    CHECKF(live_of(&after, ca) == live_of(&before, ca) && live_of(&after, cb) == live_of(&before, cb),
+    CHECKF(live_of(&after, ca) == live_of(&before, ca) &&
+               live_of(&after, cb) == live_of(&before, cb),
            "live %lld/%lld before the thread, %lld/%lld after it exited", live_of(&before, ca),
            live_of(&before, cb), live_of(&after, ca), live_of(&after, cb));
   }
