@@ -75,8 +75,12 @@ size_t gm_release_memory(void);
 void *gm_alloc(size_t n);
 
 // gm_alloc_noscan returns n bytes of zeroed memory that holds no pointers
-// (never scanned: what it points to is not kept alive). Objects under 16
-// bytes are packed together (Go's tiny allocator).
+// (never scanned: what it points to is not kept alive). Objects of 16 bytes
+// or less may be packed together into 16-byte blocks (Go's tiny allocator):
+// such an object's size is not recorded, so gm_usable_size returns 0 for it,
+// gm_free drops only its finalizer (the block is reclaimed when none of its
+// objects is reachable), gm_realloc copies up to the end of its block, and a
+// finalizer set on it runs once its whole block is unreachable.
 void *gm_alloc_noscan(size_t n);
 
 // gm_collect runs a full, blocking collection (Go's runtime.GC).
@@ -85,16 +89,18 @@ void gm_collect(void);
 // gm_free (above) also takes GC objects: the object is released at once if
 // no other thread is allocating from its span; otherwise its contents are
 // cleared (it then keeps nothing alive) and the collector reclaims it.
-// Pointer-free objects under 16 bytes share blocks (tiny allocator): their
-// gm_free is ignored. A second gm_free of the same object is reported.
+// Tiny objects: see gm_alloc_noscan. A second gm_free of the same object is
+// reported (but for tiny objects, and for an object whose span another thread
+// is allocating from, freed by threads that are not).
 // gm_realloc of a GC object returns a GC object of the same kind.
 
 // gm_set_finalizer arranges for fn(p, arg) to run once, on gomem's finalizer
-// thread, after p (the start of a GC object) becomes unreachable. p and what
-// it points to stay valid until fn has run; p is reclaimed by a later
-// collection if it is still unreachable then (fn may make it reachable
-// again). fn == NULL removes p's finalizer. A finalizer reachable from
-// another finalizable object runs only after that one's (Go's order).
+// thread, after p (the start of a GC object, or a tiny object) becomes
+// unreachable. p, what it points to and arg stay valid until fn has run; p
+// is reclaimed by a later collection if it is still unreachable then (fn may
+// make it reachable again). fn == NULL removes p's finalizer. A finalizer
+// reachable from another finalizable object runs only after that one's (Go's
+// order).
 void gm_set_finalizer(void *p, void (*fn)(void *obj, void *arg), void *arg);
 
 // gm_add_roots makes [lo, hi) a root range: every aligned word in it is
