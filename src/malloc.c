@@ -82,11 +82,8 @@ static void gm_fork_child(void) {
   scavenger_fork_child();
 }
 
-// gm_class_of returns the size class for size (<= GM_MAX_SMALL_SIZE).
 size_t gm_class_of(size_t size) {
-  if (size <= GM_SMALL_SIZE_MAX)
-    return size_to_class8[(size + GM_SMALL_SIZE_DIV - 1) / GM_SMALL_SIZE_DIV];
-  return size_to_class128[(size - GM_SMALL_SIZE_MAX + GM_LARGE_SIZE_DIV - 1) / GM_LARGE_SIZE_DIV];
+  return size_class(size);
 }
 
 // malloc_class allocates one object of sizeclass from the calling thread's

@@ -16,6 +16,13 @@ GM_INLINE void gm_ensure_init(void) {
     gm_init_slow();
 }
 void *malloc_large(size_t size, size_t align, bool zero);
+// size_class returns the size class for size (<= GM_MAX_SMALL_SIZE): one
+// table load (gm_class_of is the same, out of line).
+GM_INLINE size_t size_class(size_t size) {
+  if (size <= GM_SMALL_SIZE_MAX)
+    return size_to_class8[(size + GM_SMALL_SIZE_DIV - 1) / GM_SMALL_SIZE_DIV];
+  return size_to_class128[(size - GM_SMALL_SIZE_MAX + GM_LARGE_SIZE_DIV - 1) / GM_LARGE_SIZE_DIV];
+}
 size_t gm_class_of(size_t size);
 // heap_object: where p lies. 0: outside gomem's heap; 1: inside the allocated
 // malloc object [*lo, *hi); -1: in the heap but in no allocated malloc object

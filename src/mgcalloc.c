@@ -32,10 +32,10 @@
 // ---------------------------------------------------------------------------
 // Small objects
 
-// gc_zero clears a small object (size a multiple of 8): up to 64 bytes with
-// two or four possibly overlapping 16-byte stores, no call.
+// gc_zero_small clears a small object of at most 64 bytes (size a multiple
+// of 8) with two or four possibly overlapping 16-byte stores, no call.
 typedef uint64_t gm_v2 __attribute__((vector_size(16), aligned(8)));
-GM_INLINE void gc_zero(void *p, size_t size) {
+GM_INLINE void gc_zero_small(void *p, size_t size) {
   char *c = p;
   gm_v2 z = {0, 0};
   if (size <= 32) {
@@ -45,13 +45,11 @@ GM_INLINE void gc_zero(void *p, size_t size) {
     }
     *(gm_v2 *)c = z;
     *(gm_v2 *)(c + size - 16) = z;
-  } else if (size <= 64) {
+  } else {
     *(gm_v2 *)c = z;
     *(gm_v2 *)(c + 16) = z;
     *(gm_v2 *)(c + size - 32) = z;
     *(gm_v2 *)(c + size - 16) = z;
-  } else {
-    memset(p, 0, size);
   }
 }
 
@@ -90,7 +88,7 @@ static void *gc_alloc_large(size_t n, bool noscan);
 GM_INLINE uint8_t gc_spc(size_t size, bool noscan) {
   size_t sc = size <= GM_SMALL_SIZE_MAX
                   ? size_to_class8[(size + GM_SMALL_SIZE_DIV - 1) / GM_SMALL_SIZE_DIV]
-                  : gm_class_of(size);
+                  : size_class(size);
   return (uint8_t)(2 * sc + noscan);
 }
 
@@ -152,8 +150,12 @@ GM_INLINE void *gc_alloc_spc(uint8_t spc, size_t n) {
   void *p = (void *)(s->window_base + (uint32_t)__builtin_ctzll(v) * (uintptr_t)s->elemsize);
   __asm__ volatile("" : : "r"(p) : "memory");
   s->alloc_cache = v & (v - 1);
-  if (s->needzero)
-    gc_zero(p, s->elemsize);
+  if (s->needzero) {
+    size_t size = s->elemsize;
+    if (size > 64)
+      return memset(p, 0, size); // a tail call: the fast path needs no frame
+    gc_zero_small(p, size);
+  }
   return p;
 }
 
@@ -236,7 +238,7 @@ GM_EXPORT void *gm_alloc(size_t n) {
     return gc_alloc_spc(
         (uint8_t)(2 * size_to_class8[(size + GM_SMALL_SIZE_DIV - 1) / GM_SMALL_SIZE_DIV]), n | !n);
   if (size <= GM_MAX_SMALL_SIZE)
-    return gc_alloc_spc((uint8_t)(2 * gm_class_of(size)), n);
+    return gc_alloc_spc((uint8_t)(2 * size_class(size)), n);
   return gc_alloc_large(n, false);
 }
 
@@ -248,7 +250,7 @@ GM_EXPORT void *gm_alloc_noscan(size_t n) {
     return gc_alloc_spc(
         (uint8_t)(2 * size_to_class8[(size + GM_SMALL_SIZE_DIV - 1) / GM_SMALL_SIZE_DIV] + 1), n);
   if (size <= GM_MAX_SMALL_SIZE)
-    return gc_alloc_spc((uint8_t)(2 * gm_class_of(size) + 1), n);
+    return gc_alloc_spc((uint8_t)(2 * size_class(size) + 1), n);
   return gc_alloc_large(n, true);
 }
 
