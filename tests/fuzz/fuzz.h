@@ -66,7 +66,7 @@ static void fuzz_one(const uint8_t *data, size_t size);
 // fz_skip_random: set by fuzz_setup when this build cannot run the random
 // phase; main() then prints SKIP with the reason and exits with status 77
 // (ctest's SKIP_RETURN_CODE) after replaying the files.
-static const char *fz_skip_random;
+static FZ_UNUSED const char *fz_skip_random;
 
 // ---------------------------------------------------------------------------
 // Failing
@@ -95,9 +95,8 @@ static FZ_UNUSED void fz_save_input(void) {
   (void)k;
 }
 
-__attribute__((noreturn, format(printf, 4, 5))) static void fz_fail(const char *file, int line,
-                                                                    const char *cond,
-                                                                    const char *fmt, ...) {
+__attribute__((noreturn, format(printf, 4, 5))) static void
+fz_fail(const char *file, int line, const char *cond, const char *fmt, ...) {
   char buf[1024];
   int n = snprintf(buf, sizeof buf, FUZZ_NAME ": CHECK failed at %s:%d: %s: ", file, line, cond);
   va_list ap;
@@ -366,15 +365,14 @@ int main(int argc, char **argv) {
     else if (strcmp(argv[i], "--runs") == 0 && i + 1 < argc)
       runs = strtoull(argv[++i], NULL, 0);
     else if (argv[i][0] == '-') {
-      fprintf(stderr,
-              "usage: %s [--seconds S] [--seed N] [--max-len L] [--runs R] [FILE|DIR...]\n",
+      fprintf(stderr, "usage: %s [--seconds S] [--seed N] [--max-len L] [--runs R] [FILE|DIR...]\n",
               argv[0]);
       return 2;
     } else
       replayed += fz_run_path(argv[i]);
   }
   if (fz_skip_random != NULL) {
-    printf("%s: %zu corpus inputs: ok; random phase: SKIP (%s)\n", FUZZ_NAME, replayed,
+    printf("%s: %zu files replayed: ok; random phase: SKIP (%s)\n", FUZZ_NAME, replayed,
            fz_skip_random);
     return 77;
   }
@@ -390,7 +388,7 @@ int main(int argc, char **argv) {
     n++;
   }
   free(buf);
-  printf("%s: %zu corpus inputs, %llu random inputs (seed %llu) in %.1f s: ok\n", FUZZ_NAME,
+  printf("%s: %zu files replayed, %llu random inputs (seed %llu) in %.1f s: ok\n", FUZZ_NAME,
          replayed, n, (unsigned long long)seed, fz_now() - t0);
   return 0;
 }

@@ -110,6 +110,7 @@ typedef struct mut {
   int16_t reach_list[MAXOBJ];
   int nreach;
   int64_t change_gc; // num_gc read before the current change
+  int freed_fin;     // objects freed while their finalizer was pending
 } mut_t;
 
 static mut_t muts[NMUT];
@@ -227,13 +228,15 @@ static void verify_obj(const mut_t *m, int e, const char *when) {
   FZ_CHECK(gm_owns(p) && (o->size == 0 || gm_owns(p + o->size - 1)),
            "%s: object %d (%p, %u bytes) is not gomem's", when, e, (const void *)p, o->size);
   size_t bad = body_bad(p, o->serial, o->size, o->scan);
-  FZ_CHECK(bad == SIZE_MAX, "%s: mutator %d object %d (%p, %u bytes, %s, serial %llu) corrupted "
-           "at offset %zu", when, m->id, e, (const void *)p, o->size, o->scan ? "scan" : "noscan",
+  FZ_CHECK(bad == SIZE_MAX,
+           "%s: mutator %d object %d (%p, %u bytes, %s, serial %llu) corrupted "
+           "at offset %zu",
+           when, m->id, e, (const void *)p, o->size, o->scan ? "scan" : "noscan",
            (unsigned long long)o->serial, bad);
   for (size_t i = 0; i < nlinks_of(o->size, o->scan); i++) {
     uintptr_t got = *link_word(m, e, i), want = ref_value(m, o->link[i]);
-    FZ_CHECK(got == want, "%s: mutator %d object %d (%p) link %zu is %#lx, want %#lx", when,
-             m->id, e, (const void *)p, i, (unsigned long)got, (unsigned long)want);
+    FZ_CHECK(got == want, "%s: mutator %d object %d (%p) link %zu is %#lx, want %#lx", when, m->id,
+             e, (const void *)p, i, (unsigned long)got, (unsigned long)want);
   }
 }
 
@@ -324,6 +327,7 @@ static struct {
   uint16_t started[MAXOBJ]; // the version whose finalizer has started
 } fin_log[NMUT];
 static unsigned generation = 1; // log_lock; old generations are ignored
+static _Atomic int fin_ran;     // some finalizer has run: gomem's finalizer thread is up
 
 #define ARG_GEN(a) ((unsigned)((a) >> 32) & 0xffff)
 #define ARG_MUT(a) ((int)((a) >> 31) & 1)
@@ -368,6 +372,7 @@ static void fin_fn(void *obj, void *arg) {
   event_t ev = {.entry = (int16_t)ARG_ENTRY(a), .res = -1, .version = ARG_VERSION(a)};
   fin_check(obj, a, &ev.tag);
   ev.num_gc = gc_count();
+  atomic_store(&fin_ran, 1);
   int mid = ARG_MUT(a);
   fz_lock(&log_lock);
   if (ARG_GEN(a) == (generation & 0xffff)) {
@@ -416,7 +421,8 @@ static void check_event(mut_t *m, const event_t *ev) {
            m->id, e, (unsigned long long)ev->num_gc, (long long)o->dead_gc);
   FZ_CHECK(!pending_reaches(m, e),
            "mutator %d: finalizer ran on object %d (%p), reachable from the contents of an "
-           "object whose finalizer has not run", m->id, e, (void *)addr_of(m, e));
+           "object whose finalizer has not run",
+           m->id, e, (void *)addr_of(m, e));
 }
 
 // process_events checks the finalizers that ran since the last call, in the
@@ -520,14 +526,14 @@ static void check_gc_stats(const mut_t *m, const gm_stats_t *before) {
            "gm_collect: num_gc %llu -> %llu, num_forced_gc %llu -> %llu",
            (unsigned long long)before->num_gc, (unsigned long long)st.num_gc,
            (unsigned long long)before->num_forced_gc, (unsigned long long)st.num_forced_gc);
-  FZ_CHECK(st.gc_percent == gogc_model, "gc_percent %lld, GOGC set to %d",
-           (long long)st.gc_percent, gogc_model);
+  FZ_CHECK(st.gc_percent == gogc_model, "gc_percent %lld, GOGC set to %d", (long long)st.gc_percent,
+           gogc_model);
   uint64_t live = st.gc_heap_live, p = (uint64_t)gogc_model;
   // (two mutators: another collection may come between the reads of the goal
   // and of the live heap)
-  FZ_CHECK(two_threads || gogc_model < 0 ? two_threads || st.next_gc == 0
-                          : st.next_gc >= (4ull << 20) * p / 100 &&
-                                st.next_gc + p >= live + live * p / 100,
+  FZ_CHECK(two_threads || gogc_model < 0
+               ? two_threads || st.next_gc == 0
+               : st.next_gc >= (4ull << 20) * p / 100 && st.next_gc + p >= live + live * p / 100,
            "next_gc %llu for GOGC %d and %llu bytes live", (unsigned long long)st.next_gc,
            gogc_model, (unsigned long long)live);
   static fz_range_t r[MAXOBJ]; // (cleared after use: it must keep nothing alive)
@@ -580,19 +586,27 @@ static place_t pick_place(mut_t *m, int res) {
 
 static ref_t *place_ref(mut_t *m, place_t pl) {
   switch (pl.kind) {
-  case PL_RANGE: return &m->range[pl.a].word[pl.b];
-  case PL_LINK: return &m->obj[pl.a].link[pl.b];
-  case PL_RES: return &m->res[pl.a];
-  default: return &m->root[pl.a];
+  case PL_RANGE:
+    return &m->range[pl.a].word[pl.b];
+  case PL_LINK:
+    return &m->obj[pl.a].link[pl.b];
+  case PL_RES:
+    return &m->res[pl.a];
+  default:
+    return &m->root[pl.a];
   }
 }
 
 static volatile uintptr_t *place_word(mut_t *m, place_t pl) {
   switch (pl.kind) {
-  case PL_RANGE: return (volatile uintptr_t *)&m->range[pl.a].mem[pl.b];
-  case PL_LINK: return link_word(m, pl.a, (size_t)pl.b);
-  case PL_RES: return &fz_gc_resurrect[m->id][pl.a];
-  default: return &fz_gc_roots[m->id][pl.a];
+  case PL_RANGE:
+    return (volatile uintptr_t *)&m->range[pl.a].mem[pl.b];
+  case PL_LINK:
+    return link_word(m, pl.a, (size_t)pl.b);
+  case PL_RES:
+    return &fz_gc_resurrect[m->id][pl.a];
+  default:
+    return &fz_gc_roots[m->id][pl.a];
   }
 }
 
@@ -649,8 +663,11 @@ static int new_entry(mut_t *m) {
 static void adopt(mut_t *m, int e, void *p, size_t size, int scan) {
   FZ_CHECK(p != NULL, "gm_alloc%s(%zu) returned NULL", scan ? "" : "_noscan", size);
   obj_t *o = &m->obj[e];
-  *o = (obj_t){.hidden = hide(p), .serial = atomic_fetch_add(&serials, 1) + 1,
-               .size = (uint32_t)size, .scan = (uint8_t)scan, .dead_gc = -1};
+  *o = (obj_t){.hidden = hide(p),
+               .serial = atomic_fetch_add(&serials, 1) + 1,
+               .size = (uint32_t)size,
+               .scan = (uint8_t)scan,
+               .dead_gc = -1};
   for (int i = 0; i < MAXLINK; i++)
     o->link[i].to = -1;
   const unsigned char *c = p;
@@ -664,13 +681,23 @@ static void adopt(mut_t *m, int e, void *p, size_t size, int scan) {
 static size_t pick_gc_size(fz_in_t *in) {
   unsigned v = fz_u16(in), lo = v & 0xfff;
   switch (v >> 12) {
-  case 0: case 1: case 2: case 3:
+  case 0:
+  case 1:
+  case 2:
+  case 3:
     return lo % 16; // tiny when pointer-free
-  case 4: case 5: case 6: case 7: case 8:
+  case 4:
+  case 5:
+  case 6:
+  case 7:
+  case 8:
     return 16 + lo % 240;
-  case 9: case 10: case 11:
+  case 9:
+  case 10:
+  case 11:
     return lo % 2048;
-  case 12: case 13:
+  case 12:
+  case 13:
     return (size_t)lo * 8 + (v & 7); // up to 32 KiB
   case 14:
     return 32769 + (size_t)lo * 24; // large, up to 128 KiB
@@ -683,7 +710,7 @@ static size_t pick_gc_size(fz_in_t *in) {
 // Operations
 
 // op_alloc: allocate an object and store it in a place.
-static void op_alloc(mut_t *m) {
+FZ_NOINLINE static void op_alloc(mut_t *m) {
   unsigned kind = fz_u8(&m->in);
   size_t size = pick_gc_size(&m->in);
   place_t pl = pick_place(m, 0);
@@ -699,7 +726,7 @@ static void op_alloc(mut_t *m) {
 }
 
 // op_link: store a reference to a reachable object (its start or inside).
-static void op_link(mut_t *m) {
+FZ_NOINLINE static void op_link(mut_t *m) {
   int e = pick_reachable(m, fz_u8(&m->in));
   unsigned v = fz_u16(&m->in);
   place_t pl = pick_place(m, 0);
@@ -709,7 +736,7 @@ static void op_link(mut_t *m) {
   store_ref(m, pl, (ref_t){(int16_t)e, off});
 }
 
-static void op_drop(mut_t *m) {
+FZ_NOINLINE static void op_drop(mut_t *m) {
   place_t pl = pick_place(m, 1);
   store_ref(m, pl, (ref_t){-1, 0});
 }
@@ -723,14 +750,14 @@ static void range_clear(mut_t *m, int r) {
 
 // op_range toggles root range r: added (memory from malloc or mmap on first
 // use), or removed (its words cleared: they no longer keep anything).
-static void op_range(mut_t *m) {
+FZ_NOINLINE static void op_range(mut_t *m) {
   unsigned v = fz_u8(&m->in);
   range_t *g = &m->range[v % NRANGE];
   if (g->mem == NULL) {
     g->mmapped = v / NRANGE % 2;
-    g->mem = g->mmapped ? mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
-                               -1, 0)
-                        : malloc(RANGE_WORDS * sizeof(uintptr_t));
+    g->mem = g->mmapped
+                 ? mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0)
+                 : malloc(RANGE_WORDS * sizeof(uintptr_t));
     FZ_CHECK(g->mem != NULL && g->mem != MAP_FAILED, "no memory for a root range");
     range_clear(m, (int)(v % NRANGE));
   }
@@ -762,7 +789,7 @@ static int tiny_ok(const mut_t *m, int e) {
   return tiny_ops || !is_tiny(&m->obj[e]);
 }
 
-static void op_finalizer(mut_t *m) {
+FZ_NOINLINE static void op_finalizer(mut_t *m) {
   unsigned v = fz_u8(&m->in);
   int e = pick_reachable(m, fz_u8(&m->in));
   if (e < 0 || m->obj[e].shared || !tiny_ok(m, e))
@@ -798,7 +825,7 @@ static void redirect(mut_t *m, int from, int to) {
   for (int kind = PL_ROOT; kind <= PL_RES; kind++) {
     int na = kind == PL_ROOT ? NROOT : kind == PL_RANGE ? NRANGE : kind == PL_RES ? NRES : MAXOBJ;
     for (int a = 0; a < na; a++) {
-      int nb = kind == PL_RANGE ? (m->range[a].active ? RANGE_WORDS : 0)
+      int nb = kind == PL_RANGE  ? (m->range[a].active ? RANGE_WORDS : 0)
                : kind == PL_LINK ? (m->obj[a].hidden != 0 && m->reach[a] && a != from ? MAXLINK : 0)
                                  : 1;
       for (int b = 0; b < nb; b++) {
@@ -813,7 +840,7 @@ static void redirect(mut_t *m, int from, int to) {
   }
 }
 
-static void op_free(mut_t *m) {
+FZ_NOINLINE static void op_free(mut_t *m) {
   int e = pick_reachable(m, fz_u8(&m->in));
   if (e < 0 || m->obj[e].shared || !tiny_ok(m, e) || !held_only_by_reachable(m, e))
     return;
@@ -823,6 +850,7 @@ static void op_free(mut_t *m) {
   begin_change(m);
   redirect(m, e, -1);
   m->obj[e].hidden = 0;
+  m->freed_fin += m->obj[e].fin == FIN_SET;
   m->obj[e].fin = FIN_NONE;
   gm_free(p);
   end_change(m);
@@ -847,12 +875,15 @@ static void realloc_moved(mut_t *m, int e, int ne, unsigned char *q, size_t size
   size_t keep = o->size < size ? o->size : size;
   FZ_CHECK(gm_owns(q) && memcmp(p, q, keep) == 0, "gm_realloc(%p, %zu) = %p lost the prefix",
            (const void *)p, size, (void *)q);
-  *n = (obj_t){.hidden = hide(q), .serial = atomic_fetch_add(&serials, 1) + 1,
-               .size = (uint32_t)size, .scan = o->scan, .dead_gc = -1};
+  *n = (obj_t){.hidden = hide(q),
+               .serial = atomic_fetch_add(&serials, 1) + 1,
+               .size = (uint32_t)size,
+               .scan = o->scan,
+               .dead_gc = -1};
   size_t nl = nlinks_of(size, o->scan), ol = nlinks_of(o->size, o->scan);
   for (size_t i = 0; i < MAXLINK; i++)
-    n->link[i] = i < nl && i < ol && first_link(size) == first_link(o->size) ? o->link[i]
-                                                                             : (ref_t){-1, 0};
+    n->link[i] =
+        i < nl && i < ol && first_link(size) == first_link(o->size) ? o->link[i] : (ref_t){-1, 0};
   for (size_t i = 0; i < nl; i++) // links the copy did not bring stay empty
     *link_word(m, ne, i) = ref_value(m, n->link[i]);
   write_body(q, n->serial, size, n->scan);
@@ -860,13 +891,13 @@ static void realloc_moved(mut_t *m, int e, int ne, unsigned char *q, size_t size
   keep_alive(q);
 }
 
-static void op_realloc(mut_t *m) {
+FZ_NOINLINE static void op_realloc(mut_t *m) {
   int e = pick_reachable(m, fz_u8(&m->in));
   size_t size = pick_gc_size(&m->in);
   if (e < 0 || m->obj[e].shared || !tiny_ok(m, e) || !held_only_by_reachable(m, e))
     return;
   if (m->obj[e].fin == FIN_SET && (m->obj[e].size < 16) != (size < 16))
-    return; // its finalizer's argument says whether it has a tag
+    return;              // its finalizer's argument says whether it has a tag
   int ne = new_entry(m); // (compacting keeps e: it is reachable)
   if (ne < 0)
     return;
@@ -885,7 +916,7 @@ static void op_realloc(mut_t *m) {
   end_change(m);
 }
 
-static void op_usable(mut_t *m) {
+FZ_NOINLINE static void op_usable(mut_t *m) {
   int e = pick_reachable(m, fz_u8(&m->in));
   unsigned off = fz_u16(&m->in);
   if (e < 0 || !tiny_ok(m, e))
@@ -897,15 +928,47 @@ static void op_usable(mut_t *m) {
            (size_t)(off % size));
 }
 
-static void op_gogc(mut_t *m) {
-  static const int values[] = {-1, 5, 25, 100, 300};
+FZ_NOINLINE static void op_gogc(mut_t *m) {
+  static const int values[] = {-1, 10, 50, 100, 200, 400};
   int v = values[fz_u8(&m->in) % FZ_ARRAY_LEN(values)];
   if (m->id != 0)
     return;
   int old = gm_set_gc_percent(v);
-  FZ_CHECK(old == gogc_model, "gm_set_gc_percent(%d) returned %d, GOGC was %d", v, old,
-           gogc_model);
+  FZ_CHECK(old == gogc_model, "gm_set_gc_percent(%d) returned %d, GOGC was %d", v, old, gogc_model);
   gogc_model = v < 0 ? -1 : v;
+}
+
+// finalizers_due: whether a finalizer may run now (pending on an object the
+// model cannot reach), or must not (its object was freed).
+static int finalizers_due(const mut_t *m) {
+  for (int e = 0; e < MAXOBJ; e++)
+    if (m->obj[e].hidden != 0 && m->obj[e].fin == FIN_SET && !m->reach[e])
+      return 1;
+  return m->freed_fin > 0;
+}
+
+// settle gives the finalizer thread up to a millisecond (50 the first time:
+// gomem starts it then) to run what the collection queued, so that its
+// events are checked close to the cycle.
+static void settle(const mut_t *m) {
+  int naps = atomic_load(&fin_ran) ? 50 : 2500;
+  for (int i = 0; i < naps && finalizers_due(m); i++) {
+    fz_lock(&log_lock);
+    int n = fin_log[m->id].n;
+    fz_unlock(&log_lock);
+    if (n > 0)
+      return;
+    fz_nap();
+  }
+}
+
+// clear_stack zeroes dead stack below the caller: stale words of earlier
+// operations would keep dropped objects alive (roots are conservative), and
+// their finalizers would not run.
+FZ_NOINLINE static void clear_stack(void) {
+  volatile char pad[32 << 10];
+  memset((char *)pad, 0, sizeof pad);
+  __asm__ volatile("" : : "r"(pad) : "memory");
 }
 
 FZ_NOINLINE static void op_collect(mut_t *m) {
@@ -915,8 +978,10 @@ FZ_NOINLINE static void op_collect(mut_t *m) {
   }
   gm_stats_t before;
   gm_stats(&before);
+  clear_stack();
   gm_collect();
   check_gc_stats(m, &before);
+  settle(m);
   checkpoint(m, "after gm_collect");
 }
 
@@ -940,7 +1005,7 @@ FZ_NOINLINE static void op_churn(mut_t *m) {
 static pthread_mutex_t shared_lock = PTHREAD_MUTEX_INITIALIZER;
 static obj_t shared_meta[NSHARED]; // shared_lock
 
-static void op_share_put(mut_t *m) {
+FZ_NOINLINE static void op_share_put(mut_t *m) {
   unsigned k = fz_u8(&m->in) % NSHARED;
   int e = new_entry(m);
   size_t size = pick_gc_size(&m->in);
@@ -958,7 +1023,7 @@ static void op_share_put(mut_t *m) {
   fz_unlock(&shared_lock);
 }
 
-static void op_share_take(mut_t *m) {
+FZ_NOINLINE static void op_share_take(mut_t *m) {
   unsigned k = fz_u8(&m->in) % NSHARED;
   place_t pl = pick_place(m, 0);
   int e = new_entry(m);
@@ -981,38 +1046,87 @@ static void op_share_take(mut_t *m) {
 // Running a mutator
 
 enum {
-  OP_ALLOC, OP_LINK, OP_DROP, OP_RANGE, OP_FINALIZER, OP_FREE, OP_REALLOC, OP_USABLE, OP_GOGC,
-  OP_COLLECT, OP_CHURN, OP_SHARE_PUT, OP_SHARE_TAKE, OP_CHECK
+  OP_ALLOC,
+  OP_LINK,
+  OP_DROP,
+  OP_RANGE,
+  OP_FINALIZER,
+  OP_FREE,
+  OP_REALLOC,
+  OP_USABLE,
+  OP_GOGC,
+  OP_COLLECT,
+  OP_CHURN,
+  OP_SHARE_PUT,
+  OP_SHARE_TAKE,
+  OP_CHECK
 };
 
+// (A collection scans the program's data and bss: a libFuzzer target's
+// 10 MB of bss make it cost about 20 ms; one operation in 32 collects.)
 static const uint8_t op_table[32] = {
-    OP_ALLOC, OP_ALLOC, OP_ALLOC, OP_ALLOC, OP_ALLOC, OP_ALLOC, OP_LINK, OP_LINK, OP_LINK,
-    OP_LINK, OP_DROP, OP_DROP, OP_DROP, OP_DROP, OP_RANGE, OP_FINALIZER, OP_FINALIZER,
-    OP_FINALIZER, OP_FREE, OP_FREE, OP_REALLOC, OP_REALLOC, OP_USABLE, OP_GOGC, OP_COLLECT,
-    OP_COLLECT, OP_CHURN, OP_CHURN, OP_SHARE_PUT, OP_SHARE_TAKE, OP_CHECK, OP_ALLOC};
+    OP_ALLOC,     OP_ALLOC,      OP_ALLOC,     OP_ALLOC,     OP_ALLOC, OP_ALLOC, OP_LINK,
+    OP_LINK,      OP_LINK,       OP_LINK,      OP_DROP,      OP_DROP,  OP_DROP,  OP_DROP,
+    OP_RANGE,     OP_FINALIZER,  OP_FINALIZER, OP_FINALIZER, OP_FREE,  OP_FREE,  OP_REALLOC,
+    OP_REALLOC,   OP_USABLE,     OP_GOGC,      OP_COLLECT,   OP_LINK,  OP_CHURN, OP_CHURN,
+    OP_SHARE_PUT, OP_SHARE_TAKE, OP_CHECK,     OP_ALLOC};
 
 static int trace; // GOMEM_FUZZ_TRACE=1: print each operation
 
+// run_op runs one operation. The operations are not inlined, so that the
+// pointers they held die with their frames, and the stack is cleared before
+// a collection, so that these dead frames leave nothing in its frame either.
 static void run_op(mut_t *m) {
   unsigned op = op_table[fz_u8(&m->in) % 32];
+  if (op == OP_COLLECT)
+    clear_stack();
   if (trace)
-    fprintf(stderr, "mutator %d op %u at byte %zu, %d reachable\n", m->id, op, m->in.i,
-            m->nreach);
+    fprintf(stderr, "mutator %d op %u at byte %zu, %d reachable\n", m->id, op, m->in.i, m->nreach);
   switch (op) {
-  case OP_ALLOC: op_alloc(m); break;
-  case OP_LINK: op_link(m); break;
-  case OP_DROP: op_drop(m); break;
-  case OP_RANGE: op_range(m); break;
-  case OP_FINALIZER: op_finalizer(m); break;
-  case OP_FREE: op_free(m); break;
-  case OP_REALLOC: op_realloc(m); break;
-  case OP_USABLE: op_usable(m); break;
-  case OP_GOGC: op_gogc(m); break;
-  case OP_COLLECT: op_collect(m); break;
-  case OP_CHURN: op_churn(m); break;
-  case OP_SHARE_PUT: if (two_threads) op_share_put(m); break;
-  case OP_SHARE_TAKE: if (two_threads) op_share_take(m); break;
-  default: checkpoint(m, "checkpoint"); break;
+  case OP_ALLOC:
+    op_alloc(m);
+    break;
+  case OP_LINK:
+    op_link(m);
+    break;
+  case OP_DROP:
+    op_drop(m);
+    break;
+  case OP_RANGE:
+    op_range(m);
+    break;
+  case OP_FINALIZER:
+    op_finalizer(m);
+    break;
+  case OP_FREE:
+    op_free(m);
+    break;
+  case OP_REALLOC:
+    op_realloc(m);
+    break;
+  case OP_USABLE:
+    op_usable(m);
+    break;
+  case OP_GOGC:
+    op_gogc(m);
+    break;
+  case OP_COLLECT:
+    op_collect(m);
+    break;
+  case OP_CHURN:
+    op_churn(m);
+    break;
+  case OP_SHARE_PUT:
+    if (two_threads)
+      op_share_put(m);
+    break;
+  case OP_SHARE_TAKE:
+    if (two_threads)
+      op_share_take(m);
+    break;
+  default:
+    checkpoint(m, "checkpoint");
+    break;
   }
 }
 
@@ -1027,6 +1141,7 @@ static void mut_init(mut_t *m, int id, const uint8_t *data, size_t size, unsigne
     m->res[i].to = -1;
   memset(m->reach, 0, sizeof m->reach);
   m->nreach = 0;
+  m->freed_fin = 0;
 }
 
 // mut_finish drops every root (the model's objects become garbage).
@@ -1042,11 +1157,17 @@ static void mut_finish(mut_t *m) {
     range_release(m, r);
 }
 
+static int paranoid; // GOMEM_FUZZ_PARANOID=1: roots and reachable objects checked after each op
+
 static void mut_run(mut_t *m) {
   for (unsigned n = 1; fz_more(&m->in); n++) {
     run_op(m);
     if (n % m->period == 0)
       checkpoint(m, "checkpoint");
+    else if (paranoid) {
+      verify_roots(m, "after an operation");
+      verify_reachable(m, "after an operation");
+    }
   }
   mut_finish(m);
 }
@@ -1073,6 +1194,7 @@ static void reset_shared(void) {
 static void fuzz_setup(void) {
   tiny_ops = fz_env_flag("GOMEM_FUZZ_TINY", 1);
   trace = fz_env_flag("GOMEM_FUZZ_TRACE", 0);
+  paranoid = fz_env_flag("GOMEM_FUZZ_PARANOID", 0);
   gogc_initial = gm_set_gc_percent(100);
   gm_set_gc_percent(gogc_initial);
   gogc_model = gogc_initial;

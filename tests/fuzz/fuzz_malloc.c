@@ -18,17 +18,17 @@
 //     model allocated and freed since the input started, give or take the 63
 //     objects per class a thread's cache may have reserved ahead.
 //
-// Input: byte 0 holds options: bit 0 cross-thread mode (a second thread
-// frees, through a queue, objects this thread allocated and hands back), bits
-// 1-2 the full-check period (16 << n operations). Then operations, each an
+// Input: byte 0 holds options: bit 0 cross-thread mode (a second thread frees
+// objects this one allocated, handed over through a queue), bits 1-2 the
+// full-check period (32 << n operations). Then operations, each an
 // opcode byte (op_table) and its operands: a slot byte (one of NSLOTS), and as
 // the operation needs, a size (2 bytes, pick_size: tiny, every class size and
 // its neighbours, medium, large, rarely a few MiB), an alignment (1 byte,
 // pick_align), a count (1 byte). An allocation into an occupied slot frees
 // (after checking) what the slot held. Missing bytes read as 0.
 //
-// GOMEM_FUZZ_HUGE=1 also asks for 2^40..2^47 bytes (which gomem takes many
-// seconds and gigabytes of page-allocator metadata to refuse: see README.md).
+// GOMEM_FUZZ_HUGE=1 also asks for 1 TiB, expecting ENOMEM (gomem grants it,
+// after seconds and a gigabyte of metadata: see README.md).
 #define FUZZ_NAME "fuzz_malloc"
 #include "fuzz.h"
 
@@ -106,23 +106,33 @@ static void check_slot(int s, const char *when) {
 static size_t pick_size(fz_in_t *in) {
   unsigned v = fz_u16(in), lo = v & 0xfff;
   switch (v >> 12) {
-  case 0: case 1: case 2:
+  case 0:
+  case 1:
+  case 2:
     return lo % 48; // tiny, zero included
-  case 3: case 4: case 5: case 6: { // each class size, -1, 0, +1
+  case 3:
+  case 4:
+  case 5:
+  case 6: { // each class size, -1, 0, +1
     unsigned c = 1 + lo % (GM_NUM_CLASSES - 1);
     return class_size[c] + (lo / (GM_NUM_CLASSES - 1)) % 3 - 1;
   }
-  case 7: case 8:
+  case 7:
+  case 8:
     return lo % 1025;
-  case 9: case 10:
+  case 9:
+  case 10:
     return (size_t)lo * 8 + fz_u8(in) % 8; // up to 32 KiB
-  case 11: case 12:
+  case 11:
+  case 12:
     return 32768 + (size_t)lo * 16; // large, up to 96 KiB
-  case 13: case 14:
+  case 13:
     return 32768 + (size_t)lo * 64 + fz_u8(in); // up to 288 KiB
+  case 14:
+    return lo; // up to 4 KiB
   default:
-    return (lo & 15) == 0 ? ((size_t)1 << 20) + (size_t)lo * 768 // rarely, up to 4 MiB
-                          : 65536 + (size_t)lo * 8;
+    return (lo & 63) == 0 ? ((size_t)1 << 20) + (size_t)lo * 768 // rarely, up to 4 MiB
+                          : 32768 + (size_t)lo * 8;
   }
 }
 
@@ -137,20 +147,27 @@ static size_t pick_align(fz_in_t *in) {
 }
 
 // pick_huge: a request no heap can satisfy (>= 2^47 bytes; with
-// GOMEM_FUZZ_HUGE also 2^40 and up).
+// GOMEM_FUZZ_HUGE also 1 TiB, which gomem grants: see README.md).
 static size_t pick_huge(fz_in_t *in) {
   unsigned v = fz_u16(in);
   size_t x = (size_t)(v >> 4) * 4096;
   switch (v & 7) {
-  case 0: return SIZE_MAX - (v >> 4);
-  case 1: return SIZE_MAX - x;
-  case 2: return (size_t)PTRDIFF_MAX + 1 + x;
-  case 3: return (size_t)PTRDIFF_MAX - x;
-  case 4: return ((size_t)1 << 62) + x;
-  case 5: return ((size_t)1 << 48) - x;
-  case 6: return ((size_t)1 << 47) + x;
+  case 0:
+    return SIZE_MAX - (v >> 4);
+  case 1:
+    return SIZE_MAX - x;
+  case 2:
+    return (size_t)PTRDIFF_MAX + 1 + x;
+  case 3:
+    return (size_t)PTRDIFF_MAX - x;
+  case 4:
+    return ((size_t)1 << 62) + x;
+  case 5:
+    return ((size_t)1 << 48) - x;
+  case 6:
+    return ((size_t)1 << 47) + x;
   default:
-    return huge_sizes ? ((size_t)1 << (40 + (v >> 4) % 7)) + x : ((size_t)1 << 47) + (v >> 4);
+    return huge_sizes ? ((size_t)1 << 40) + x : ((size_t)1 << 47) + (v >> 4);
   }
 }
 
@@ -168,8 +185,7 @@ static size_t next_pow2(size_t a) {
 static void adopt(int s, void *p, size_t size, size_t align, const char *what) {
   if (p == NULL && size == 0)
     return; // C allows NULL for 0 bytes
-  FZ_CHECK(p != NULL, "%s(size %zu, align %zu) returned NULL (errno %d)", what, size, align,
-           errno);
+  FZ_CHECK(p != NULL, "%s(size %zu, align %zu) returned NULL (errno %d)", what, size, align, errno);
   uintptr_t a = (uintptr_t)p;
   size_t usable = gm_usable_size(p);
   FZ_CHECK(usable >= size, "%s: usable size %zu < requested %zu at %p", what, usable, size, p);
@@ -342,8 +358,8 @@ static void resized(int s, unsigned char *p, size_t size, const char *what) {
   size_t keep = o.size < size ? o.size : size;
   FZ_CHECK(p != NULL, "%s(%p, %zu) returned NULL", what, (void *)o.p, size);
   size_t bad = first_bad(p, 0, keep, o.seed);
-  FZ_CHECK(bad == keep, "%s(%p from %zu to %zu) = %p: prefix lost at offset %zu", what,
-           (void *)o.p, o.size, size, (void *)p, bad);
+  FZ_CHECK(bad == keep, "%s(%p from %zu to %zu) = %p: prefix lost at offset %zu", what, (void *)o.p,
+           o.size, size, (void *)p, bad);
   slots[s].p = NULL;
   adopt(s, p, 0, 1, what);
   slots[s].size = size;
@@ -395,8 +411,8 @@ static void op_posix_memalign(fz_in_t *in, int s) {
     FZ_CHECK(rc == EINVAL && p == sentinel, "gm_posix_memalign(align %zu) = %d, %p", align, rc, p);
     return;
   }
-  FZ_CHECK(rc == 0 && errno == 1234, "gm_posix_memalign(align %zu, size %zu) = %d, errno %d",
-           align, size, rc, errno);
+  FZ_CHECK(rc == 0 && errno == 1234, "gm_posix_memalign(align %zu, size %zu) = %d, errno %d", align,
+           size, rc, errno);
   adopt(s, p, size, align, "gm_posix_memalign");
 }
 
@@ -437,8 +453,8 @@ static void op_owns(fz_in_t *in, int s) {
   if (slots[s].p == NULL)
     return;
   size_t off = fz_u16(in) % slots[s].usable;
-  FZ_CHECK(gm_owns(slots[s].p + off), "gm_owns(%p + %zu) is false (usable %zu)",
-           (void *)slots[s].p, off, slots[s].usable);
+  FZ_CHECK(gm_owns(slots[s].p + off), "gm_owns(%p + %zu) is false (usable %zu)", (void *)slots[s].p,
+           off, slots[s].usable);
 }
 
 // op_oversize: requests that must fail with ENOMEM and change nothing.
@@ -451,14 +467,31 @@ static void op_oversize(fz_in_t *in, int s) {
   int rc = ENOMEM;
   errno = 0;
   switch (what) {
-  case 0: p = gm_malloc(huge); break;
-  case 1: p = gm_calloc(count, over); break;
-  case 2: p = gm_calloc(over, count); break;
-  case 3: p = gm_realloc(old, huge); break;
-  case 4: p = gm_reallocarray(old, count, over); break;
-  case 5: rc = gm_posix_memalign(&out, align < 8 ? 8 : align, huge); p = NULL; break;
-  case 6: p = gm_aligned_alloc(align, huge); break;
-  default: p = gm_memalign(align, huge); break;
+  case 0:
+    p = gm_malloc(huge);
+    break;
+  case 1:
+    p = gm_calloc(count, over);
+    break;
+  case 2:
+    p = gm_calloc(over, count);
+    break;
+  case 3:
+    p = gm_realloc(old, huge);
+    break;
+  case 4:
+    p = gm_reallocarray(old, count, over);
+    break;
+  case 5:
+    rc = gm_posix_memalign(&out, align < 8 ? 8 : align, huge);
+    p = NULL;
+    break;
+  case 6:
+    p = gm_aligned_alloc(align, huge);
+    break;
+  default:
+    p = gm_memalign(align, huge);
+    break;
   }
   FZ_CHECK(p == NULL && (what == 5 ? rc == ENOMEM && out == &global_probe : errno == ENOMEM),
            "oversize request %u (size %zu, count %zu x %zu, align %zu) gave %p, rc %d, errno %d",
@@ -467,17 +500,31 @@ static void op_oversize(fz_in_t *in, int s) {
 }
 
 enum {
-  OP_MALLOC, OP_CALLOC, OP_REALLOC, OP_REALLOCARRAY, OP_POSIX_MEMALIGN, OP_ALIGNED_ALLOC,
-  OP_MEMALIGN, OP_FREE, OP_USABLE, OP_OWNS, OP_XFREE, OP_OVERSIZE, OP_REFILL, OP_CHECK
+  OP_MALLOC,
+  OP_CALLOC,
+  OP_REALLOC,
+  OP_REALLOCARRAY,
+  OP_POSIX_MEMALIGN,
+  OP_ALIGNED_ALLOC,
+  OP_MEMALIGN,
+  OP_FREE,
+  OP_USABLE,
+  OP_OWNS,
+  OP_XFREE,
+  OP_OVERSIZE,
+  OP_REFILL,
+  OP_CHECK
 };
 
 // 32 entries: the opcode byte's low 5 bits pick one (weights by repetition).
 static const uint8_t op_table[32] = {
-    OP_MALLOC, OP_MALLOC, OP_MALLOC, OP_MALLOC, OP_MALLOC, OP_MALLOC, OP_CALLOC, OP_CALLOC,
-    OP_REALLOC, OP_REALLOC, OP_REALLOC, OP_REALLOC, OP_REALLOC, OP_REALLOCARRAY, OP_REALLOCARRAY,
-    OP_POSIX_MEMALIGN, OP_POSIX_MEMALIGN, OP_ALIGNED_ALLOC, OP_MEMALIGN, OP_MEMALIGN, OP_FREE,
-    OP_FREE, OP_FREE, OP_FREE, OP_FREE, OP_USABLE, OP_OWNS, OP_XFREE, OP_XFREE, OP_OVERSIZE,
-    OP_REFILL, OP_CHECK};
+    OP_MALLOC,         OP_MALLOC,         OP_MALLOC,        OP_MALLOC,       OP_MALLOC,
+    OP_MALLOC,         OP_CALLOC,         OP_CALLOC,        OP_REALLOC,      OP_REALLOC,
+    OP_REALLOC,        OP_REALLOC,        OP_REALLOC,       OP_REALLOCARRAY, OP_REALLOCARRAY,
+    OP_POSIX_MEMALIGN, OP_POSIX_MEMALIGN, OP_ALIGNED_ALLOC, OP_MEMALIGN,     OP_MEMALIGN,
+    OP_FREE,           OP_FREE,           OP_FREE,          OP_FREE,         OP_FREE,
+    OP_USABLE,         OP_OWNS,           OP_XFREE,         OP_XFREE,        OP_OVERSIZE,
+    OP_REFILL,         OP_CHECK};
 
 static int trace; // GOMEM_FUZZ_TRACE=1: print each operation
 
@@ -490,13 +537,27 @@ static void run_op(fz_in_t *in, int cross_thread) {
   if (allocates && slots[s].p != NULL)
     release_slot(s);
   switch (op) {
-  case OP_MALLOC: op_malloc(in, s); break;
-  case OP_CALLOC: op_calloc(in, s); break;
-  case OP_REALLOC: op_realloc(in, s); break;
-  case OP_REALLOCARRAY: op_reallocarray(in, s); break;
-  case OP_POSIX_MEMALIGN: op_posix_memalign(in, s); break;
-  case OP_ALIGNED_ALLOC: op_aligned_alloc(in, s); break;
-  case OP_MEMALIGN: op_memalign(in, s); break;
+  case OP_MALLOC:
+    op_malloc(in, s);
+    break;
+  case OP_CALLOC:
+    op_calloc(in, s);
+    break;
+  case OP_REALLOC:
+    op_realloc(in, s);
+    break;
+  case OP_REALLOCARRAY:
+    op_reallocarray(in, s);
+    break;
+  case OP_POSIX_MEMALIGN:
+    op_posix_memalign(in, s);
+    break;
+  case OP_ALIGNED_ALLOC:
+    op_aligned_alloc(in, s);
+    break;
+  case OP_MEMALIGN:
+    op_memalign(in, s);
+    break;
   case OP_FREE:
     if (slots[s].p != NULL)
       release_slot(s);
@@ -509,12 +570,16 @@ static void run_op(fz_in_t *in, int cross_thread) {
     else
       FZ_CHECK(gm_usable_size(NULL) == 0, "gm_usable_size(NULL) != 0");
     break;
-  case OP_OWNS: op_owns(in, s); break;
+  case OP_OWNS:
+    op_owns(in, s);
+    break;
   case OP_XFREE:
     if (slots[s].p != NULL && cross_thread)
       xq_push(s);
     break;
-  case OP_OVERSIZE: op_oversize(in, s); break;
+  case OP_OVERSIZE:
+    op_oversize(in, s);
+    break;
   case OP_REFILL:
     if (slots[s].p != NULL) {
       check_slot(s, "before refill");
@@ -554,7 +619,7 @@ static void fuzz_one(const uint8_t *data, size_t size) {
   fz_in_t in = {data, size, 0};
   unsigned opts = fz_u8(&in);
   int cross_thread = opts & 1;
-  unsigned period = 16u << ((opts >> 1) & 3);
+  unsigned period = 32u << ((opts >> 1) & 3);
   xq_drain();
   gm_stats(&base_stats);
   for (unsigned n = 1; fz_more(&in); n++) {

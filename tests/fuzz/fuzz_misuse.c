@@ -40,7 +40,7 @@ static const uint8_t *cur_data; // the input, for the child
 static size_t cur_size;
 static char global_buf[256];
 void *volatile fz_misuse_roots[NSLOTS]; // prefix objects (GC ones stay reachable)
-static uint8_t slot_gc[NSLOTS];        // the slot holds a GC object
+static uint8_t slot_gc[NSLOTS];         // the slot holds a GC object
 
 // hide keeps the compiler from reasoning about a pointer's origin (it would
 // warn about the misuse, or fold it).
@@ -87,13 +87,16 @@ static void put(unsigned s, void *p, int gc) {
 static void prefix_op(fz_in_t *in) {
   unsigned op = fz_u8(in) % 10, s = fz_u8(in) % NSLOTS;
   switch (op) {
-  case 0: case 1: case 2:
+  case 0:
+  case 1:
+  case 2:
     put(s, gm_malloc(prefix_size(in)), 0);
     break;
   case 3:
     put(s, (fz_u8(in) & 1) ? gm_alloc(prefix_size(in)) : gm_alloc_noscan(prefix_size(in)), 1);
     break;
-  case 4: case 5:
+  case 4:
+  case 5:
     put(s, NULL, 0);
     break;
   case 6:
@@ -220,7 +223,8 @@ static void c_free_mmap(fz_in_t *in) {
 static void c_free_freed_pages(fz_in_t *in) {
   char *p = gm_malloc(((size_t)1 << 20) + fz_u16(in));
   gm_free(p);
-  char *q = p + 8192 + 8 + fz_u16(in) % 4096 * 8;
+  // Inside the second page, not at its start (that is "double free (page not in use)").
+  char *q = p + 8192 + 8 + fz_u16(in) % 1023 * 8;
   expect(q);
   gm_free(hide(q));
 }
@@ -412,7 +416,8 @@ static const mcase_t cases[] = {
     {"no misuse (control)", c_none, NULL, 1},
     {"double free, small", c_double_free_small, "double free", 1},
     {"double free, large", c_double_free_large, "double free", 1},
-    {"free of an interior pointer, small", c_free_interior_small, "inside an object or misaligned", 1},
+    {"free of an interior pointer, small", c_free_interior_small, "inside an object or misaligned",
+     1},
     {"free of an interior pointer, large", c_free_interior_large, "inside a large object", 1},
     {"free of a stack address", c_free_stack, "did not allocate", 1},
     {"free of a global", c_free_global, "did not allocate", 1},
@@ -422,14 +427,17 @@ static const mcase_t cases[] = {
     {"realloc of an interior pointer, large", c_realloc_interior_large, "inside a large object", 1},
     {"realloc of a global", c_realloc_foreign, "realloc of a pointer gomem did not allocate", 1},
     {"usable_size of a foreign pointer", c_usable_size_foreign, "did not allocate", 1},
-    {"usable_size of an interior pointer, large", c_usable_size_interior_large, "inside a large object", 1},
+    {"usable_size of an interior pointer, large", c_usable_size_interior_large,
+     "inside a large object", 1},
     {"write after free, listed object", c_write_after_free_listed, "written after free", 1},
-    {"double free across threads, listed", c_double_free_listed_remote, "freed again by another thread", 1},
+    {"double free across threads, listed", c_double_free_listed_remote,
+     "freed again by another thread", 1},
     {"double free by another thread", c_double_free_remote, "double free", 1},
     {"write after a remote free", c_write_after_remote_free, "corrupted remote free list", 1},
     {"gm_set_finalizer on malloc memory", c_finalizer_on_malloc, "not the start of a GC object", 1},
     {"gm_set_finalizer on the stack", c_finalizer_on_stack, "not the start of a GC object", 1},
-    {"gm_set_finalizer inside a GC object", c_finalizer_interior, "not the start of a GC object", 1},
+    {"gm_set_finalizer inside a GC object", c_finalizer_interior, "not the start of a GC object",
+     1},
     {"double free of a GC object", c_gc_double_free, "double free", 1},
     {"free inside a GC object", c_gc_free_interior, "inside a", 1},
     {"double free of a 16-byte pointer-free GC object", u_double_free_gc16, "double free", 0},
