@@ -41,9 +41,13 @@
 // Input: byte 0: bit 0 two-thread mode (the second half of the input drives a
 // second mutator thread with its own objects and roots; both share objects,
 // immutable and link-free, through fz_gc_shared), bits 1-2 the check period
-// (8 << n operations). Then operations: an opcode byte (op_table) and its
+// (8 << n operations), bit 3 the second mutator's thread exits at the end of
+// the input (else it waits for the next one). Then operations: an opcode byte (op_table) and its
 // operands (object, place, size, mode bytes; missing bytes read as 0).
 //
+// GOMEM_FUZZ_THREAD_EXIT=0 keeps the second mutator's thread for good: an
+// exiting thread gives its GC spans back while collections run (see
+// repro/thread_exit_race.c).
 // GOMEM_FUZZ_TINY=0 leaves out gm_free, gm_realloc, gm_usable_size and
 // gm_set_finalizer on tiny objects (gm_alloc_noscan under 16 bytes), which
 // abort today when the object does not start its 16-byte block, and gm_free
@@ -1172,9 +1176,54 @@ static void mut_run(mut_t *m) {
   mut_finish(m);
 }
 
-static void *worker_main(void *arg) {
+// The second mutator runs on a thread that exits at the end of the input
+// (input option bit 3) or on a persistent one that waits for the next input.
+static int thread_exit_ok; // GOMEM_FUZZ_THREAD_EXIT
+static _Atomic int job_posted, job_done;
+
+static void *worker_once(void *arg) {
   mut_run(arg);
   return NULL;
+}
+
+static void *worker_loop(void *arg) {
+  for (;;) {
+    for (int i = 0; !atomic_load(&job_posted); i++)
+      i < 1000 ? fz_nap() : (void)usleep(1000); // (idle: rarely awake)
+    atomic_store(&job_posted, 0);
+    mut_run(arg);
+    atomic_store(&job_done, 1);
+  }
+  return NULL;
+}
+
+// run_worker starts the second mutator; wait_worker waits for it to finish.
+static void run_worker(int exiting, pthread_t *t) {
+  static int loop_started;
+  if (exiting) {
+    FZ_CHECK(pthread_create(t, NULL, worker_once, &muts[1]) == 0, "cannot start a mutator");
+    return;
+  }
+  if (!loop_started) {
+    pthread_t lt;
+    FZ_CHECK(pthread_create(&lt, NULL, worker_loop, &muts[1]) == 0, "cannot start a mutator");
+    pthread_detach(lt);
+    loop_started = 1;
+  }
+  atomic_store(&job_done, 0);
+  atomic_store(&job_posted, 1);
+}
+
+static void wait_worker(int exiting, pthread_t t) {
+  if (exiting)
+    pthread_join(t, NULL);
+  else
+    while (!atomic_load(&job_done))
+      fz_nap();
+}
+
+static void *no_op(void *arg) {
+  return arg;
 }
 
 // ---------------------------------------------------------------------------
@@ -1192,7 +1241,15 @@ static void reset_shared(void) {
 }
 
 static void fuzz_setup(void) {
+  // A thread first, before anything asks gomem for memory, as libFuzzer's
+  // driver does: the same order of gomem's thread keys in every build (it
+  // decides which of their destructors runs first: see
+  // repro/thread_exit_race.c).
+  pthread_t t;
+  FZ_CHECK(pthread_create(&t, NULL, no_op, NULL) == 0, "cannot start a thread");
+  pthread_join(t, NULL);
   tiny_ops = fz_env_flag("GOMEM_FUZZ_TINY", 1);
+  thread_exit_ok = fz_env_flag("GOMEM_FUZZ_THREAD_EXIT", 1);
   trace = fz_env_flag("GOMEM_FUZZ_TRACE", 0);
   paranoid = fz_env_flag("GOMEM_FUZZ_PARANOID", 0);
   gogc_initial = gm_set_gc_percent(100);
@@ -1204,19 +1261,20 @@ static void fuzz_one(const uint8_t *data, size_t size) {
   unsigned opts = size > 0 ? data[0] : 0;
   unsigned period = 8u << ((opts >> 1) & 3);
   two_threads = opts & 1;
+  int exiting = (opts >> 3 & 1) && thread_exit_ok;
   reset_shared();
   data += size > 0;
   size -= size > 0;
   size_t half = two_threads ? size / 2 : size;
   mut_init(&muts[0], 0, data, half, period);
-  pthread_t t;
+  pthread_t t = 0;
   if (two_threads) {
     mut_init(&muts[1], 1, data + half, size - half, period);
-    FZ_CHECK(pthread_create(&t, NULL, worker_main, &muts[1]) == 0, "cannot start a mutator");
+    run_worker(exiting, &t);
   }
   mut_run(&muts[0]);
   if (two_threads)
-    pthread_join(t, NULL);
+    wait_worker(exiting, t);
   if (gogc_model != gogc_initial) {
     FZ_CHECK(gm_set_gc_percent(gogc_initial) == gogc_model, "GOGC changed behind the model");
     gogc_model = gogc_initial;
