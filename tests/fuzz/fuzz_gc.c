@@ -47,7 +47,8 @@
 //
 // GOMEM_FUZZ_THREAD_EXIT=0 keeps the second mutator's thread for good: an
 // exiting thread gives its GC spans back while collections run (see
-// repro/thread_exit_race.c).
+// repro/thread_exit_race.c). GOMEM_FUZZ_TWO_THREADS=0 runs every input on
+// one mutator (two mutators still lose objects now and then: README.md).
 // GOMEM_FUZZ_TINY=0 leaves out gm_free, gm_realloc, gm_usable_size and
 // gm_set_finalizer on tiny objects (gm_alloc_noscan under 16 bytes), which
 // abort today when the object does not start its 16-byte block, and gm_free
@@ -333,7 +334,7 @@ static struct {
 static unsigned generation = 1; // log_lock; old generations are ignored
 static _Atomic int fin_ran;     // some finalizer has run: gomem's finalizer thread is up
 
-#define ARG_GEN(a) ((unsigned)((a) >> 32) & 0xffff)
+#define ARG_GEN(a) ((unsigned)((a) >> 32))
 #define ARG_MUT(a) ((int)((a) >> 31) & 1)
 #define ARG_ENTRY(a) ((int)((a) >> 20) & 0x3ff)
 #define ARG_VERSION(a) ((uint16_t)((a) >> 4) & 0xffff)
@@ -342,7 +343,7 @@ static _Atomic int fin_ran;     // some finalizer has run: gomem's finalizer thr
 
 static uintptr_t make_arg(const mut_t *m, int e) {
   const obj_t *o = &m->obj[e];
-  return (uintptr_t)(generation & 0xffff) << 32 | (uintptr_t)m->id << 31 | (uintptr_t)e << 20 |
+  return (uintptr_t)generation << 32 | (uintptr_t)m->id << 31 | (uintptr_t)e << 20 |
          (uintptr_t)o->fin_version << 4 | (uintptr_t)o->resurrect << 1 | (o->size >= 16);
 }
 
@@ -379,7 +380,7 @@ static void fin_fn(void *obj, void *arg) {
   atomic_store(&fin_ran, 1);
   int mid = ARG_MUT(a);
   fz_lock(&log_lock);
-  if (ARG_GEN(a) == (generation & 0xffff)) {
+  if (ARG_GEN(a) == generation) {
     fin_log[mid].started[ev.entry] = ev.version;
     if (ARG_RESURRECT(a) && (ev.res = (int16_t)take_res_slot(mid)) >= 0)
       fz_gc_resurrect[mid][ev.res] = (uintptr_t)obj;
@@ -1179,6 +1180,7 @@ static void mut_run(mut_t *m) {
 // The second mutator runs on a thread that exits at the end of the input
 // (input option bit 3) or on a persistent one that waits for the next input.
 static int thread_exit_ok; // GOMEM_FUZZ_THREAD_EXIT
+static int two_threads_ok; // GOMEM_FUZZ_TWO_THREADS
 static _Atomic int job_posted, job_done;
 
 static void *worker_once(void *arg) {
@@ -1250,6 +1252,7 @@ static void fuzz_setup(void) {
   pthread_join(t, NULL);
   tiny_ops = fz_env_flag("GOMEM_FUZZ_TINY", 1);
   thread_exit_ok = fz_env_flag("GOMEM_FUZZ_THREAD_EXIT", 1);
+  two_threads_ok = fz_env_flag("GOMEM_FUZZ_TWO_THREADS", 1);
   trace = fz_env_flag("GOMEM_FUZZ_TRACE", 0);
   paranoid = fz_env_flag("GOMEM_FUZZ_PARANOID", 0);
   gogc_initial = gm_set_gc_percent(100);
@@ -1260,7 +1263,7 @@ static void fuzz_setup(void) {
 static void fuzz_one(const uint8_t *data, size_t size) {
   unsigned opts = size > 0 ? data[0] : 0;
   unsigned period = 8u << ((opts >> 1) & 3);
-  two_threads = opts & 1;
+  two_threads = (opts & 1) && two_threads_ok;
   int exiting = (opts >> 3 & 1) && thread_exit_ok;
   reset_shared();
   data += size > 0;
