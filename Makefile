@@ -62,14 +62,15 @@ fuzz-build:
 # they hold, such as libFuzzer's own thread state, as leaked.)
 fuzz: fuzz-build
 	@mkdir -p build-fuzz/crashes
-	@for f in $(FUZZERS); do \
+	@failed=""; for f in $(FUZZERS); do \
 	  mkdir -p build-fuzz/corpus/$$f; \
 	  echo "== $$f: $(FUZZ_SECONDS) s"; \
 	  ASAN_OPTIONS=detect_leaks=0 build-fuzz/tests/fuzz/$${f}_lf -max_total_time=$(FUZZ_SECONDS) \
 	    -max_len=4096 -timeout=60 -rss_limit_mb=4096 -detect_leaks=0 -print_final_stats=1 \
 	    -artifact_prefix=build-fuzz/crashes/$$f- \
-	    build-fuzz/corpus/$$f tests/fuzz/corpus/$$f tests/fuzz/regressions/$$f || exit 1; \
-	done
+	    build-fuzz/corpus/$$f tests/fuzz/corpus/$$f tests/fuzz/regressions/$$f || failed="$$failed $$f"; \
+	done; \
+	if [ -n "$$failed" ]; then echo "fuzz: crashed:$$failed (inputs in build-fuzz/crashes/)"; exit 1; fi
 
 # Installs what a fresh Debian machine lacks for the tests (as root only).
 deps:
