@@ -4,7 +4,7 @@ JOBS ?= 2
 CMAKE ?= cmake
 BUILD ?= build
 
-.PHONY: all demo test test-release test-debug test-asan test-tsan test-valgrind test-nogc check-layers bench bench-quick bench-smoke format clean deps
+.PHONY: all demo test test-release test-debug test-asan test-tsan test-valgrind test-nogc check-layers fuzz fuzz-build bench bench-quick bench-smoke format clean deps
 
 all:
 	$(CMAKE) -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=Release >/dev/null
@@ -51,6 +51,34 @@ test-tsan:
 test-valgrind:
 	$(call run_suite,build-valgrind,$(CHECKED) -DGOMEM_SANITIZE=valgrind)
 
+# The fuzz harnesses (tests/fuzz/README.md) as libFuzzer targets: clang,
+# ASan+UBSan, gomem's asserts; each runs FUZZ_SECONDS on one core. New
+# inputs go to build-fuzz/corpus/<name>, crashes to build-fuzz/crashes/.
+FUZZ_SECONDS ?= 60
+FUZZ_CC ?= clang
+FUZZ_CXX ?= clang++
+FUZZERS = fuzz_malloc fuzz_gc fuzz_misuse
+
+fuzz-build:
+	$(CMAKE) -S . -B build-fuzz -DCMAKE_C_COMPILER=$(FUZZ_CC) -DCMAKE_CXX_COMPILER=$(FUZZ_CXX) \
+	  $(CHECKED) -DGOMEM_SANITIZE=address -DGOMEM_LIBFUZZER=ON -DGOMEM_WERROR=ON >/dev/null
+	$(CMAKE) --build build-fuzz -j$(JOBS) --target $(FUZZERS:%=%_lf)
+
+# (detect_leaks=0: gomem's pthread_create wrapper starts threads behind ASan's
+# back, so LeakSanitizer does not scan their stacks and reports what only
+# they hold, such as libFuzzer's own thread state, as leaked.)
+fuzz: fuzz-build
+	@mkdir -p build-fuzz/crashes
+	@failed=""; for f in $(FUZZERS); do \
+	  mkdir -p build-fuzz/corpus/$$f; \
+	  echo "== $$f: $(FUZZ_SECONDS) s"; \
+	  ASAN_OPTIONS=detect_leaks=0 build-fuzz/tests/fuzz/$${f}_lf -max_total_time=$(FUZZ_SECONDS) \
+	    -max_len=4096 -timeout=60 -rss_limit_mb=4096 -detect_leaks=0 -print_final_stats=1 \
+	    -artifact_prefix=build-fuzz/crashes/$$f- \
+	    build-fuzz/corpus/$$f tests/fuzz/corpus/$$f tests/fuzz/regressions/$$f || failed="$$failed $$f"; \
+	done; \
+	if [ -n "$$failed" ]; then echo "fuzz: crashed:$$failed (inputs in build-fuzz/crashes/)"; exit 1; fi
+
 # Installs what a fresh Debian machine lacks for the tests (as root only).
 deps:
 	@tools/install-deps.sh test
@@ -69,4 +97,4 @@ format:
 	clang-format -i src/*.c src/*.h include/*.h tests/*.c tests/*.h examples/*.c
 
 clean:
-	rm -rf build build-test build-nogc build-debug build-asan build-tsan build-valgrind bench/out
+	rm -rf build build-test build-nogc build-debug build-asan build-tsan build-valgrind build-fuzz bench/out

@@ -316,17 +316,19 @@ static size_t gc_usable_hook(uintptr_t p, mspan_t *s) {
 }
 
 // gc_realloc_hook: realloc of a GC object gives a GC object of the same
-// kind; the old one is left to the collector.
+// kind; the old one is left to the collector. A tiny object's bytes are
+// copied up to the end of its block, with memmove: the new object may be
+// carved from the same block, just after it.
 static void *gc_realloc_hook(void *ptr, mspan_t *s, size_t size) {
   uintptr_t p = (uintptr_t)ptr;
   size_t old = gc_usable_hook(p, s);
   if (gc_is_tiny_span(s))
-    old = GC_TINY_SIZE - (p - s->base) % GC_TINY_SIZE; // up to the end of its block
+    old = GC_TINY_SIZE - (p - s->base) % GC_TINY_SIZE;
   else if (size <= old && (size > old / 2 || old <= 16))
     return ptr;
   void *q = s->kind == SPAN_GC_NOSCAN ? gm_alloc_noscan(size) : gm_alloc(size);
   if (q != NULL)
-    memcpy(q, ptr, size < old ? size : old);
+    memmove(q, ptr, size < old ? size : old);
   return q;
 }
 

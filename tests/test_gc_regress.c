@@ -223,6 +223,10 @@ NOINLINE static void tiny_child(void) {
     ok &= ub <= 16 && uc <= 16;
     char *r = gm_realloc(c, 100); // grows: a new object with c's bytes
     ok &= r != NULL && memcmp(r, "wxyz", 5) == 0 && gm_usable_size(r) >= 100;
+    char *x = gm_alloc_noscan(6); // grows into a tiny object carved just after it
+    memcpy(x, "hello", 6);
+    char *y = gm_realloc(x, 7);
+    ok &= y != NULL && memcmp(y, "hello", 6) == 0;
     char *s = gm_realloc(b, 2); // shrinks: may stay
     ok &= s != NULL && s[0] == 'a' && s[1] == 'b';
     gm_free(a);
