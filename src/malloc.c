@@ -148,13 +148,7 @@ GM_EXPORT void *gm_calloc(size_t count, size_t size) {
 static size_t span_usable(mspan_t *s, uintptr_t p) {
   if (unlikely(s->kind != SPAN_MANUAL))
     return gm_gc_hooks.usable(p, s);
-  if (s->sizeclass == 0) {
-    if (p != s->base)
-      gm_fatal("pointer inside a large object where an allocation start was expected", (void *)p);
-    return s->npages * GM_PAGE_SIZE;
-  }
-  (void)span_object_index(s, p);
-  return s->elemsize;
+  return span_object_size(s, p);
 }
 
 static mspan_t *span_of_valid(const void *ptr, const char *what) {

@@ -306,13 +306,7 @@ static size_t gc_usable_hook(uintptr_t p, mspan_t *s) {
     tiny_check(s, p);
     return 0; // its size is not recorded
   }
-  if (s->sizeclass == 0) {
-    if (p != s->base)
-      gm_fatal("pointer inside a large object where an allocation start was expected", (void *)p);
-    return s->npages * GM_PAGE_SIZE;
-  }
-  (void)span_object_index(s, p);
-  return s->elemsize;
+  return span_object_size(s, p);
 }
 
 // gc_realloc_hook: realloc of a GC object gives a GC object of the same

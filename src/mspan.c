@@ -125,3 +125,16 @@ uintptr_t span_take_xfree(mspan_t *s) {
 void span_collect_remote(mspan_t *s) {
   span_apply_xfree(s, span_take_xfree(s));
 }
+
+// span_object_size returns the size of the object starting at p in s (a
+// large span's pages, a small span's element size); fatal if p does not
+// start an object.
+size_t span_object_size(const mspan_t *s, uintptr_t p) {
+  if (s->sizeclass == 0) {
+    if (p != s->base)
+      gm_fatal("pointer inside a large object where an allocation start was expected", (void *)p);
+    return s->npages * GM_PAGE_SIZE;
+  }
+  (void)span_object_index(s, p);
+  return s->elemsize;
+}

@@ -141,6 +141,7 @@ GM_INLINE bool span_allocated(const mspan_t *s, uint16_t idx) {
   return (s->alloc_bits[w] & bit) && !(w == s->window && (s->alloc_cache & bit));
 }
 void span_validate(const mspan_t *s);
+size_t span_object_size(const mspan_t *s, uintptr_t p); // fatal unless p starts an object
 
 // span_take_slot hands out the lowest free slot of s's window (alloc_cache
 // != 0): ctz + clear lowest bit, the allocation fast path's core.

@@ -163,7 +163,9 @@ static inline void test_collect(pid_t pid, int fd, test_outcome_t *out) {
   }
 }
 
-static inline void test_run_child(void (*fn)(void), test_outcome_t *out) {
+// test_spawn forks a child with stderr on a pipe and no core file, which
+// runs fn(arg) (and exits 0 if fn returns), and collects it into out.
+static inline void test_spawn(void (*fn)(void *), void *arg, test_outcome_t *out) {
   memset(out, 0, sizeof *out);
   int fd[2];
   if (pipe(fd) != 0) {
@@ -183,11 +185,24 @@ static inline void test_run_child(void (*fn)(void), test_outcome_t *out) {
     close(fd[0]);
     dup2(fd[1], 2);
     close(fd[1]);
-    fn();
+    fn(arg);
     _exit(0);
   }
   close(fd[1]);
   test_collect(pid, fd[0], out);
+}
+
+typedef struct test_fn_box {
+  void (*fn)(void);
+} test_fn_box_t;
+
+static inline void test_call(void *box) {
+  ((test_fn_box_t *)box)->fn();
+}
+
+static inline void test_run_child(void (*fn)(void), test_outcome_t *out) {
+  test_fn_box_t box = {fn};
+  test_spawn(test_call, &box, out);
 }
 
 // test_exec_self runs this program again as `prog arg` in a new process
@@ -196,35 +211,22 @@ static inline void test_run_child(void (*fn)(void), test_outcome_t *out) {
 // env (NULL: none), capturing its stderr into out, killed after
 // TEST_CHILD_TIMEOUT_MS.
 extern char **environ;
+typedef struct test_exec_args {
+  const char *arg, *env;
+} test_exec_args_t;
+
+static inline void test_exec(void *p) {
+  const test_exec_args_t *a = p;
+  if (a->env != NULL)
+    putenv((char *)a->env);
+  char *argv[] = {(char *)"self", (char *)a->arg, NULL};
+  execve(test_self, argv, environ);
+  _exit(127);
+}
+
 static inline void test_exec_self(const char *arg, const char *env, test_outcome_t *out) {
-  memset(out, 0, sizeof *out);
-  int fd[2];
-  if (pipe(fd) != 0) {
-    perror("pipe");
-    exit(2);
-  }
-  fflush(stdout);
-  fflush(stderr);
-  pid_t pid = fork();
-  if (pid == 0) {
-    struct rlimit no_core = {0, 0};
-    setrlimit(RLIMIT_CORE, &no_core);
-    close(fd[0]);
-    dup2(fd[1], 2);
-    close(fd[1]);
-    if (env != NULL)
-      putenv((char *)env);
-    char *argv[] = {(char *)"self", (char *)arg, NULL};
-    execve(test_self, argv, environ);
-    _exit(127);
-  }
-  close(fd[1]);
-  if (pid < 0) {
-    out->status = -1;
-    close(fd[0]);
-    return;
-  }
-  test_collect(pid, fd[0], out);
+  test_exec_args_t a = {arg, env};
+  test_spawn(test_exec, &a, out);
 }
 
 static inline int test_done(void) {
