@@ -6,8 +6,10 @@
 // address (stored complemented, so the model keeps nothing alive), size,
 // kind, pattern and outgoing links, and the roots. Roots are places the
 // collector really scans: a global array (fz_gc_roots, in .bss), ranges
-// added with gm_add_roots (malloc'ed or mmap'ed arrays), and the slots where
-// finalizers resurrect their objects (fz_gc_resurrect).
+// added with gm_add_roots (malloc'ed or mmap'ed arrays), the slots where
+// finalizers resurrect their objects (fz_gc_resurrect), and, while an
+// operation holds a pointer the model does not (yet, or any more), a pin word
+// (fz_gc_pin): local variables are not relied on.
 //
 // Object layout: objects of 16 bytes and more start with a tag word (top bit
 // set; kind, serial and size); a scanned object then has up to 4 link words
@@ -73,6 +75,7 @@
 volatile uintptr_t fz_gc_roots[NMUT][NROOT];
 volatile uintptr_t fz_gc_resurrect[NMUT][NRES]; // written under log_lock
 volatile uintptr_t fz_gc_shared[NSHARED];       // written under shared_lock
+volatile uintptr_t fz_gc_pin[NMUT][2];          // pointers in transit (pin)
 
 enum { FIN_NONE, FIN_SET, FIN_RAN };
 
@@ -161,12 +164,20 @@ static inline unsigned char pbyte(uint64_t serial, size_t i) {
   return (unsigned char)(fz_pat(serial, i / 8) >> (8 * (i & 7))) | 0x80;
 }
 
-// keep_alive: p stays in a register or on the stack (a root) up to here. A
-// new object must stay visible until a root or another object holds it: in
-// two-thread mode the other mutator may collect at any instruction, and the
-// model only holds complemented addresses.
-static inline void keep_alive(const void *p) {
-  __asm__ volatile("" : : "r"(p) : "memory");
+// pin / unpin: p stays a root (a word of fz_gc_pin, in .bss) from pin to
+// unpin. A pointer the model is about to store, or has just dropped but still
+// passes to gomem, must be pinned: in two-thread mode the other mutator may
+// collect at any instruction, and a local variable is no root the compiler
+// promises to keep. The model holds only complemented addresses, and a
+// compiler may keep ~p in a register across calls and complement it only at
+// its last use (clang did, in op_free: the object was collected between the
+// redirect and gm_free, and gm_free then freed an object whose finalizer was
+// already queued).
+static void pin(const mut_t *m, int slot, const void *p) {
+  fz_gc_pin[m->id][slot] = (uintptr_t)p;
+}
+static void unpin(const mut_t *m, int slot) {
+  fz_gc_pin[m->id][slot] = 0;
 }
 
 // is_tiny: an object of the tiny allocator's span class (gomem.h: pointer-
@@ -726,10 +737,11 @@ FZ_NOINLINE static void op_alloc(mut_t *m) {
     return;
   int scan = kind % 3 != 0;
   void *p = scan ? gm_alloc(size) : gm_alloc_noscan(size);
+  pin(m, 0, p);
   adopt(m, e, p, size, scan);
   uint32_t off = kind / 3 % 4 == 0 && size > 0 ? (uint32_t)(fz_u16(&m->in) % size) : 0;
   store_ref(m, pl, (ref_t){(int16_t)e, off});
-  keep_alive(p);
+  unpin(m, 0);
 }
 
 // op_link: store a reference to a reachable object (its start or inside).
@@ -852,12 +864,14 @@ FZ_NOINLINE static void op_free(mut_t *m) {
   if (e < 0 || m->obj[e].shared || !tiny_ok(m, e) || !held_only_by_reachable(m, e))
     return;
   void *p = addr_of(m, e);
+  pin(m, 0, p); // reachable until freed: the model says so
   begin_change(m);
   redirect(m, e, -1);
   m->obj[e].hidden = 0;
   m->freed_fin += m->obj[e].fin == FIN_SET;
   m->obj[e].fin = FIN_NONE;
   gm_free(p);
+  unpin(m, 0);
   end_change(m);
 }
 
@@ -894,7 +908,6 @@ static void realloc_moved(mut_t *m, int e, int ne, unsigned char *q, size_t size
     *link_word(m, ne, i) = ref_value(m, n->link[i]);
   write_body(q, n->serial, size, n->scan);
   redirect(m, e, ne);
-  keep_alive(q);
 }
 
 FZ_NOINLINE static void op_realloc(mut_t *m) {
@@ -912,6 +925,7 @@ FZ_NOINLINE static void op_realloc(mut_t *m) {
   for (size_t i = nlinks_of(size, o->scan); i < nlinks_of(o->size, o->scan); i++)
     place_store(m, (place_t){PL_LINK, e, (int)i}, (ref_t){-1, 0}); // the part given up
   unsigned char *p = addr_of(m, e), *q = gm_realloc(p, size);
+  pin(m, 1, q); // (p stays where the model put it until redirect)
   int tiny = q == p ? o->tiny : !o->scan && size <= 16; // its usable size is 0
   FZ_CHECK(q != NULL && (tiny ? gm_usable_size(q) == 0 : gm_usable_size(q) >= size),
            "gm_realloc(%p, %zu) = %p", (void *)p, size, (void *)q);
@@ -921,6 +935,7 @@ FZ_NOINLINE static void op_realloc(mut_t *m) {
     realloc_in_place(m, e, size);
   else
     realloc_moved(m, e, ne, q, size);
+  unpin(m, 1);
   end_change(m);
 }
 
@@ -1024,10 +1039,11 @@ FZ_NOINLINE static void op_share_put(mut_t *m) {
     return;
   int scan = k % 2;
   void *p = scan ? gm_alloc(size) : gm_alloc_noscan(size);
+  pin(m, 0, p);
   adopt(m, e, p, size, scan);
   m->obj[e].shared = 1;
   store_ref(m, (place_t){PL_ROOT, (int)(k % NROOT), 0}, (ref_t){(int16_t)e, 0});
-  keep_alive(p);
+  unpin(m, 0);
   fz_lock(&shared_lock);
   fz_gc_shared[k] = (uintptr_t)addr_of(m, e);
   shared_meta[k] = m->obj[e];
@@ -1042,6 +1058,7 @@ FZ_NOINLINE static void op_share_take(mut_t *m) {
     return;
   fz_lock(&shared_lock);
   uintptr_t p = fz_gc_shared[k];
+  pin(m, 0, (void *)p); // the other mutator may drop it once the lock is free
   if (p != 0) {
     m->obj[e] = shared_meta[k];
     m->obj[e].dead_gc = -1;
@@ -1050,7 +1067,7 @@ FZ_NOINLINE static void op_share_take(mut_t *m) {
   fz_unlock(&shared_lock);
   if (p != 0)
     store_ref(m, pl, (ref_t){(int16_t)e, 0});
-  keep_alive((void *)p);
+  unpin(m, 0);
 }
 
 // ---------------------------------------------------------------------------
