@@ -4,11 +4,16 @@ JOBS ?= 2
 CMAKE ?= cmake
 BUILD ?= build
 
-.PHONY: all demo test test-release test-debug test-asan test-tsan test-valgrind test-nogc check-layers fuzz fuzz-build bench bench-quick bench-smoke format clean deps
+.PHONY: all secure demo test test-release test-debug test-asan test-tsan test-valgrind test-nogc test-secure check-layers security fuzz fuzz-build bench bench-quick bench-smoke format clean deps
 
 all:
 	$(CMAKE) -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=Release >/dev/null
 	$(CMAKE) --build $(BUILD) -j$(JOBS)
+
+# The hardened build (build-secure/libgomem-secure.so; README: "Hardened build").
+secure:
+	$(CMAKE) -S . -B build-secure -DCMAKE_BUILD_TYPE=Release -DGOMEM_SECURE=ON >/dev/null
+	$(CMAKE) --build build-secure -j$(JOBS) --target gomem
 
 # The main demonstration: real programs running on gomem, statistics at exit.
 demo: all
@@ -17,8 +22,8 @@ demo: all
 # Every test, in every build: the layering check, release (with the drop-in
 # override tests), the allocator alone (no collector compiled in), debug
 # (invariant validators and the lock-rank checker on every operation),
-# ASan+UBSan, TSan, and valgrind memcheck.
-test: deps check-layers test-release test-nogc test-debug test-asan test-tsan test-valgrind
+# ASan+UBSan, TSan, valgrind memcheck, and the hardened build.
+test: deps check-layers test-release test-nogc test-debug test-asan test-tsan test-valgrind test-secure
 	@echo "gomem: all test builds passed"
 
 check-layers:
@@ -50,6 +55,15 @@ test-tsan:
 
 test-valgrind:
 	$(call run_suite,build-valgrind,$(CHECKED) -DGOMEM_SANITIZE=valgrind)
+
+test-secure:
+	$(call run_suite,build-secure-test,$(CHECKED) -DGOMEM_SECURE=ON)
+
+# mimalloc-bench's security suite (116 misuse programs, from
+# ../shared/mimalloc-bench-security or $$GOMEM_SECURITY_SUITE): how many
+# glibc, the default build and the hardened build catch.
+security: all secure
+	tools/security.sh $(BUILD)/libgomem.so build-secure/libgomem-secure.so || [ $$? -eq 77 ]
 
 # The fuzz harnesses (tests/fuzz/README.md) as libFuzzer targets: clang,
 # ASan+UBSan, gomem's asserts; each runs FUZZ_SECONDS on one core. New
@@ -97,4 +111,5 @@ format:
 	clang-format -i src/*.c src/*.h include/*.h tests/*.c tests/*.h examples/*.c
 
 clean:
-	rm -rf build build-test build-nogc build-debug build-asan build-tsan build-valgrind build-fuzz bench/out
+	rm -rf build build-test build-nogc build-debug build-asan build-tsan build-valgrind build-fuzz \
+	  build-secure build-secure-test build-security bench/out

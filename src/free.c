@@ -164,6 +164,8 @@ void lifo_init(void) {
   for (int i = 2; i < GM_NUM_SIZE_CLASSES; i++) {
     size_t n = LIFO_MAX_BYTES / class_to_size[i];
     lifo_cap[i] = (uint16_t)(n > LIFO_MAX_OBJECTS ? LIFO_MAX_OBJECTS : n ? n : 1);
+    if (GM_SECURE) // no links inside free slots: secure.c keeps them zero
+      lifo_cap[i] = 0;
   }
   uintptr_t k = (uintptr_t)&k ^ (uintptr_t)os_nanotime() * 0x9e3779b97f4a7c15ull;
   const uint8_t *r = (const uint8_t *)getauxval(AT_RANDOM); // 16 bytes from the kernel

@@ -24,7 +24,26 @@
 #define GM_NOSCAN __attribute__((section("gm_noscan")))
 // GM_ALIAS(name, target): export `name` as another name of `target`, defined
 // in the same file (the malloc family symbols of the drop-in build).
-#if GM_OVERRIDE
+//
+// GM_SECURE (the hardened build, libgomem-secure.so): the allocator's own
+// malloc family is renamed core_* here, before gomem.h is read, and
+// secure.c defines gm_malloc & co. and the drop-in names on top of it.
+#ifndef GM_SECURE
+#define GM_SECURE 0
+#endif
+#if GM_SECURE
+#define gm_malloc core_malloc
+#define gm_calloc core_calloc
+#define gm_realloc core_realloc
+#define gm_reallocarray core_reallocarray
+#define gm_free core_free
+#define gm_memalign core_memalign
+#define gm_posix_memalign core_posix_memalign
+#define gm_aligned_alloc core_aligned_alloc
+#define gm_usable_size core_usable_size
+#define gm_owns core_owns
+#endif
+#if GM_OVERRIDE && !GM_SECURE
 #define GM_ALIAS(name, target)                                                                     \
   __typeof__(target) name __attribute__((alias(#target), visibility("default"), used));
 #else

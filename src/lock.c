@@ -54,6 +54,7 @@ static const char *const rank_names[RANK_COUNT] = {
     [RANK_MHEAP] = "mheap.lock",
     [RANK_SCAV] = "scav_lock",
     [RANK_FIXALLOC] = "fixalloc.lock",
+    [RANK_SECURE] = "secure.lq_lock",
 };
 
 static bool rank_is_array(uint8_t r) {

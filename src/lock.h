@@ -61,6 +61,7 @@ enum lock_rank {
   RANK_MHEAP,      // mheap.c mheap.lock: pages, arenas
   RANK_SCAV,       // mgcscavenge.c scav_lock: the scavenger's wake-ups
   RANK_FIXALLOC,   // mfixalloc.c: each fixalloc's lock (array of leaves)
+  RANK_SECURE,     // secure.c lq_lock: the hardened build's large-object quarantine
   RANK_COUNT
 };
 

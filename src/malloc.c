@@ -180,6 +180,10 @@ static void ldso_init(void) {
   }
 }
 
+bool malloc_called_from_ldso(uintptr_t ra) {
+  return ra - ldso_lo < ldso_len;
+}
+
 static GM_NOINLINE void *realloc_from_ldso(void *ptr, size_t size) {
   void *q = gm_malloc(size);
   if (q == NULL)
@@ -326,6 +330,8 @@ GM_EXPORT size_t gm_release_memory(void) {
   gm_ensure_init();
   atomic_fetch_add(&gm_trim_epoch, 1);
   mcache_t *c = gm_tls_mcache;
+  if (GM_SECURE && c != &mcache_empty && c != &mcache_shared && mcache_flush_hook != NULL)
+    mcache_flush_hook(c);
   if (c != &mcache_empty) {
     relaxed_store(&c->trim_epoch, relaxed_load(&gm_trim_epoch));
     mcache_release_all(c);

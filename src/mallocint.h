@@ -16,6 +16,9 @@ GM_INLINE void gm_ensure_init(void) {
     gm_init_slow();
 }
 void *malloc_large(size_t size, size_t align, bool zero);
+// malloc_called_from_ldso: ra (a return address) lies in the dynamic
+// linker's text (its realloc of a thread's DTV needs the old block kept).
+bool malloc_called_from_ldso(uintptr_t ra);
 // size_class returns the size class for size (<= GM_MAX_SMALL_SIZE): one
 // table load (gm_class_of is the same, out of line).
 GM_INLINE size_t size_class(size_t size) {

@@ -289,8 +289,12 @@ void mcache_arm_exit(void) {
 // collector forgets the thread. A destructor that runs after this one and
 // allocates gets a new cache and the path runs again (the C library repeats
 // destructors while values are set).
+void (*mcache_flush_hook)(mcache_t *c);
+
 static void mcache_thread_exit(void *arg) {
   mcache_t *c = arg;
+  if (GM_SECURE && c != &mcache_empty && mcache_flush_hook != NULL)
+    mcache_flush_hook(c);
   gm_tls_mcache = &mcache_empty;
   if (c != &mcache_empty)
     mcache_release_dead(c);

@@ -30,6 +30,8 @@ typedef struct lifo {
   uintptr_t head;
   _Atomic uint64_t state;
 } lifo_t;
+#define SEC_QUARANTINE 64 // hardened build: freed small objects held back per thread
+#define SEC_RECENT 4      // hardened build: recent frees and allocations checked per call
 #define LIFO_PUSH ((uint64_t)1 << 16)
 #define LIFO_ROOM(st) ((uint16_t)(st))
 #define LIFO_PUSHES(st) ((st) >> 16)
@@ -89,6 +91,18 @@ struct mcache {
   // ldso_pending: a block that ld.so's realloc moved, freed at this thread's
   // next such realloc or exit (malloc.c; owner only).
   uintptr_t ldso_pending;
+#if GM_SECURE
+  // The hardened build's per-thread state (secure.c; owner only): freed
+  // objects waiting for reuse (quarantine, evicted at random), the last
+  // objects freed and allocated (checked at every call), its random state,
+  // and ld.so's moved block.
+  uintptr_t sec_q[SEC_QUARANTINE];
+  uint32_t sec_qn, sec_qbytes;
+  uintptr_t sec_freed[SEC_RECENT], sec_alloced[SEC_RECENT];
+  uint32_t sec_freed_i, sec_alloced_i;
+  uint64_t sec_rng;
+  uintptr_t sec_ldso_pending;
+#endif
 };
 
 extern _Atomic uint64_t gm_trim_epoch;
@@ -144,6 +158,10 @@ void mcache_for_each(void (*fn)(mcache_t *c, void *ctx), void *ctx);
 // its registry). mcache_arm_exit makes it run for the calling thread even if
 // it has no cache.
 void mcache_set_exit_hook(void (*fn)(void));
+// mcache_flush_hook (hardened build: secure.c) gives back what a cache holds
+// beyond its spans (its quarantine), first thing at thread exit and in
+// gm_release_memory, while the cache is still the thread's.
+extern void (*mcache_flush_hook)(mcache_t *c);
 void mcache_arm_exit(void);
 // mcache_check_owner: a thread created by clone() without CLONE_SETTLS shares
 // its parent's TLS, and so its cache: fatal (refill paths check it).

@@ -19,6 +19,8 @@
 //   - no fully free span stays on a list.
 // Frees of objects in unowned spans take this lock in batches
 // (mcentral_free_batch); frees of objects in owned spans never do.
+#include <string.h>
+
 #include "mcentral.h"
 #include "arena.h"
 #include "mheap.h"
@@ -105,6 +107,8 @@ mspan_t *mcentral_cache_span(uint8_t sizeclass) {
   s = mheap_alloc_span(class_to_npages[sizeclass], sizeclass, 1);
   if (s != NULL)
     span_init_small(s, sizeclass);
+  if (GM_SECURE && s != NULL && s->needzero) // secure.c: a free slot is all zero
+    memset((void *)s->base, 0, s->npages * GM_PAGE_SIZE);
   return s;
 }
 

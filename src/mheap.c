@@ -47,6 +47,12 @@ static uintptr_t mheap_reserve_locked(size_t bytes) {
     p = (uintptr_t)os_reserve_aligned(bytes, GM_ARENA_SIZE);
   if (p == 0)
     return 0;
+  // Hardened build: pages no span has used stay inaccessible, so a far
+  // overflow out of the heap's used part faults (mheap_alloc_span opens them).
+  if (GM_SECURE && !os_protect((void *)p, bytes, false)) {
+    os_unmap((void *)p, bytes);
+    return 0;
+  }
   if ((p + bytes - 1) >> GM_ADDR_BITS) { // outside what the maps can describe
     os_unmap((void *)p, bytes);
     return 0;
@@ -120,6 +126,10 @@ mspan_t *mheap_alloc_span(size_t npages, uint8_t sizeclass, size_t align_pages) 
   size_t scav = 0;
   uintptr_t base = mheap_alloc_pages_locked(npages, align_pages, &scav);
   mspan_t *s = base ? fixalloc_alloc(&gm_heap.span_alloc) : NULL;
+  if (GM_SECURE && s != NULL && !os_protect((void *)base, npages * GM_PAGE_SIZE, true)) {
+    fixalloc_free(&gm_heap.span_alloc, s);
+    s = NULL;
+  }
   if (s == NULL) {
     if (base)
       pagealloc_free(&gm_heap.pages, base, npages);
@@ -179,6 +189,10 @@ bool mheap_grow_span_in_place(mspan_t *s, size_t npages) {
   gm_lock(&gm_heap.lock);
   size_t scav = 0;
   bool ok = pagealloc_alloc_at(&gm_heap.pages, tail, extra, &scav);
+  if (ok && GM_SECURE && !os_protect((void *)tail, extra * GM_PAGE_SIZE, true)) {
+    pagealloc_free(&gm_heap.pages, tail, extra);
+    ok = false;
+  }
   if (ok) {
     arena_set_spans(tail, extra, s);
     s->npages = npages;

@@ -13,6 +13,9 @@
 void *os_reserve(size_t bytes, uintptr_t hint);       // PROT_READ|WRITE, NORESERVE
 void *os_reserve_aligned(size_t bytes, size_t align); // NULL on failure
 void os_unmap(void *p, size_t bytes);
+// os_protect makes [p, p + bytes) readable and writable (access) or
+// inaccessible; false if the kernel refused (hardened build only).
+bool os_protect(void *p, size_t bytes, bool access);
 void os_release(void *ctx, uintptr_t addr, size_t bytes); // MADV_DONTNEED
 void os_hugepages(void *p, size_t bytes, bool on);        // MADV_(NO)HUGEPAGE
 void os_write_stderr(const char *s, size_t n);

@@ -59,6 +59,10 @@ void os_unmap(void *p, size_t bytes) {
   munmap(p, bytes);
 }
 
+bool os_protect(void *p, size_t bytes, bool access) {
+  return mprotect(p, bytes, access ? PROT_READ | PROT_WRITE : PROT_NONE) == 0;
+}
+
 void os_release(void *ctx, uintptr_t addr, size_t bytes) {
   (void)ctx;
   // MADV_DONTNEED, not MADV_FREE: released pages must read back as zero

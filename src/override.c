@@ -20,6 +20,11 @@
 
 #define OS_PAGE 4096 // valloc/pvalloc promise the OS page, which is 4 KiB here
 
+#if GM_SECURE // the hardened memalign (secure.c), not the allocator's own
+#undef gm_memalign
+void *gm_memalign(size_t align, size_t size);
+#endif
+
 GM_EXPORT void *valloc(size_t size) {
   return gm_memalign(OS_PAGE, size);
 }
