@@ -103,9 +103,9 @@ static GM_NOINLINE void *gc_refill_alloc(uint8_t spc, size_t n) {
       return gc_alloc_large(n, spc_noscan(spc));
     spc = gc_spc(n + relaxed_load(&gc_pad), spc_noscan(spc));
   }
-  threads_register_self_or_die(); // this thread now holds GC pointers
-  mcache_t *c = mcache_for_thread();
-  if (c == NULL) {
+  threads_ensure_registered(); // this thread now holds GC pointers
+  mcache_t *c = gm_tls_mcache;
+  if (unlikely(c == &mcache_empty) && (c = mcache_for_thread()) == NULL) {
     errno = ENOMEM;
     return NULL;
   }
@@ -151,10 +151,13 @@ GM_INLINE void *gc_alloc_spc(uint8_t spc, size_t n) {
   __asm__ volatile("" : : "r"(p) : "memory");
   s->alloc_cache = v & (v - 1);
   if (s->needzero) {
-    size_t size = s->elemsize;
-    if (size > 64)
+    size_t size = s->elemsize; // smallest first: small objects are the most common
+    if (likely(size <= 32))
+      gc_zero_small(p, size);
+    else if (size <= 64)
+      gc_zero_small(p, size);
+    else
       return memset(p, 0, size); // a tail call: the fast path needs no frame
-    gc_zero_small(p, size);
   }
   return p;
 }

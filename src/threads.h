@@ -71,6 +71,14 @@ void threads_setup(void);        // idempotent; needs neither heap nor collector
 int threads_register_self(void); // 0, or -1 with errno (ENOMEM, EAGAIN)
 void threads_note_self(void);    // a new thread, the collector not in use yet
 void threads_register_self_or_die(void);
+// threads_ensure_registered: its test inline, for the GC allocation slow
+// path (mcache.h's declarations are the caller's to include).
+#define threads_ensure_registered()                                                                \
+  do {                                                                                             \
+    struct gthread *r_ = gm_tls_m.thread;                                                          \
+    if (unlikely(r_ == NULL || !r_->bounded || gm_tls_mcache == &mcache_shared))                   \
+      threads_register_self_or_die();                                                              \
+  } while (0)
 void threads_unregister_self(void);
 void threads_init(void);    // at gc_init: the main thread and the caller
 size_t threads_count(void); // registered threads
