@@ -27,10 +27,12 @@ done
 [ $# -eq 2 ] || { echo "usage: $0 [--runs N] [--quick|--full] [--workloads a,b] OLD_LIB NEW_LIB" >&2; exit 2; }
 abs() { echo "$(cd "$(dirname "$1")" && pwd)/$(basename "$1")"; }
 OLD=$(abs "$1") NEW=$(abs "$2")
+GC=1 # the GC workloads need libgomem.so.0 beside both (a hardened build has none)
 for l in "$OLD" "$NEW"; do
   [ -f "$l" ] || { echo "ab.sh: no library $l" >&2; exit 2; }
-  [ -e "$(dirname "$l")/libgomem.so.0" ] || { echo "ab.sh: no libgomem.so.0 beside $l" >&2; exit 2; }
+  [ -e "$(dirname "$l")/libgomem.so.0" ] || GC=0
 done
+[ $GC = 1 ] || echo "(no libgomem.so.0 beside both libraries: the malloc workloads only)"
 OUT=${BENCH_OUT:-$BENCH/out}/ab
 BIN=${BENCH_OUT:-$BENCH/out}/bin
 mkdir -p "$OUT"
@@ -58,11 +60,13 @@ run_one() {
 median() { tr ' ' '\n' | grep -v '^$' | sort -g | awk '{a[NR]=$1} END {print (NR%2) ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}'; }
 
 printf '%-14s %12s %12s %7s   %9s %9s %6s\n' workload old new ratio "old MiB" "new MiB" ratio
+# (the table's rows also go to $OUT/rows for the geometric means below)
+: >"$OUT/rows"
 grep -v '^#' "$BENCH/workloads.list" | grep -v '^[[:space:]]*$' | while IFS='|' read -r -a f; do
   w=$(echo "${f[0]}" | xargs) group=$(echo "${f[1]}" | xargs)
   args=$(echo "${f[$((COL - 1))]}" | sed 's/{threads}/2/g')
   [ -z "$ONLY" ] || [[ $ONLY == *",$w,"* ]] || continue
-  [ "$group" = malloc ] || [[ $group == *gomem* ]] || continue
+  [ "$group" = malloc ] || { [ $GC = 1 ] && [[ $group == *gomem* ]]; } || continue
   [ "$group" = malloc ] || group=variants
   declare -A M=() R=()
   dir=lower
@@ -83,5 +87,8 @@ grep -v '^#' "$BENCH/workloads.list" | grep -v '^[[:space:]]*$' | while IFS='|' 
   rr=$(awk -v o="$ro" -v n="$rn" 'BEGIN {printf "%.3f", n / o}')
   printf '%-14s %12s %12s %7s   %9.1f %9.1f %6s\n' "$w" "$mo" "$mn" "$ratio" \
     "$(awk -v k="$ro" 'BEGIN {print k / 1024}')" "$(awk -v k="$rn" 'BEGIN {print k / 1024}')" "$rr"
+  echo "$group $ratio $rr" >>"$OUT/rows"
   unset M R
 done
+awk '$1 == "malloc" && $2 > 0 && $3 > 0 {t += log($2); r += log($3); n++}
+     END {if (n) printf "geomean (%d malloc workloads): time %.3f, peak RSS %.3f\n", n, exp(t / n), exp(r / n)}' "$OUT/rows"

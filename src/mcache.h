@@ -31,7 +31,7 @@ typedef struct lifo {
   _Atomic uint64_t state;
 } lifo_t;
 #define SEC_QUARANTINE 64 // hardened build: freed small objects held back per thread
-#define SEC_RECENT 4      // hardened build: recent frees and allocations checked per call
+#define SEC_RECENT 2      // hardened build: recent frees checked at every allocation
 #define LIFO_PUSH ((uint64_t)1 << 16)
 #define LIFO_ROOM(st) ((uint16_t)(st))
 #define LIFO_PUSHES(st) ((st) >> 16)
@@ -94,12 +94,13 @@ struct mcache {
 #if GM_SECURE
   // The hardened build's per-thread state (secure.c; owner only): freed
   // objects waiting for reuse (quarantine, evicted at random), the last
-  // objects freed and allocated (checked at every call), its random state,
+  // objects freed and allocated (checked at every allocation), its random state,
   // and ld.so's moved block.
   uintptr_t sec_q[SEC_QUARANTINE];
-  uint32_t sec_qn, sec_qbytes;
-  uintptr_t sec_freed[SEC_RECENT], sec_alloced[SEC_RECENT];
-  uint32_t sec_freed_i, sec_alloced_i;
+  uint32_t sec_qsize[SEC_QUARANTINE], sec_qn, sec_qbytes;
+  uintptr_t sec_freed[SEC_RECENT], sec_alloced;
+  uint32_t sec_freed_i;
+  uint8_t sec_alloced_class;
   uint64_t sec_rng;
   uintptr_t sec_ldso_pending;
 #endif

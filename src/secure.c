@@ -21,13 +21,14 @@
 // malloc checks the slot it is handed: trailer 0 or FREE and zero body
 // (else: written after free); so memory comes back zeroed. free checks the
 // trailer (allocated: else double free or corruption; kind: mismatched
-// free/delete), the canary (overflow), and the slots within 32 bytes on
+// free/delete), the canary (overflow), and the slots of its span within 32 bytes on
 // either side (their trailers; free ones zero), then zeroes the object, marks
 // it FREE and holds it in the thread's quarantine (SEC_QUARANTINE objects,
 // 256 KiB), from which a random one goes back to the core: reuse is delayed
-// and its order random. At every call, the thread's last SEC_RECENT freed
-// objects must still be zero at their start and its last SEC_RECENT
-// allocated ones keep their canary and the trailer before them. Checks that
+// and its order random. At every allocation, the thread's last SEC_RECENT
+// freed objects must still be zero at their start, and its last allocated
+// one keep its trailer, canary and the trailer before it (a write after free
+// or an overflow is caught at the next malloc, stdio's included). Checks that
 // read slots other threads may write look only at spans this thread owns,
 // and read a trailer before and after the bytes it guards: a freer writes
 // BUSY, zeroes, then FREE, so a check that sees the trailer change skips.
@@ -105,7 +106,9 @@ void canary_fill(uintptr_t lo, uintptr_t hi) {
     *(uint8_t *)lo = canary_at(lo);
 }
 
-bool canary_ok(uintptr_t lo, uintptr_t hi) {
+// (canary_ok and zero_ok may read a slot another thread is freeing: the
+// trailer read after them tells; see slot_sound)
+__attribute__((no_sanitize("thread"))) bool canary_ok(uintptr_t lo, uintptr_t hi) {
   for (; lo < hi && (lo & 7); lo++)
     if (*(const uint8_t *)lo != canary_at(lo))
       return false;
@@ -118,10 +121,15 @@ bool canary_ok(uintptr_t lo, uintptr_t hi) {
   return true;
 }
 
-bool zero_ok(uintptr_t lo, uintptr_t hi) {
+__attribute__((no_sanitize("thread"))) bool zero_ok(uintptr_t lo, uintptr_t hi) {
   for (; lo < hi && (lo & 7); lo++)
     if (*(const uint8_t *)lo != 0)
       return false;
+  for (; lo + 32 <= hi; lo += 32) { // (slots are mostly 8-byte aligned multiples)
+    const uint64_t *w = (const uint64_t *)lo;
+    if ((w[0] | w[1] | w[2] | w[3]) != 0)
+      return false;
+  }
   for (; lo + 8 <= hi; lo += 8)
     if (*(const uint64_t *)lo != 0)
       return false;
@@ -159,22 +167,12 @@ static bool small_live(uint64_t v, uintptr_t cap) {
   return T_STATE(v) == ST_ALLOC && T_KIND(v) <= K_NEW_ARRAY && T_ALIGN(v) == 0 && T_SIZE(v) <= cap;
 }
 
-// owned_slot: the slot containing a, if it lies in a small malloc span the
-// calling thread owns (no other thread allocates there); else at = 0.
-static slot_t owned_slot(mcache_t *c, uintptr_t a) {
-  mspan_t *s = spanof(a);
-  if (s == NULL || s->kind != SPAN_MANUAL || s->sizeclass == 0 ||
-      relaxed_load(&s->owner) != c || a - s->base >= s->limit)
-    return (slot_t){0};
-  uint32_t idx = (uint32_t)(((uint64_t)(a - s->base) * s->divmul) >> 32);
-  return slot_of(s, s->base + (uintptr_t)idx * s->elemsize);
-}
-
 // slot_sound checks an owned slot's trailer and what it guards: a free slot
-// is zero (its first SEC_SCAN bytes; word 0 may be a remote-free link once
+// is zero (its first SEC_NEAR bytes; word 0 may be a remote-free link once
 // used), an allocated one keeps its canary. A slot changing meanwhile is
 // skipped. Returns the fault, or NULL.
 __attribute__((no_sanitize("thread"))) static const char *slot_sound(const slot_t *sl, bool used) {
+  enum { SCAN = SEC_NEAR }; // (an overflow of up to SEC_NEAR bytes shows there)
   uint64_t raw = atomic_load_explicit(sl->t, memory_order_acquire);
   uint64_t v = enc(sl->at, raw);
   const char *bad = NULL;
@@ -182,30 +180,44 @@ __attribute__((no_sanitize("thread"))) static const char *slot_sound(const slot_
     bad = "heap corruption (an object's trailer was zeroed: overflow)";
   } else if (raw == 0 || v == trailer(0, 0, ST_FREE)) {
     uintptr_t lo = sl->at + (raw == 0 ? 0 : 8), hi = sl->at + sl->cap;
-    if (hi > lo + SEC_SCAN)
-      hi = lo + SEC_SCAN;
+    if (hi > lo + SCAN)
+      hi = lo + SCAN;
     if (!zero_ok(lo, hi))
       bad = "write to a free heap slot (use after free, or an overflow)";
   } else if (small_live(v, sl->cap)) {
     uintptr_t lo = sl->at + T_SIZE(v), hi = sl->at + sl->cap;
-    if (hi > lo + SEC_SCAN)
-      hi = lo + SEC_SCAN;
+    if (hi > lo + SCAN)
+      hi = lo + SCAN;
     if (!canary_ok(lo, hi))
       bad = "heap buffer overflow (canary after an object damaged)";
   } else if (v != trailer(0, 0, ST_BUSY)) {
     bad = "heap corruption (slot trailer damaged: overflow or underflow)";
   }
-  atomic_thread_fence(memory_order_acquire);
-  if (bad != NULL && atomic_load_explicit(sl->t, memory_order_relaxed) != raw)
-    return NULL; // another thread freed it meanwhile
+  if (bad != NULL) {
+    atomic_thread_fence(memory_order_acquire);
+    if (atomic_load_explicit(sl->t, memory_order_relaxed) != raw)
+      return NULL; // another thread freed it meanwhile
+  }
   return bad;
 }
 
+// near_slot: the slot of s (p's span, which c owns) containing a, if any.
+// (Only s: another span's record may be recycled by another thread
+// meanwhile, and a slot-0 object's underflow lands in the page below, which
+// is inaccessible when no span uses it.)
+static slot_t near_slot(mspan_t *s, uintptr_t a) {
+  if (a - s->base >= s->limit)
+    return (slot_t){0};
+  uint32_t idx = (uint32_t)(((uint64_t)(a - s->base) * s->divmul) >> 32);
+  return slot_of(s, s->base + (uintptr_t)idx * s->elemsize);
+}
+
 // check_near checks the owned slots within SEC_NEAR bytes before the slot at
-// self and after its object's end (obj_end), past the slot's own end.
-static void check_near(mcache_t *c, uintptr_t self, uintptr_t obj_end, uintptr_t slot_end) {
+// self (in span s, owned by c) and after its object's end (obj_end), past
+// the slot's own end.
+static void check_near(mspan_t *s, uintptr_t self, uintptr_t obj_end) {
   for (uintptr_t a = self - 1; a + SEC_NEAR >= self;) {
-    slot_t sl = owned_slot(c, a);
+    slot_t sl = near_slot(s, a);
     if (sl.at == 0)
       break;
     const char *bad = slot_sound(&sl, false);
@@ -213,8 +225,8 @@ static void check_near(mcache_t *c, uintptr_t self, uintptr_t obj_end, uintptr_t
       gm_fatal(bad, (void *)sl.at);
     a = sl.at - 1;
   }
-  for (uintptr_t a = slot_end; a < obj_end + SEC_NEAR;) {
-    slot_t sl = owned_slot(c, a);
+  for (uintptr_t a = self + s->elemsize; a < obj_end + SEC_NEAR;) {
+    slot_t sl = near_slot(s, a);
     if (sl.at == 0)
       break;
     const char *bad = slot_sound(&sl, false);
@@ -244,46 +256,53 @@ static uint64_t rng(mcache_t *c) {
 
 static void recent_forget(mcache_t *c, uintptr_t p) {
   for (int i = 0; i < SEC_RECENT; i++)
-    if (c->sec_freed[i] == p)
+    if ((c->sec_freed[i] & ~(uintptr_t)1) == p)
       c->sec_freed[i] = 0;
+  if (c->sec_alloced == p)
+    c->sec_alloced = 0;
 }
 
-// check_recent: the thread's last frees are still zero, its last
-// allocations keep their canary and the trailer before them.
+// check_recent: the thread's last SEC_RECENT frees still start with zero
+// (their first two words; bit 0 of an entry: the slot has room for two),
+// and its last allocation keeps its trailer, the first canary word after it
+// and the trailer of the slot before it.
 void check_recent(mcache_t *c) {
   for (int i = 0; i < SEC_RECENT; i++) {
-    uintptr_t p = c->sec_freed[i];
-    if (p == 0)
-      continue;
-    uintptr_t cap = spanof(p)->elemsize - 8; // (in quarantine: still allocated)
-    if (!zero_ok(p, p + (cap < SEC_SCAN ? cap : SEC_SCAN)))
-      gm_fatal("write after free", (void *)p);
+    uintptr_t e = c->sec_freed[i];
+    const uint64_t *w = (const uint64_t *)(e & ~(uintptr_t)1);
+    if (e != 0 && (w[0] | ((e & 1) ? w[1] : 0)) != 0)
+      gm_fatal("write after free", w);
   }
-  for (int i = 0; i < SEC_RECENT; i++) {
-    uintptr_t p = c->sec_alloced[i];
-    if (p == 0)
-      continue;
-    slot_t sl = owned_slot(c, p), prev = owned_slot(c, p - 1);
-    const char *bad = sl.at == p ? slot_sound(&sl, true) : NULL;
-    if (bad == NULL && prev.at != 0 && sl.at == p)
-      bad = slot_sound(&prev, false);
-    if (bad != NULL)
-      gm_fatal(bad, (void *)p);
+  uintptr_t p = c->sec_alloced;
+  if (p == 0)
+    return;
+  mspan_t *s = spanof(p);
+  if (s != c->cls[c->sec_alloced_class].alloc)
+    return; // no longer the span c allocates from: nothing to check safely
+  slot_t sl = slot_of(s, p);
+  const char *bad = slot_sound(&sl, true);
+  if (bad == NULL && p > s->base) {
+    slot_t prev = slot_of(s, p - s->elemsize);
+    bad = slot_sound(&prev, false);
   }
+  if (bad != NULL)
+    gm_fatal(bad, (void *)p);
 }
 
 // quarantine holds p (zeroed, FREE, still allocated in the core) and gives
 // a random older one back to the core when full.
 static void quarantine(mcache_t *c, uintptr_t p, size_t bytes) {
-  c->sec_freed[c->sec_freed_i++ % SEC_RECENT] = p;
+  c->sec_freed[c->sec_freed_i++ % SEC_RECENT] = p | (bytes >= 24); // (slot >= 24: cap >= 16)
   while (c->sec_qn == SEC_QUARANTINE || (c->sec_qbytes + bytes > SEC_QBYTES && c->sec_qn > 0)) {
     uint32_t i = (uint32_t)(rng(c) % c->sec_qn);
     uintptr_t q = c->sec_q[i];
+    c->sec_qbytes -= c->sec_qsize[i];
     c->sec_q[i] = c->sec_q[--c->sec_qn];
-    c->sec_qbytes -= spanof(q)->elemsize;
+    c->sec_qsize[i] = c->sec_qsize[c->sec_qn];
     recent_forget(c, q);
     core_free((void *)q);
   }
+  c->sec_qsize[c->sec_qn] = (uint32_t)bytes;
   c->sec_q[c->sec_qn++] = p;
   c->sec_qbytes += (uint32_t)bytes;
 }
@@ -305,7 +324,7 @@ static void sec_flush(mcache_t *c) {
     core_free((void *)c->sec_q[--c->sec_qn]);
   c->sec_qbytes = 0;
   memset(c->sec_freed, 0, sizeof c->sec_freed);
-  memset(c->sec_alloced, 0, sizeof c->sec_alloced);
+  c->sec_alloced = 0;
 }
 
 // ---------------------------------------------------------------------------
@@ -342,7 +361,7 @@ void *small_alloc(size_t n, size_t align, int kind) {
   t_store(&sl, trailer(n, kind, ST_ALLOC));
   mcache_t *c = gm_tls_mcache;
   if (c != &mcache_empty && c != &mcache_shared)
-    c->sec_alloced[c->sec_alloced_i++ % SEC_RECENT] = p;
+    c->sec_alloced = p, c->sec_alloced_class = s->sizeclass;
   return (void *)p;
 }
 
@@ -351,7 +370,10 @@ void *small_alloc(size_t n, size_t align, int kind) {
 uint64_t small_check(mspan_t *s, uintptr_t p, int kind) {
   uintptr_t off = p - s->base;
   uint32_t idx = (uint32_t)(((uint64_t)off * s->divmul) >> 32);
-  if (off >= s->limit || (uintptr_t)idx * s->elemsize != off || !span_allocated(s, (uint16_t)idx)) {
+  // (a span's bitmap is its owner's: another thread relies on the trailer)
+  bool owned = relaxed_load(&s->owner) == gm_tls_mcache;
+  if (off >= s->limit || (uintptr_t)idx * s->elemsize != off ||
+      (owned && !span_allocated(s, (uint16_t)idx))) {
     core_free((void *)p); // reports the fault
     gm_fatal("free of an invalid pointer", (void *)p);
   }
@@ -387,10 +409,11 @@ void small_free(mspan_t *s, uintptr_t p, int kind) {
   slot_t sl = slot_of(s, p);
   mcache_t *c = sec_cache();
   if (c != NULL) {
-    check_recent(c);
-    check_near(c, p, p + T_SIZE(v), p + s->elemsize);
+    if (relaxed_load(&s->owner) == c)
+      check_near(s, p, p + T_SIZE(v));
   }
   t_store(&sl, trailer(0, 0, ST_BUSY));
+  atomic_thread_fence(memory_order_release); // BUSY is seen before any zero (seqlock writer)
   memset((void *)p, 0, sl.cap);
   t_store(&sl, trailer(0, 0, ST_FREE));
   if (c == NULL) {
@@ -416,12 +439,12 @@ static size_t lq_bytes;
 // A large object's header lives in its span record (alloc_bits[0..1], unused
 // by large spans), out of reach of overflows: the encoded trailer word (with
 // log2 of the alignment) and p ^ key.
-void *large_alloc(size_t n, size_t align, int kind) {
+void *large_alloc(size_t n, size_t align, int kind, size_t room) {
   if (align < 16)
     align = 16;
   size_t g = os_page, need;
-  if (n > PTRDIFF_MAX / 2 || align > PTRDIFF_MAX / 4 ||
-      __builtin_add_overflow(n, 2 * g + align, &need)) {
+  if (n > PTRDIFF_MAX / 2 || align > PTRDIFF_MAX / 4 || room > PTRDIFF_MAX / 4 ||
+      __builtin_add_overflow(n + room, 2 * g + align, &need)) {
     errno = ENOMEM;
     return NULL;
   }
@@ -431,7 +454,7 @@ void *large_alloc(size_t n, size_t align, int kind) {
   if (base == 0)
     return NULL;
   mspan_t *s = spanof(base);
-  uintptr_t end = base + bytes - g, p = (end - n) & ~(uintptr_t)(align - 1);
+  uintptr_t end = base + bytes - g, p = (end - n - room) & ~(uintptr_t)(align - 1);
   uintptr_t pg = p & ~(uintptr_t)(g - 1); // pages below p's own are inaccessible
   unsigned lg = (unsigned)__builtin_ctzll(align);
   s->alloc_bits[0] = enc(p, trailer(n, kind, ST_ALLOC) | (uint64_t)lg << 4);
@@ -458,7 +481,7 @@ uint64_t large_check(mspan_t *s, uintptr_t p, int kind) {
   if (v == trailer(0, 0, ST_FREE))
     gm_fatal("double free (the object's pages are in quarantine)", (void *)p);
   if (T_STATE(v) != ST_ALLOC || T_KIND(v) > K_NEW_ARRAY || T_ALIGN(v) > 40 ||
-      T_SIZE(v) > end - p || ((end - T_SIZE(v)) & ~(((uintptr_t)1 << T_ALIGN(v)) - 1)) != p)
+      T_SIZE(v) > end - p || p % ((uintptr_t)1 << T_ALIGN(v)) != 0)
     gm_fatal("heap corruption (large object header damaged)", (void *)p);
   if (T_KIND(v) != kind && !(T_KIND(v) == K_MALLOC && kind == K_NEW))
     gm_fatal("mismatched deallocation (malloc/free, new/delete, new[]/delete[])", (void *)p);
@@ -468,6 +491,21 @@ uint64_t large_check(mspan_t *s, uintptr_t p, int kind) {
   if (!canary_ok(p + T_SIZE(v), end))
     gm_fatal("heap buffer overflow (canary after a large object damaged)", (void *)p);
   return v;
+}
+
+// large_resize gives live large object p (old bytes) n bytes in place when
+// they fit before its trailing guard and use more than half of what it
+// has: the part grown is zeroed, the slack after it canary-filled.
+bool large_resize(mspan_t *s, uintptr_t p, size_t old, size_t n) {
+  uintptr_t end = s->base + s->npages * GM_PAGE_SIZE - os_page;
+  if (n > end - p || n <= (end - p) / 2)
+    return false;
+  if (n > old)
+    memset((void *)(p + old), 0, n - old);
+  canary_fill(p + n, end);
+  uint64_t v = enc(p, s->alloc_bits[0]);
+  s->alloc_bits[0] = enc(p, trailer(n, K_MALLOC, ST_ALLOC) | (uint64_t)T_ALIGN(v) << 4);
+  return true;
 }
 
 void large_free(mspan_t *s, uintptr_t p, int kind) {

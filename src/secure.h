@@ -66,13 +66,14 @@ void canary_fill(uintptr_t lo, uintptr_t hi);
 bool canary_ok(uintptr_t lo, uintptr_t hi);
 bool zero_ok(uintptr_t lo, uintptr_t hi);
 mcache_t *sec_cache(void);      // the thread's cache for the quarantine, or NULL
-void check_recent(mcache_t *c); // the checks made at every call
+void check_recent(mcache_t *c); // the checks made at every allocation
 int small_class(size_t n, size_t align);
 void *small_alloc(size_t n, size_t align, int kind);
 uint64_t small_check(mspan_t *s, uintptr_t p, int kind); // the trailer of a live object
 void small_free(mspan_t *s, uintptr_t p, int kind);
 bool small_resize(mspan_t *s, uintptr_t p, size_t old, size_t n);
-void *large_alloc(size_t n, size_t align, int kind);
+void *large_alloc(size_t n, size_t align, int kind, size_t room); // room: bytes left for growth
+bool large_resize(mspan_t *s, uintptr_t p, size_t old, size_t n);
 uint64_t large_check(mspan_t *s, uintptr_t p, int kind); // the header of a live object
 void large_free(mspan_t *s, uintptr_t p, int kind);
 void sec_free(void *ptr, int kind); // secure_api.c
