@@ -412,7 +412,11 @@ void small_free(mspan_t *s, uintptr_t p, int kind) {
     if (relaxed_load(&s->owner) == c)
       check_near(s, p, p + T_SIZE(v));
   }
-  t_store(&sl, trailer(0, 0, ST_BUSY));
+  // ALLOC -> BUSY in one step: of two threads freeing p at once, one fails.
+  uint64_t raw = enc(p, v);
+  if (!atomic_compare_exchange_strong_explicit(sl.t, &raw, enc(p, trailer(0, 0, ST_BUSY)),
+                                               memory_order_relaxed, memory_order_relaxed))
+    gm_fatal("double free (by two threads at once)", (void *)p);
   atomic_thread_fence(memory_order_release); // BUSY is seen before any zero (seqlock writer)
   memset((void *)p, 0, sl.cap);
   t_store(&sl, trailer(0, 0, ST_FREE));
