@@ -238,25 +238,15 @@ GM_EXPORT void *gm_realloc(void *ptr, size_t size) {
 }
 
 GM_EXPORT void *gm_reallocarray(void *p, size_t count, size_t size) {
-  size_t n;
-  if (__builtin_mul_overflow(count, size, &n)) {
-    errno = ENOMEM;
-    return NULL;
-  }
-  return gm_realloc(p, n);
+  return reallocarray_via(gm_realloc, p, count, size);
 }
 
 // gm_memalign returns size bytes aligned to align (a power of two).
 GM_EXPORT void *gm_memalign(size_t align, size_t size) {
   if (align <= GM_WORD_ALIGN)
     return gm_malloc(size);
-  if (align & (align - 1)) { // glibc rounds a bad alignment up to a power of two
-    if (align > PTRDIFF_MAX / 2) {
-      errno = EINVAL;
-      return NULL;
-    }
-    align = (size_t)1 << (64 - __builtin_clzll(align));
-  }
+  if (!align_round(&align))
+    return NULL;
   if (size <= GM_MAX_SMALL_SIZE && align <= GM_PAGE_SIZE) {
     // Spans are page aligned, so objects of a class whose size is a multiple
     // of align are all aligned.
@@ -268,23 +258,11 @@ GM_EXPORT void *gm_memalign(size_t align, size_t size) {
 }
 
 GM_EXPORT int gm_posix_memalign(void **out, size_t align, size_t size) {
-  if (align < sizeof(void *) || (align & (align - 1)))
-    return EINVAL;
-  int saved = errno;
-  void *p = gm_memalign(align, size);
-  if (p == NULL)
-    return ENOMEM;
-  errno = saved;
-  *out = p;
-  return 0;
+  return posix_memalign_via(gm_memalign, out, align, size);
 }
 
 GM_EXPORT void *gm_aligned_alloc(size_t align, size_t size) {
-  if (align == 0 || (align & (align - 1))) {
-    errno = EINVAL;
-    return NULL;
-  }
-  return gm_memalign(align, size);
+  return aligned_alloc_via(gm_memalign, align, size);
 }
 
 GM_EXPORT size_t gm_usable_size(const void *ptr) {

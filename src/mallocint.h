@@ -27,6 +27,51 @@ GM_INLINE size_t size_class(size_t size) {
   return size_to_class128[(size - GM_SMALL_SIZE_MAX + GM_LARGE_SIZE_DIV - 1) / GM_LARGE_SIZE_DIV];
 }
 size_t gm_class_of(size_t size);
+
+// The entry points that only check arguments and call another: one body for
+// the default build (malloc.c) and the hardened one (secure_api.c), which
+// pass their own memalign / realloc.
+#include <errno.h>
+// align_round: glibc's memalign rounds a bad alignment up to a power of two;
+// false (EINVAL) when there is none.
+GM_INLINE bool align_round(size_t *align) {
+  if ((*align & (*align - 1)) == 0)
+    return true;
+  if (*align > PTRDIFF_MAX / 2) {
+    errno = EINVAL;
+    return false;
+  }
+  *align = (size_t)1 << (64 - __builtin_clzll(*align));
+  return true;
+}
+GM_INLINE int posix_memalign_via(void *(*memalign)(size_t, size_t), void **out, size_t align,
+                                 size_t size) {
+  if (align < sizeof(void *) || (align & (align - 1)))
+    return EINVAL;
+  int saved = errno;
+  void *p = memalign(align, size);
+  if (p == NULL)
+    return ENOMEM;
+  errno = saved;
+  *out = p;
+  return 0;
+}
+GM_INLINE void *aligned_alloc_via(void *(*memalign)(size_t, size_t), size_t align, size_t size) {
+  if (align == 0 || (align & (align - 1))) {
+    errno = EINVAL;
+    return NULL;
+  }
+  return memalign(align, size);
+}
+GM_INLINE void *reallocarray_via(void *(*realloc)(void *, size_t), void *p, size_t count,
+                                 size_t size) {
+  size_t n;
+  if (__builtin_mul_overflow(count, size, &n)) {
+    errno = ENOMEM;
+    return NULL;
+  }
+  return realloc(p, n);
+}
 // heap_object: where p lies. 0: outside gomem's heap; 1: inside the allocated
 // malloc object [*lo, *hi); -1: in the heap but in no allocated malloc object
 // (a free slot or page, or a GC object). Reads a span's bits without its

@@ -142,16 +142,15 @@ __attribute__((no_sanitize("thread"))) bool zero_ok(uintptr_t lo, uintptr_t hi) 
 // ---------------------------------------------------------------------------
 // Slots of small spans
 
-// A slot: its span, start, capacity (slot - 8) and trailer word.
+// A slot: its start, capacity (slot - 8) and trailer word.
 typedef struct slot {
-  mspan_t *s;
   uintptr_t at, cap;
   _Atomic uint64_t *t;
 } slot_t;
 
 static slot_t slot_of(mspan_t *s, uintptr_t at) {
   uintptr_t cap = s->elemsize - 8;
-  return (slot_t){s, at, cap, (_Atomic uint64_t *)(at + cap)};
+  return (slot_t){at, cap, (_Atomic uint64_t *)(at + cap)};
 }
 
 GM_INLINE uint64_t t_load(const slot_t *sl) {
@@ -201,6 +200,13 @@ __attribute__((no_sanitize("thread"))) static const char *slot_sound(const slot_
   return bad;
 }
 
+// slot_check: slot_sound of a neighbour, fatal on a fault.
+static void slot_check(const slot_t *sl) {
+  const char *bad = slot_sound(sl, false);
+  if (bad != NULL)
+    gm_fatal(bad, (void *)sl->at);
+}
+
 // near_slot: the slot of s (p's span, which c owns) containing a, if any.
 // (Only s: another span's record may be recycled by another thread
 // meanwhile, and a slot-0 object's underflow lands in the page below, which
@@ -216,24 +222,12 @@ static slot_t near_slot(mspan_t *s, uintptr_t a) {
 // self (in span s, owned by c) and after its object's end (obj_end), past
 // the slot's own end.
 static void check_near(mspan_t *s, uintptr_t self, uintptr_t obj_end) {
-  for (uintptr_t a = self - 1; a + SEC_NEAR >= self;) {
-    slot_t sl = near_slot(s, a);
-    if (sl.at == 0)
-      break;
-    const char *bad = slot_sound(&sl, false);
-    if (bad != NULL)
-      gm_fatal(bad, (void *)sl.at);
-    a = sl.at - 1;
-  }
-  for (uintptr_t a = self + s->elemsize; a < obj_end + SEC_NEAR;) {
-    slot_t sl = near_slot(s, a);
-    if (sl.at == 0)
-      break;
-    const char *bad = slot_sound(&sl, false);
-    if (bad != NULL)
-      gm_fatal(bad, (void *)sl.at);
-    a = sl.at + sl.cap + 8;
-  }
+  slot_t sl;
+  for (uintptr_t a = self - 1; a + SEC_NEAR >= self && (sl = near_slot(s, a)).at; a = sl.at - 1)
+    slot_check(&sl);
+  for (uintptr_t a = self + s->elemsize; a < obj_end + SEC_NEAR && (sl = near_slot(s, a)).at;
+       a = sl.at + s->elemsize)
+    slot_check(&sl);
 }
 
 // ---------------------------------------------------------------------------

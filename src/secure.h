@@ -23,7 +23,7 @@
 #define SEC_SMALL_MAX (GM_MAX_SMALL_SIZE - 8) // largest small request
 #define SEC_QBYTES (256u << 10)                // quarantine bytes per thread
 #define SEC_NEAR 32                            // bytes checked on either side at free
-#define SEC_SCAN 64                            // bytes checked per recent object
+#define SEC_SCAN 64                            // canary bytes checked before a large object
 #define ZERO_REGION ((size_t)1 << 30)          // malloc(0)'s inaccessible region
 #define LQ_MAX 64                              // large spans in quarantine
 #define LQ_BYTES ((size_t)256 << 20)

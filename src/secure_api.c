@@ -141,43 +141,21 @@ GM_EXPORT void *gm_realloc(void *ptr, size_t n) {
 }
 
 GM_EXPORT void *gm_reallocarray(void *p, size_t count, size_t size) {
-  size_t n;
-  if (__builtin_mul_overflow(count, size, &n)) {
-    errno = ENOMEM;
-    return NULL;
-  }
-  return gm_realloc(p, n);
+  return reallocarray_via(gm_realloc, p, count, size);
 }
 
 GM_EXPORT void *gm_memalign(size_t align, size_t n) {
-  if (align & (align - 1)) { // glibc rounds a bad alignment up to a power of two
-    if (align > PTRDIFF_MAX / 2) {
-      errno = EINVAL;
-      return NULL;
-    }
-    align = (size_t)1 << (64 - __builtin_clzll(align));
-  }
+  if (!align_round(&align))
+    return NULL;
   return sec_alloc(n, align < 8 ? 8 : align, K_MALLOC);
 }
 
 GM_EXPORT int gm_posix_memalign(void **out, size_t align, size_t n) {
-  if (align < sizeof(void *) || (align & (align - 1)))
-    return EINVAL;
-  int saved = errno;
-  void *p = gm_memalign(align, n);
-  if (p == NULL)
-    return ENOMEM;
-  errno = saved;
-  *out = p;
-  return 0;
+  return posix_memalign_via(gm_memalign, out, align, n);
 }
 
 GM_EXPORT void *gm_aligned_alloc(size_t align, size_t n) {
-  if (align == 0 || (align & (align - 1))) {
-    errno = EINVAL;
-    return NULL;
-  }
-  return gm_memalign(align, n);
+  return aligned_alloc_via(gm_memalign, align, n);
 }
 
 // The drop-in names and C++'s operators: not under a sanitizer or valgrind,
