@@ -50,6 +50,20 @@
 #define GM_ALIAS(name, target)
 #endif
 
+// heap_memset, heap_memcpy: gomem's own writes into heap objects. The
+// hardened build exports a guarded memset and memcpy (secure_api.c); these
+// reach glibc's directly, through entry points the compiler does not fold
+// back into memset and memcpy.
+#if GM_SECURE && GM_OVERRIDE
+void *gm_libc_memset(void *dst, int c, size_t n, size_t dstlen) __asm__("__memset_chk");
+void *gm_libc_memcpy(void *dst, const void *src, size_t n, size_t dstlen) __asm__("__memcpy_chk");
+#define heap_memset(d, c, n) gm_libc_memset((d), (c), (n), (size_t)-1)
+#define heap_memcpy(d, s, n) gm_libc_memcpy((d), (s), (n), (size_t)-1)
+#else
+#define heap_memset memset
+#define heap_memcpy memcpy
+#endif
+
 #define relaxed_load(p) atomic_load_explicit((p), memory_order_relaxed)
 #define relaxed_store(p, v) atomic_store_explicit((p), (v), memory_order_relaxed)
 // relaxed_inc: an increment by the only writer, readable by other threads.

@@ -116,7 +116,7 @@ GM_NOINLINE void *malloc_large(size_t size, size_t align, bool zero) {
     return NULL;
   }
   if (zero && s->needzero)
-    memset((void *)s->base, 0, s->npages * GM_PAGE_SIZE);
+    heap_memset((void *)s->base, 0, s->npages * GM_PAGE_SIZE);
   return (void *)s->base;
 }
 
@@ -139,7 +139,7 @@ GM_EXPORT void *gm_calloc(size_t count, size_t size) {
     return malloc_large(n, 1, true);
   void *p = malloc_class((uint8_t)gm_class_of(n));
   if (likely(p != NULL))
-    memset(p, 0, n);
+    heap_memset(p, 0, n);
   return p;
 }
 
@@ -232,7 +232,7 @@ GM_EXPORT void *gm_realloc(void *ptr, size_t size) {
     q = malloc_large(size + size / 4, 1, false);
   if (q == NULL && (q = gm_malloc(size)) == NULL)
     return NULL;
-  memcpy(q, ptr, size < old ? size : old);
+  heap_memcpy(q, ptr, size < old ? size : old);
   gm_free(ptr);
   return q;
 }

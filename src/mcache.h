@@ -101,6 +101,7 @@ struct mcache {
   uintptr_t sec_freed[SEC_RECENT], sec_alloced;
   uint32_t sec_freed_i;
   uint8_t sec_alloced_class;
+  struct mspan *sec_alloced_span; // sec_alloced's span (c's for that class then)
   uint64_t sec_rng;
   uintptr_t sec_ldso_pending;
 #endif

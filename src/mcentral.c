@@ -21,8 +21,8 @@
 // (mcentral_free_batch); frees of objects in owned spans never do.
 #include <string.h>
 
-#include "mcentral.h"
 #include "arena.h"
+#include "mcentral.h"
 #include "mheap.h"
 
 mcentral_t gm_central[GM_NUM_SIZE_CLASSES];
@@ -108,7 +108,7 @@ mspan_t *mcentral_cache_span(uint8_t sizeclass) {
   if (s != NULL)
     span_init_small(s, sizeclass);
   if (GM_SECURE && s != NULL && s->needzero) // secure.c: a free slot is all zero
-    memset((void *)s->base, 0, s->npages * GM_PAGE_SIZE);
+    heap_memset((void *)s->base, 0, s->npages * GM_PAGE_SIZE);
   return s;
 }
 

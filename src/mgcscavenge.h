@@ -5,11 +5,18 @@
 #ifndef GOMEM_MGCSCAVENGE_H
 #define GOMEM_MGCSCAVENGE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 void scavenger_kick(size_t dirty_pages); // after a span free: start / wake the scavenger
 size_t scavenge_all(void);               // release every free page now
 void scavenger_init(void);
 void scavenger_fork_child(void);
+
+// scavenge_hook, if set, runs at every tick of the scavenger: it gives back
+// memory held outside the heap's free pages (the hardened build's quarantine
+// of large objects) and returns true while it still holds some, so the
+// scavenger does not park. Set once before the first span is freed.
+extern bool (*scavenge_hook)(void);
 
 #endif // GOMEM_MGCSCAVENGE_H

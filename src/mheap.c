@@ -163,7 +163,11 @@ void mheap_free_span(mspan_t *s) {
   if (unlikely(s->state != SPAN_SMALL && s->state != SPAN_LARGE))
     gm_fatal("freeing a span that is not in use", (void *)s->base);
   arena_set_spans(s->base, s->npages, NULL);
-  pagealloc_free(&gm_heap.pages, s->base, s->npages);
+  if (GM_SECURE && s->released)
+    pagealloc_free_released(&gm_heap.pages, s->base, s->npages);
+  else
+    pagealloc_free(&gm_heap.pages, s->base, s->npages);
+  s->released = 0;
   relaxed_store(&gm_heap.inuse_pages, relaxed_load(&gm_heap.inuse_pages) - s->npages);
   if (s->sizeclass == 0) {
     relaxed_store(&gm_heap.large_inuse_bytes,

@@ -375,6 +375,18 @@ void pagealloc_free(pagealloc_t *p, uintptr_t base, size_t npages) {
   p->search_addr = PA_MIN(p->search_addr, base);
 }
 
+void pagealloc_free_released(pagealloc_t *p, uintptr_t base, size_t npages) {
+  pagealloc_free(p, base, npages);
+  size_t page = base >> PA_PAGE_SHIFT, end = page + npages;
+  while (page < end) {
+    pa_chunk_t *ch = pa_chunk(p, page / PA_CHUNK_PAGES);
+    unsigned b = page % PA_CHUNK_PAGES, n = (unsigned)PA_MIN(end - page, (size_t)(64 - b % 64));
+    ch->scav[b / 64] |= pa_mask(b % 64, n);
+    page += n;
+  }
+  p->scav_pages += npages;
+}
+
 bool pagealloc_is_free(const pagealloc_t *p, uintptr_t addr) {
   if (addr >= PA_ADDR_LIMIT)
     return false;

@@ -106,6 +106,10 @@ bool pagealloc_alloc_at(pagealloc_t *p, uintptr_t base, size_t npages, size_t *s
 // use (a fatal error otherwise). Freed pages are not scavenged.
 void pagealloc_free(pagealloc_t *p, uintptr_t base, size_t npages);
 
+// pagealloc_free_released is pagealloc_free of pages the caller has already
+// given back to the OS (zero, not resident): they are marked scavenged.
+void pagealloc_free_released(pagealloc_t *p, uintptr_t base, size_t npages);
+
 // pagealloc_scavenge returns up to max_bytes of free, unscavenged memory to the
 // OS, highest addresses first, in runs of whole pages, calling release for each
 // run and marking the pages scavenged. Returns the bytes released.

@@ -106,6 +106,8 @@ struct mspan {
   uint16_t window;      // alloc_bits word that alloc_cache stands for, or WINDOW_NONE
   uint8_t list;         // enum span_list_id (same protection as the links)
   uint8_t needzero;     // large spans: memory may be dirty (mheap.lock)
+  uint8_t released;     // large spans: every page given back to the OS by the
+                        // owner before its free (hardened build; owner)
   mspan_t *next, *prev; // list links (mcentral.lock, or owner for OWN_ lists)
 
   // Remote-hot line: written by other threads' frees, so kept off the

@@ -30,6 +30,8 @@ static const option_desc_t options[] = {
     {"GOMEM_GC_PAD", 0, NULL, &gm_opt.gc_pad,
      "1: GC objects get one more byte, so a pointer just past an object keeps it alive"},
     {"GOMEM_GC_PROCS", 0, &gm_opt.gc_procs, NULL, "mark workers per collection (0: one per CPU)"},
+    {"GOMEM_GUARD_MEMOPS", 0, NULL, &gm_opt.guard_memops,
+     "hardened build: memcpy, memmove and memset stop a write past its heap object"},
 };
 
 // parse_uint accepts decimal digits only; anything else keeps the default.

@@ -33,12 +33,15 @@
 // and read a trailer before and after the bytes it guards: a freer writes
 // BUSY, zeroes, then FREE, so a check that sees the trailer change skips.
 //
-// Large objects (and alignments over 4 KiB) get pages of their own between
-// two inaccessible guard pages, the object flush against the second (its
-// end rounded down to its alignment, the slack canary-filled), with a
-// header (trailer word and canary word) just before it. free checks them,
-// makes every page inaccessible and holds the span in a global quarantine
-// (64 spans, 256 MiB) before the core gets it back.
+// Large objects (secure_large.c; and alignments over 4 KiB) get pages of
+// their own between two inaccessible guard pages, the object flush against
+// the second (its end rounded down to its alignment; realloc leaves room for
+// growth, and grows in place into free pages after the span), a canary on
+// either side (SEC_SCAN bytes) and a header in the span record. free checks
+// them, makes every page inaccessible and holds the span in a global
+// quarantine (64 spans, 64 MiB), resident so that its pages come back
+// without page faults; the scavenger gives back the pages of spans that
+// stayed a tick. Malloc zeroes what it hands out.
 //
 // malloc(0) returns a distinct pointer into an inaccessible 1 GiB region.
 // Pages of the heap no span has used are inaccessible too (mheap.c), so an
@@ -56,7 +59,6 @@
 
 #if GM_SECURE
 
-
 // ---------------------------------------------------------------------------
 // Set-up, encoding
 
@@ -66,7 +68,6 @@ size_t os_page;
 _Atomic int sec_ready;
 
 static void sec_flush(mcache_t *c);
-static gm_mutex_t lq_lock = GM_MUTEX_INIT(RANK_SECURE);
 
 GM_NOINLINE void sec_init_slow(void) {
   int z = 0;
@@ -90,53 +91,62 @@ GM_NOINLINE void sec_init_slow(void) {
   if (z0 == NULL || !os_protect(z0, ZERO_REGION, false))
     gm_fatal("hardened build: cannot reserve the zero-size region", NULL);
   zero_lo = (uintptr_t)z0;
-  lock_fork_register(&lq_lock);
   mcache_flush_hook = sec_flush;
+  large_init();
   atomic_store(&sec_ready, 2);
 }
 
+// The canary bytes follow the address: byte a is byte a % 8 of canary_word,
+// so every aligned word of canary is canary_word and a partial first word
+// is its masked part. Every range here ends on a word boundary (a slot's
+// trailer, a page, a 16-byte aligned object), and the bytes of a partial
+// first word below lo are the object's own, read and written back.
+typedef uint64_t __attribute__((may_alias)) word_t;
 
+GM_INLINE uint64_t mask_from(uintptr_t lo) {
+  return ~(uint64_t)0 << (lo & 7) * 8;
+}
 
 void canary_fill(uintptr_t lo, uintptr_t hi) {
-  for (; lo < hi && (lo & 7); lo++)
-    *(uint8_t *)lo = canary_at(lo);
-  for (; lo + 8 <= hi; lo += 8)
-    *(uint64_t *)lo = canary_word;
-  for (; lo < hi; lo++)
-    *(uint8_t *)lo = canary_at(lo);
+  gm_assert(hi % 8 == 0);
+  if (lo >= hi)
+    return;
+  word_t *w = (word_t *)(lo & ~(uintptr_t)7);
+  if (lo & 7) {
+    uint64_t m = mask_from(lo);
+    *w = (*w & ~m) | (canary_word & m);
+    w++;
+  }
+  for (; (uintptr_t)w < hi; w++)
+    *w = canary_word;
 }
 
 // (canary_ok and zero_ok may read a slot another thread is freeing: the
 // trailer read after them tells; see slot_sound)
 __attribute__((no_sanitize("thread"))) bool canary_ok(uintptr_t lo, uintptr_t hi) {
-  for (; lo < hi && (lo & 7); lo++)
-    if (*(const uint8_t *)lo != canary_at(lo))
-      return false;
-  for (; lo + 8 <= hi; lo += 8)
-    if (*(const uint64_t *)lo != canary_word)
-      return false;
-  for (; lo < hi; lo++)
-    if (*(const uint8_t *)lo != canary_at(lo))
-      return false;
-  return true;
+  gm_assert(hi % 8 == 0);
+  if (lo >= hi)
+    return true;
+  const word_t *w = (const word_t *)(lo & ~(uintptr_t)7);
+  uint64_t bad = 0;
+  if (lo & 7)
+    bad = (*w++ ^ canary_word) & mask_from(lo);
+  for (; (uintptr_t)w < hi; w++)
+    bad |= *w ^ canary_word;
+  return bad == 0;
 }
 
+// zero_ok: [lo, hi) (both word-aligned) is all zero. About hi - lo / 8
+// instructions, no branch but the loop's.
 __attribute__((no_sanitize("thread"))) bool zero_ok(uintptr_t lo, uintptr_t hi) {
-  for (; lo < hi && (lo & 7); lo++)
-    if (*(const uint8_t *)lo != 0)
-      return false;
-  for (; lo + 32 <= hi; lo += 32) { // (slots are mostly 8-byte aligned multiples)
-    const uint64_t *w = (const uint64_t *)lo;
-    if ((w[0] | w[1] | w[2] | w[3]) != 0)
-      return false;
-  }
-  for (; lo + 8 <= hi; lo += 8)
-    if (*(const uint64_t *)lo != 0)
-      return false;
-  for (; lo < hi; lo++)
-    if (*(const uint8_t *)lo != 0)
-      return false;
-  return true;
+  gm_assert(lo % 8 == 0 && hi % 8 == 0);
+  const word_t *w = (const word_t *)lo, *e = (const word_t *)hi;
+  uint64_t acc = 0;
+  for (; e - w >= 4; w += 4)
+    acc |= w[0] | w[1] | w[2] | w[3];
+  for (; w < e; w++)
+    acc |= *w;
+  return acc == 0;
 }
 
 // ---------------------------------------------------------------------------
@@ -185,8 +195,8 @@ __attribute__((no_sanitize("thread"))) static const char *slot_sound(const slot_
       bad = "write to a free heap slot (use after free, or an overflow)";
   } else if (small_live(v, sl->cap)) {
     uintptr_t lo = sl->at + T_SIZE(v), hi = sl->at + sl->cap;
-    if (hi > lo + SCAN)
-      hi = lo + SCAN;
+    if (hi > ((lo + 7) & ~(uintptr_t)7) + SCAN)
+      hi = ((lo + 7) & ~(uintptr_t)7) + SCAN;
     if (!canary_ok(lo, hi))
       bad = "heap buffer overflow (canary after an object damaged)";
   } else if (v != trailer(0, 0, ST_BUSY)) {
@@ -207,27 +217,51 @@ static void slot_check(const slot_t *sl) {
     gm_fatal(bad, (void *)sl->at);
 }
 
-// near_slot: the slot of s (p's span, which c owns) containing a, if any.
-// (Only s: another span's record may be recycled by another thread
-// meanwhile, and a slot-0 object's underflow lands in the page below, which
-// is inaccessible when no span uses it.)
-static slot_t near_slot(mspan_t *s, uintptr_t a) {
-  if (a - s->base >= s->limit)
-    return (slot_t){0};
-  uint32_t idx = (uint32_t)(((uint64_t)(a - s->base) * s->divmul) >> 32);
-  return slot_of(s, s->base + (uintptr_t)idx * s->elemsize);
+// sec_dest_fault tells why writing n > 0 bytes at d would leave the heap
+// object holding d or write into a free one (the guarded memcpy and its
+// kin), or returns NULL: d is not in a malloc span, or the write fits.
+__attribute__((no_sanitize("thread"))) const char *sec_dest_fault(uintptr_t d, size_t n) {
+  mspan_t *s = spanof(d);
+  if (s == NULL || s->kind != SPAN_MANUAL)
+    return NULL;
+  uintptr_t p;
+  uint64_t v;
+  if (s->sizeclass != 0) {
+    uintptr_t off = d - s->base;
+    if (off >= s->limit)
+      return "write past the last object of a heap span";
+    slot_t sl = slot_of(s, s->base + (uintptr_t)(((uint64_t)off * s->divmul) >> 32) * s->elemsize);
+    p = sl.at;
+    v = t_load(&sl);
+    if (!small_live(v, sl.cap))
+      return "write into a free heap object";
+  } else {
+    p = s->alloc_bits[1] ^ sec_key;
+    v = enc(p, s->alloc_bits[0]);
+    if (T_STATE(v) != ST_ALLOC)
+      return "write into a free heap object";
+  }
+  if (d < p || d - p >= T_SIZE(v) || n > T_SIZE(v) - (d - p))
+    return "write past the end of its heap object";
+  return NULL;
 }
 
-// check_near checks the owned slots within SEC_NEAR bytes before the slot at
-// self (in span s, owned by c) and after its object's end (obj_end), past
-// the slot's own end.
+// check_near checks the slots of s (self's span, which this thread owns)
+// within SEC_NEAR bytes before the slot at self and after its object's end
+// (obj_end), past the slot's own end. (Only s: another span's record may be
+// recycled by another thread meanwhile, and a slot-0 object's underflow
+// lands in the page below, which is inaccessible when no span uses it.)
 static void check_near(mspan_t *s, uintptr_t self, uintptr_t obj_end) {
-  slot_t sl;
-  for (uintptr_t a = self - 1; a + SEC_NEAR >= self && (sl = near_slot(s, a)).at; a = sl.at - 1)
+  uintptr_t size = s->elemsize, end = s->base + s->limit;
+  for (uintptr_t at = self; at > s->base && at + SEC_NEAR > self;) {
+    at -= size;
+    slot_t sl = slot_of(s, at);
     slot_check(&sl);
-  for (uintptr_t a = self + s->elemsize; a < obj_end + SEC_NEAR && (sl = near_slot(s, a)).at;
-       a = sl.at + s->elemsize)
+  }
+  for (uintptr_t at = self + size; at < end && at < obj_end + SEC_NEAR; at += size) {
+    slot_t sl = slot_of(s, at);
     slot_check(&sl);
+  }
 }
 
 // ---------------------------------------------------------------------------
@@ -270,9 +304,11 @@ void check_recent(mcache_t *c) {
   uintptr_t p = c->sec_alloced;
   if (p == 0)
     return;
-  mspan_t *s = spanof(p);
+  mspan_t *s = c->sec_alloced_span;
   if (s != c->cls[c->sec_alloced_class].alloc)
     return; // no longer the span c allocates from: nothing to check safely
+  if (p - s->base >= s->limit)
+    return;
   slot_t sl = slot_of(s, p);
   const char *bad = slot_sound(&sl, true);
   if (bad == NULL && p > s->base) {
@@ -288,7 +324,7 @@ void check_recent(mcache_t *c) {
 static void quarantine(mcache_t *c, uintptr_t p, size_t bytes) {
   c->sec_freed[c->sec_freed_i++ % SEC_RECENT] = p | (bytes >= 24); // (slot >= 24: cap >= 16)
   while (c->sec_qn == SEC_QUARANTINE || (c->sec_qbytes + bytes > SEC_QBYTES && c->sec_qn > 0)) {
-    uint32_t i = (uint32_t)(rng(c) % c->sec_qn);
+    uint32_t i = (uint32_t)((rng(c) >> 32) * c->sec_qn >> 32);
     uintptr_t q = c->sec_q[i];
     c->sec_qbytes -= c->sec_qsize[i];
     c->sec_q[i] = c->sec_q[--c->sec_qn];
@@ -300,8 +336,6 @@ static void quarantine(mcache_t *c, uintptr_t p, size_t bytes) {
   c->sec_q[c->sec_qn++] = p;
   c->sec_qbytes += (uint32_t)bytes;
 }
-
-static void large_flush(void);
 
 // sec_flush empties c's quarantine and the large objects' (thread exit,
 // gm_release_memory).
@@ -331,7 +365,7 @@ int small_class(size_t n, size_t align) {
   if (need < align)
     need = align;
   for (size_t k = size_class(need); k < GM_NUM_SIZE_CLASSES; k++)
-    if (class_to_size[k] % align == 0)
+    if ((class_to_size[k] & (align - 1)) == 0) // (align: a power of two)
       return (int)k;
   return -1;
 }
@@ -355,7 +389,7 @@ void *small_alloc(size_t n, size_t align, int kind) {
   t_store(&sl, trailer(n, kind, ST_ALLOC));
   mcache_t *c = gm_tls_mcache;
   if (c != &mcache_empty && c != &mcache_shared)
-    c->sec_alloced = p, c->sec_alloced_class = s->sizeclass;
+    c->sec_alloced = p, c->sec_alloced_class = s->sizeclass, c->sec_alloced_span = s;
   return (void *)p;
 }
 
@@ -392,7 +426,7 @@ bool small_resize(mspan_t *s, uintptr_t p, size_t old, size_t n) {
   if (n > sl.cap || n <= sl.cap / 2 || (n >= 16 && p % 16 != 0))
     return false;
   if (n > old)
-    memset((void *)(p + old), 0, n - old);
+    heap_memset((void *)(p + old), 0, n - old);
   canary_fill(p + n, p + sl.cap);
   t_store(&sl, trailer(n, K_MALLOC, ST_ALLOC));
   return true;
@@ -412,151 +446,15 @@ void small_free(mspan_t *s, uintptr_t p, int kind) {
                                                memory_order_relaxed, memory_order_relaxed))
     gm_fatal("double free (by two threads at once)", (void *)p);
   atomic_thread_fence(memory_order_release); // BUSY is seen before any zero (seqlock writer)
-  memset((void *)p, 0, sl.cap);
+  heap_memset((void *)p, 0, sl.cap);
   t_store(&sl, trailer(0, 0, ST_FREE));
   if (c == NULL) {
     core_free((void *)p);
     return;
   }
+  if (c->sec_alloced == p) // (checked here, and now in sec_freed)
+    c->sec_alloced = 0;
   quarantine(c, p, s->elemsize);
-}
-
-// ---------------------------------------------------------------------------
-// Large objects: guard pages, flush against the end
-
-typedef struct lq_entry {
-  uintptr_t base;
-  size_t bytes;
-} lq_entry_t;
-
-static lq_entry_t lq[LQ_MAX]; // FIFO ring (lq_lock)
-static unsigned lq_head, lq_n;
-static _Atomic unsigned lq_count; // lq_n, for a look without the lock
-static size_t lq_bytes;
-
-// A large object's header lives in its span record (alloc_bits[0..1], unused
-// by large spans), out of reach of overflows: the encoded trailer word (with
-// log2 of the alignment) and p ^ key.
-void *large_alloc(size_t n, size_t align, int kind, size_t room) {
-  if (align < 16)
-    align = 16;
-  size_t g = os_page, need;
-  if (n > PTRDIFF_MAX / 2 || align > PTRDIFF_MAX / 4 || room > PTRDIFF_MAX / 4 ||
-      __builtin_add_overflow(n + room, 2 * g + align, &need)) {
-    errno = ENOMEM;
-    return NULL;
-  }
-  size_t unit = g > GM_PAGE_SIZE ? g : GM_PAGE_SIZE;
-  size_t bytes = (need + unit - 1) & ~(unit - 1);
-  uintptr_t base = (uintptr_t)malloc_large(bytes, unit, true);
-  if (base == 0)
-    return NULL;
-  mspan_t *s = spanof(base);
-  uintptr_t end = base + bytes - g, p = (end - n - room) & ~(uintptr_t)(align - 1);
-  uintptr_t pg = p & ~(uintptr_t)(g - 1); // pages below p's own are inaccessible
-  unsigned lg = (unsigned)__builtin_ctzll(align);
-  s->alloc_bits[0] = enc(p, trailer(n, kind, ST_ALLOC) | (uint64_t)lg << 4);
-  s->alloc_bits[1] = p ^ sec_key;
-  canary_fill(pg, p);
-  canary_fill(p + n, end);
-  if (!os_protect((void *)base, pg - base, false) || !os_protect((void *)end, g, false)) {
-    os_protect((void *)base, bytes, true);
-    core_free((void *)base);
-    errno = ENOMEM;
-    return NULL;
-  }
-  return (void *)p;
-}
-
-// large_check returns the header of large object p (fatal if it is not one,
-// was freed, or its kind or canaries are wrong).
-uint64_t large_check(mspan_t *s, uintptr_t p, int kind) {
-  uintptr_t base = s->base, bytes = s->npages * GM_PAGE_SIZE, g = os_page;
-  uintptr_t end = base + bytes - g;
-  uint64_t v = enc(p, s->alloc_bits[0]);
-  if (s->alloc_bits[1] != (p ^ sec_key))
-    gm_fatal("free of a pointer inside a large object", (void *)p);
-  if (v == trailer(0, 0, ST_FREE))
-    gm_fatal("double free (the object's pages are in quarantine)", (void *)p);
-  if (T_STATE(v) != ST_ALLOC || T_KIND(v) > K_NEW_ARRAY || T_ALIGN(v) > 40 ||
-      T_SIZE(v) > end - p || p % ((uintptr_t)1 << T_ALIGN(v)) != 0)
-    gm_fatal("heap corruption (large object header damaged)", (void *)p);
-  if (T_KIND(v) != kind && !(T_KIND(v) == K_MALLOC && kind == K_NEW))
-    gm_fatal("mismatched deallocation (malloc/free, new/delete, new[]/delete[])", (void *)p);
-  uintptr_t pg = p & ~(uintptr_t)(g - 1);
-  if (!canary_ok(p - SEC_SCAN > pg ? p - SEC_SCAN : pg, p))
-    gm_fatal("heap buffer underflow (canary before a large object damaged)", (void *)p);
-  if (!canary_ok(p + T_SIZE(v), end))
-    gm_fatal("heap buffer overflow (canary after a large object damaged)", (void *)p);
-  return v;
-}
-
-// large_resize gives live large object p (old bytes) n bytes in place when
-// they fit before its trailing guard and use more than half of what it
-// has: the part grown is zeroed, the slack after it canary-filled.
-bool large_resize(mspan_t *s, uintptr_t p, size_t old, size_t n) {
-  uintptr_t end = s->base + s->npages * GM_PAGE_SIZE - os_page;
-  if (n > end - p || n <= (end - p) / 2)
-    return false;
-  if (n > old)
-    memset((void *)(p + old), 0, n - old);
-  canary_fill(p + n, end);
-  uint64_t v = enc(p, s->alloc_bits[0]);
-  s->alloc_bits[0] = enc(p, trailer(n, K_MALLOC, ST_ALLOC) | (uint64_t)T_ALIGN(v) << 4);
-  return true;
-}
-
-void large_free(mspan_t *s, uintptr_t p, int kind) {
-  (void)large_check(s, p, kind);
-  s->alloc_bits[0] = enc(p, trailer(0, 0, ST_FREE));
-  uintptr_t base = s->base;
-  size_t bytes = s->npages * GM_PAGE_SIZE;
-  if (!os_protect((void *)base, bytes, false)) { // no quarantine: back at once
-    os_protect((void *)base, bytes, true);
-    core_free((void *)base);
-    return;
-  }
-  os_release(NULL, base, bytes); // its memory goes back to the OS meanwhile
-  lq_entry_t out[LQ_MAX];
-  unsigned nout = 0;
-  gm_lock(&lq_lock);
-  while (lq_n > 0 && (lq_n == LQ_MAX || lq_bytes + bytes > LQ_BYTES)) {
-    out[nout++] = lq[lq_head];
-    lq_bytes -= lq[lq_head].bytes;
-    lq_head = (lq_head + 1) % LQ_MAX;
-    lq_n--;
-  }
-  lq[(lq_head + lq_n++) % LQ_MAX] = (lq_entry_t){base, bytes};
-  lq_bytes += bytes;
-  relaxed_store(&lq_count, lq_n);
-  gm_unlock(&lq_lock);
-  for (unsigned i = 0; i < nout; i++) {
-    if (!os_protect((void *)out[i].base, out[i].bytes, true))
-      gm_fatal("hardened build: cannot reopen a quarantined span", (void *)out[i].base);
-    core_free((void *)out[i].base);
-  }
-}
-
-// large_flush gives every quarantined span back to the core.
-static void large_flush(void) {
-  if (relaxed_load(&lq_count) == 0)
-    return;
-  for (;;) {
-    gm_lock(&lq_lock);
-    lq_entry_t e = {0, 0};
-    if (lq_n > 0) {
-      e = lq[lq_head];
-      lq_bytes -= e.bytes;
-      lq_head = (lq_head + 1) % LQ_MAX;
-      relaxed_store(&lq_count, --lq_n);
-    }
-    gm_unlock(&lq_lock);
-    if (e.base == 0)
-      return;
-    if (!os_protect((void *)e.base, e.bytes, true))
-      gm_fatal("hardened build: cannot reopen a quarantined span", (void *)e.base);
-    core_free((void *)e.base);
-  }
 }
 
 #endif // GM_SECURE

@@ -1,9 +1,9 @@
 // secure.h: the hardened build's shared parts (secure.c: slots, quarantine,
-// small and large objects; secure_api.c: the malloc family and C++'s
-// operators on top). Design at the top of secure.c. Only GM_SECURE builds
+// small objects; secure_large.c: large objects; secure_api.c: the malloc
+// family and C++'s operators on top). Design at the top of secure.c. Only GM_SECURE builds
 // compile these files.
 //
-// Locking: lq_lock (secure.c, a leaf: the large objects' quarantine).
+// Locking: lq_lock (secure_large.c, a leaf: the large objects' quarantine).
 #ifndef GOMEM_SECURE_H
 #define GOMEM_SECURE_H
 
@@ -21,12 +21,12 @@
 #undef gm_owns
 
 #define SEC_SMALL_MAX (GM_MAX_SMALL_SIZE - 8) // largest small request
-#define SEC_QBYTES (256u << 10)                // quarantine bytes per thread
-#define SEC_NEAR 32                            // bytes checked on either side at free
-#define SEC_SCAN 64                            // canary bytes checked before a large object
-#define ZERO_REGION ((size_t)1 << 30)          // malloc(0)'s inaccessible region
-#define LQ_MAX 64                              // large spans in quarantine
-#define LQ_BYTES ((size_t)256 << 20)
+#define SEC_QBYTES (256u << 10)               // quarantine bytes per thread
+#define SEC_NEAR 32                           // bytes checked on either side at free
+#define SEC_SCAN 64                           // canary bytes on either side of a large object
+#define ZERO_REGION ((size_t)1 << 30)         // malloc(0)'s inaccessible region
+#define LQ_MAX 64                             // large spans in quarantine
+#define LQ_BYTES ((size_t)64 << 20)
 
 enum { K_MALLOC, K_NEW, K_NEW_ARRAY };
 enum { ST_FREE = 1, ST_BUSY = 2, ST_ALLOC = 3 };
@@ -72,10 +72,14 @@ void *small_alloc(size_t n, size_t align, int kind);
 uint64_t small_check(mspan_t *s, uintptr_t p, int kind); // the trailer of a live object
 void small_free(mspan_t *s, uintptr_t p, int kind);
 bool small_resize(mspan_t *s, uintptr_t p, size_t old, size_t n);
-void *large_alloc(size_t n, size_t align, int kind, size_t room); // room: bytes left for growth
+// room: bytes left for growth; zero_from: where the zeroed part starts
+void *large_alloc(size_t n, size_t align, int kind, size_t room, size_t zero_from);
 bool large_resize(mspan_t *s, uintptr_t p, size_t old, size_t n);
 uint64_t large_check(mspan_t *s, uintptr_t p, int kind); // the header of a live object
 void large_free(mspan_t *s, uintptr_t p, int kind);
+void large_init(void);              // at sec_init_slow
+void large_flush(void);             // every quarantined span back to the core
 void sec_free(void *ptr, int kind); // secure_api.c
+const char *sec_dest_fault(uintptr_t d, size_t n);
 
 #endif // GOMEM_SECURE_H

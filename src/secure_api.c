@@ -32,7 +32,7 @@ static void *sec_alloc(size_t n, size_t align, int kind) {
   size_t a = n < 16 && align <= 8 ? 8 : (align < 16 ? 16 : align);
   if (align <= 4096 && n <= SEC_SMALL_MAX && small_class(n, a) >= 0)
     return small_alloc(n, a, kind);
-  return large_alloc(n, align, kind, 0); // flush against its trailing guard
+  return large_alloc(n, align, kind, 0, 0); // flush against its trailing guard
 }
 
 void sec_free(void *ptr, int kind) {
@@ -123,11 +123,11 @@ GM_EXPORT void *gm_realloc(void *ptr, size_t n) {
   void *q = NULL;
   if (n > old && n > SEC_SMALL_MAX && n < PTRDIFF_MAX / 4) {
     sec_init();
-    q = large_alloc(n, 16, K_MALLOC, n / 4);
+    q = large_alloc(n, 16, K_MALLOC, n / 4, old);
   }
   if (q == NULL && (q = gm_malloc(n)) == NULL)
     return NULL;
-  memcpy(q, ptr, n < old ? n : old);
+  heap_memcpy(q, ptr, n < old ? n : old);
   mcache_t *c = sec_cache();
   if (c != NULL && malloc_called_from_ldso(ra)) { // ld.so installs the new DTV later
     uintptr_t prev = c->sec_ldso_pending;
@@ -178,6 +178,44 @@ SEC_ALIAS(__libc_free, gm_free)
 SEC_ALIAS(__libc_calloc, gm_calloc)
 SEC_ALIAS(__libc_realloc, gm_realloc)
 SEC_ALIAS(__libc_memalign, gm_memalign)
+
+// ---------------------------------------------------------------------------
+// Guarded memcpy, memmove and memset (GOMEM_GUARD_MEMOPS=1): a destination
+// inside gomem's heap must lie within one live object's requested bytes.
+// Off, each costs a load and a branch before glibc's own, reached through
+// its __*_chk entry points (no interposable symbol: no recursion; see
+// heap_memset in gmcore.h). gomem's own writes into the heap do not come here.
+void *libc_memmove(void *dst, const void *src, size_t n, size_t dstlen) __asm__("__memmove_chk");
+
+static void guard_dest(const char *op, void *dst, size_t n) {
+  uintptr_t d = (uintptr_t)dst;
+  const char *bad = in_zero_region(d) ? "write into a zero-size allocation" : sec_dest_fault(d, n);
+  if (bad != NULL) {
+    char msg[96];
+    size_t k = strlen(op);
+    gm_libc_memcpy(msg, op, k, sizeof msg);
+    gm_libc_memcpy(msg + k, ": ", 2, sizeof msg - k);
+    size_t m = strlen(bad);
+    gm_libc_memcpy(msg + k + 2, bad, m + 1, sizeof msg - k - 2);
+    gm_fatal(msg, dst);
+  }
+}
+
+GM_EXPORT void *memcpy(void *restrict dst, const void *restrict src, size_t n) {
+  if (unlikely(gm_opt.guard_memops) && n != 0)
+    guard_dest("memcpy", dst, n);
+  return gm_libc_memcpy(dst, src, n, (size_t)-1);
+}
+GM_EXPORT void *memmove(void *dst, const void *src, size_t n) {
+  if (unlikely(gm_opt.guard_memops) && n != 0)
+    guard_dest("memmove", dst, n);
+  return libc_memmove(dst, src, n, (size_t)-1);
+}
+GM_EXPORT void *memset(void *dst, int c, size_t n) {
+  if (unlikely(gm_opt.guard_memops) && n != 0)
+    guard_dest("memset", dst, n);
+  return gm_libc_memset(dst, c, n, (size_t)-1);
+}
 
 // ---------------------------------------------------------------------------
 // C++: operator new and delete with their kinds. A throwing new that finds

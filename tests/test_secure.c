@@ -3,9 +3,12 @@
 // die: SIGABRT with a "gomem: ..." message for what a check finds, or
 // SIGSEGV for what a guard page or inaccessible region stops.
 #include <signal.h>
+#include <stdbool.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
+#include <unistd.h>
 
 #include "gomem.h"
 #include "test.h"
@@ -66,10 +69,80 @@ static void large_use_after_free(void) {
   p[100] = 1;
 }
 
+// The guarded memcpy, memmove and memset (GOMEM_GUARD_MEMOPS=1) stop the
+// write itself; without them the child gets to _exit(0). (memcpy and the
+// rest through volatile pointers: the compiler must make the calls.)
+static void *(*volatile memcpy_fn)(void *, const void *, size_t) = memcpy;
+static void *(*volatile memmove_fn)(void *, const void *, size_t) = memmove;
+static void *(*volatile memset_fn)(void *, int, size_t) = memset;
+static char src[1 << 12];
+
+static void memset_past_small(void) {
+  char *p = gm_malloc(40);
+  memset_fn(p + 8, 1, 33);
+  _exit(0);
+}
+static void memcpy_past_large(void) { // into the canary, short of the guard page
+  char *p = gm_malloc(100000 + 3);
+  memcpy_fn(p + 100000 - 8, src, 12);
+  _exit(0);
+}
+static void memmove_into_freed(void) {
+  char *p = gm_malloc(64);
+  gm_free(p);
+  memmove_fn(p, src, 8);
+  _exit(0);
+}
+static void memset_below_large(void) {
+  char *p = gm_malloc((1 << 16) - 100); // (p - 16: in p's page, the canary)
+  memset_fn(p - 16, 0, 32);
+  _exit(0);
+}
+
+static void memops(void) {
+  char *p = gm_malloc(100), *q = gm_malloc(1 << 20); // writes that fit pass
+  memset_fn(p, 1, 100);
+  memcpy_fn(q + 1000, src, sizeof src);
+  memmove_fn(p + 1, p, 99);
+  memcpy_fn(q + (1 << 20) - sizeof src, src, sizeof src);
+  gm_free(p);
+  gm_free(q);
+  report("guarded memops: writes inside their objects", 1);
+  const char *on = getenv("GOMEM_GUARD_MEMOPS");
+  int sig = on != NULL && strcmp(on, "1") == 0 ? SIGABRT : 0;
+  struct {
+    const char *name;
+    void (*fn)(void);
+  } cases[] = {
+      {"guarded memset past a small object", memset_past_small},
+      {"guarded memcpy past a large object", memcpy_past_large},
+      {"guarded memmove into a freed object", memmove_into_freed},
+      {"guarded memset below a large object", memset_below_large},
+  };
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+    if (sig != 0) {
+      expect(cases[i].name, cases[i].fn, sig);
+      continue;
+    }
+    test_outcome_t o; // off: the write goes through (the child exits 0)
+    test_run_child(cases[i].fn, &o);
+    bool ok = !o.timed_out && WIFEXITED(o.status) && WEXITSTATUS(o.status) == 0;
+    CHECKF(ok, "%s (guard off): status %#x, stderr \"%s\"", cases[i].name, o.status, o.err);
+    report(cases[i].name, ok);
+  }
+}
+
 int main(void) {
   if (!GM_SECURE) {
     test_skip("hardened build checks", "not a hardened build (-DGOMEM_SECURE=ON)");
     return test_done();
+  }
+  if (!GM_OVERRIDE) {
+    test_skip("guarded memops", "memcpy belongs to the sanitizer");
+  } else {
+    memops();
+    if (getenv("GOMEM_GUARD_MEMOPS") != NULL)
+      return test_done();
   }
   expect("one-byte overflow, caught at free", one_byte_overflow, SIGABRT);
   expect("overflow into a free neighbour", overflow_into_neighbour, SIGABRT);

@@ -28,7 +28,7 @@ layer() {
   mspan) echo 3 ;;
   arena | mheap | mgcscavenge) echo 4 ;;
   mcentral) echo 5 ;;
-  mcache | free | mallocint | malloc | mstats | override | secure | secure_api) echo 6 ;;
+  mcache | free | mallocint | malloc | mstats | override | secure | secure_large | secure_api) echo 6 ;;
   threads | stw | roots | interpose | mgc | mgcalloc | mgcmark | mgcwork | mgcsweep | mfinal) echo 7 ;;
   *) echo "" ;;
   esac
