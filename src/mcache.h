@@ -102,6 +102,7 @@ struct mcache {
   uint32_t sec_freed_i;
   uint8_t sec_alloced_class;
   struct mspan *sec_alloced_span; // sec_alloced's span (c's for that class then)
+  uint64_t sec_alloced_raw;       // the trailer word malloc wrote there
   uint64_t sec_rng;
   uintptr_t sec_ldso_pending;
 #endif

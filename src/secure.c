@@ -210,6 +210,15 @@ __attribute__((no_sanitize("thread"))) static const char *slot_sound(const slot_
   return bad;
 }
 
+// trailer_sound: the trailer of the slot at `at` (capacity cap) is one the
+// allocator writes (never used, free, busy or allocated).
+__attribute__((no_sanitize("thread"))) static bool trailer_sound(uintptr_t at, uintptr_t cap) {
+  uint64_t raw = atomic_load_explicit((_Atomic uint64_t *)(at + cap), memory_order_relaxed);
+  uint64_t v = enc(at, raw);
+  return raw == 0 || v == trailer(0, 0, ST_FREE) || v == trailer(0, 0, ST_BUSY) ||
+         small_live(v, cap);
+}
+
 // slot_check: slot_sound of a neighbour, fatal on a fault.
 static void slot_check(const slot_t *sl) {
   const char *bad = slot_sound(sl, false);
@@ -310,6 +319,13 @@ void check_recent(mcache_t *c) {
   if (p - s->base >= s->limit)
     return;
   slot_t sl = slot_of(s, p);
+  uint64_t raw = atomic_load_explicit(sl.t, memory_order_relaxed);
+  if (likely(raw == c->sec_alloced_raw)) { // as malloc left it: the common case
+    uintptr_t lo = p + T_SIZE(enc(p, raw)), hi = ((lo + 7) & ~(uintptr_t)7) + SEC_NEAR;
+    if (canary_ok(lo, hi < p + sl.cap ? hi : p + sl.cap) &&
+        (p == s->base || trailer_sound(p - s->elemsize, sl.cap)))
+      return;
+  }
   const char *bad = slot_sound(&sl, true);
   if (bad == NULL && p > s->base) {
     slot_t prev = slot_of(s, p - s->elemsize);
@@ -388,8 +404,10 @@ void *small_alloc(size_t n, size_t align, int kind) {
   canary_fill(p + n, p + sl.cap);
   t_store(&sl, trailer(n, kind, ST_ALLOC));
   mcache_t *c = gm_tls_mcache;
-  if (c != &mcache_empty && c != &mcache_shared)
+  if (c != &mcache_empty && c != &mcache_shared) {
     c->sec_alloced = p, c->sec_alloced_class = s->sizeclass, c->sec_alloced_span = s;
+    c->sec_alloced_raw = enc(p, trailer(n, kind, ST_ALLOC));
+  }
   return (void *)p;
 }
 

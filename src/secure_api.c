@@ -117,13 +117,15 @@ GM_EXPORT void *gm_realloc(void *ptr, size_t n) {
   }
   if (s->sizeclass != 0 ? small_resize(s, p, old, n) : large_resize(s, p, old, n))
     return ptr;
-  // A large object that must grow gets a quarter more room (left between it
-  // and its trailing guard, canary-filled): one grown step by step is not
-  // copied at every step.
+  // A large object that must grow gets half as much again as room (left
+  // between it and its trailing guard, untouched): one grown step by step is
+  // not copied at every step. (Half, not the default build's quarter: freed
+  // spans wait in quarantine, so growing in place into the pages after a
+  // span succeeds less often here.)
   void *q = NULL;
   if (n > old && n > SEC_SMALL_MAX && n < PTRDIFF_MAX / 4) {
     sec_init();
-    q = large_alloc(n, 16, K_MALLOC, n / 4, old);
+    q = large_alloc(n, 16, K_MALLOC, n / 2, old);
   }
   if (q == NULL && (q = gm_malloc(n)) == NULL)
     return NULL;
