@@ -4,7 +4,7 @@ JOBS ?= 2
 CMAKE ?= cmake
 BUILD ?= build
 
-.PHONY: all secure demo test test-release test-debug test-asan test-tsan test-valgrind test-nogc test-secure check-layers security fuzz fuzz-build bench bench-quick bench-smoke format clean deps
+.PHONY: all secure demo test test-release test-debug test-asan test-tsan test-valgrind test-nogc test-secure test-secure-tsan check-layers security fuzz fuzz-build bench bench-quick bench-smoke format clean deps
 
 all:
 	$(CMAKE) -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=Release >/dev/null
@@ -23,7 +23,7 @@ demo: all
 # override tests), the allocator alone (no collector compiled in), debug
 # (invariant validators and the lock-rank checker on every operation),
 # ASan+UBSan, TSan, valgrind memcheck, and the hardened build.
-test: deps check-layers test-release test-nogc test-debug test-asan test-tsan test-valgrind test-secure
+test: deps check-layers test-release test-nogc test-debug test-asan test-tsan test-valgrind test-secure test-secure-tsan
 	@echo "gomem: all test builds passed"
 
 check-layers:
@@ -58,6 +58,9 @@ test-valgrind:
 
 test-secure:
 	$(call run_suite,build-secure-test,$(CHECKED) -DGOMEM_SECURE=ON)
+
+test-secure-tsan:
+	$(call run_suite,build-secure-tsan,$(CHECKED) -DGOMEM_SECURE=ON -DGOMEM_SANITIZE=thread)
 
 # mimalloc-bench's security suite (116 misuse programs, from
 # ../shared/mimalloc-bench-security or $$GOMEM_SECURITY_SUITE): how many
@@ -112,4 +115,4 @@ format:
 
 clean:
 	rm -rf build build-test build-nogc build-debug build-asan build-tsan build-valgrind build-fuzz \
-	  build-secure build-secure-test build-security bench/out
+	  build-secure build-secure-test build-secure-tsan build-security bench/out
