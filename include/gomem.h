@@ -50,6 +50,19 @@ int gm_owns(const void *p);
 // cache refill. malloc_trim(0) does the same.
 size_t gm_release_memory(void);
 
+// gm_set_memory_limit sets a soft limit, in bytes, on the memory gomem holds
+// (its in-use pages, free pages not yet returned to the OS, and its
+// metadata) and returns the previous one; a negative value only returns it
+// (Go's debug.SetMemoryLimit). INT64_MAX, the default, means none;
+// GOMEM_MEMLIMIT sets the initial value (bytes, or with a suffix B, KiB,
+// MiB, GiB or TiB, as Go's GOMEMLIMIT). Above 95% of the limit the
+// scavenger returns free pages at once; with the collector, collections
+// start when the garbage-collected heap would take the memory held to the
+// limit, even with GOGC off. Collections the limit alone asks for take at
+// most half of the time (Go's limiter): a program whose live heap exceeds
+// the limit runs on over it, slowed, instead of thrashing.
+int64_t gm_set_memory_limit(int64_t limit);
+
 // ---------------------------------------------------------------------------
 // Garbage-collected heap (Go's tri-color mark-sweep, with conservative roots)
 //
@@ -152,16 +165,18 @@ typedef struct gm_stats {
   // Garbage collector. Counters are zero until the first gm_alloc;
   // next_gc is the current goal (0 while GOGC is off), gc_percent the
   // current GOGC.
-  uint64_t gc_heap_alloc;     // bytes of GC objects allocated and not yet swept away
-  uint64_t gc_heap_live;      // bytes marked live by the last collection
-  uint64_t next_gc;           // heap goal: the next collection starts here (bytes)
-  uint64_t num_gc;            // completed collections
-  uint64_t num_forced_gc;     // of which started by gm_collect
-  uint64_t pause_total_ns;    // sum of stop-the-world pauses
-  uint64_t pause_ns[256];     // recent pauses, circular: the latest at (num_gc + 255) % 256
-  uint64_t last_gc_ns;        // when the last collection ended (CLOCK_MONOTONIC ns)
-  double gc_cpu_fraction;     // share of the process's CPU time spent in the collector
-  int64_t gc_percent;         // current GOGC (-1: off)
+  uint64_t gc_heap_alloc;  // bytes of GC objects allocated and not yet swept away
+  uint64_t gc_heap_live;   // bytes marked live by the last collection
+  uint64_t next_gc;        // heap goal: the next collection starts here (bytes)
+  uint64_t num_gc;         // completed collections
+  uint64_t num_forced_gc;  // of which started by gm_collect
+  uint64_t num_limit_gc;   // of which started by the memory limit (not GOGC)
+  uint64_t pause_total_ns; // sum of stop-the-world pauses
+  uint64_t pause_ns[256];  // recent pauses, circular: the latest at (num_gc + 255) % 256
+  uint64_t last_gc_ns;     // when the last collection ended (CLOCK_MONOTONIC ns)
+  double gc_cpu_fraction;  // share of the process's CPU time spent in the collector
+  int64_t gc_percent;      // current GOGC (-1: off)
+  int64_t memory_limit;    // the soft memory limit (INT64_MAX: none)
 } gm_stats_t;
 
 // gm_stats fills *st. Safe from any thread at any time; counters are read one

@@ -317,6 +317,20 @@ GM_EXPORT size_t gm_release_memory(void) {
   return scavenge_all();
 }
 
+// gm_set_memory_limit: the limit lives with the scavenger (mgcscavenge.c);
+// the collector, if any, recomputes its goal through mem_limit_hook.
+GM_EXPORT int64_t gm_set_memory_limit(int64_t limit) {
+  gm_ensure_init();
+  uint64_t old = relaxed_load(&gm_mem_limit);
+  if (limit >= 0) {
+    relaxed_store(&gm_mem_limit, limit == INT64_MAX ? UINT64_MAX : (uint64_t)limit);
+    if (mem_limit_hook != NULL)
+      mem_limit_hook();
+    scavenger_kick(SIZE_MAX); // (wake it: the limit may ask for a release)
+  }
+  return old == UINT64_MAX ? INT64_MAX : (int64_t)old;
+}
+
 // The drop-in names (GM_OVERRIDE builds): the same functions, no wrapper.
 GM_ALIAS(malloc, gm_malloc)
 GM_ALIAS(calloc, gm_calloc)

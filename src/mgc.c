@@ -30,6 +30,13 @@
 // the bytes handed out since, counted a window at a time) reaches the goal
 //     live * (1 + GOGC/100), at least 4 MiB * GOGC/100  (Go's heapminimum)
 // GOGC comes from GOMEM_GOGC or gm_set_gc_percent; -1 turns pacing off.
+// A memory limit (gm_set_memory_limit) adds a second trigger, Go's
+// memoryLimitHeapGoal: the limit less what gomem holds besides GC spans
+// (malloc's pages, metadata) less a 3% headroom, computed at the end of each
+// cycle and when the limit changes. A cycle only the limit asks for starts
+// once the program has run at least as long as the last cycle's pause, so
+// collections take at most half of the time (Go's gcCPULimiter caps the
+// collector at 50%): over its limit, a program slows down but runs on.
 // Threads check the goal in their allocation slow path, outside critical
 // sections; whoever finds it reached collects, the others wait on gc_lock
 // and find the goal moved.
@@ -49,6 +56,7 @@
 #include "mgc.h"
 #include "mgcalloc.h"
 #include "mgcmark.h"
+#include "mgcscavenge.h"
 #include "mgcsweep.h"
 #include "mheap.h"
 #include "os.h"
@@ -65,10 +73,12 @@ static _Atomic int gc_phase;
 
 _Atomic uint64_t gc_heap_live;
 _Atomic uint64_t gc_trigger = 4u << 20;
+static _Atomic uint64_t gc_limit_trigger = UINT64_MAX; // the memory limit's goal
 static _Atomic int gc_percent = 100;
 
 // Statistics (written under gc_lock, read relaxed).
-static _Atomic uint64_t num_gc, num_forced_gc, pause_total_ns, last_gc_ns;
+static _Atomic uint64_t num_gc, num_forced_gc, num_limit_gc, pause_total_ns, last_gc_ns;
+static _Atomic uint64_t last_pause_ns;
 static _Atomic uint64_t pause_ring[256];
 static _Atomic uint64_t heap_marked; // bytes live after the last mark
 static _Atomic uint64_t gc_cpu_ns;   // collector CPU time (ns, all workers)
@@ -84,6 +94,35 @@ static uint64_t goal_for(uint64_t live, int percent) {
   uint64_t goal = live + live / 100 * (uint64_t)percent;
   uint64_t min = HEAP_MINIMUM * (uint64_t)percent / 100;
   return goal > min ? goal : min;
+}
+
+// limit_goal: the GC heap size that would take the memory gomem holds to
+// its limit less a 3% headroom (UINT64_MAX without a limit).
+static uint64_t limit_goal(void) {
+  uint64_t limit = relaxed_load(&gm_mem_limit);
+  if (limit == UINT64_MAX)
+    return UINT64_MAX;
+  uint64_t held, dirty;
+  mheap_memory(&held, &dirty);
+  uint64_t gcspans = relaxed_load(&gc_span_bytes);
+  uint64_t other = held > gcspans ? held - gcspans : 0, headroom = limit / 100 * 3;
+  return limit > other + headroom ? limit - other - headroom : 0;
+}
+
+static void gc_limit_changed(void) {
+  relaxed_store(&gc_limit_trigger, limit_goal());
+  gc_maybe_start();
+}
+
+// gc_due: 1 if GOGC's goal is reached, 2 if only the memory limit's is and
+// the limiter lets a cycle start (the program ran for the last pause since).
+static int gc_due(void) {
+  uint64_t live = relaxed_load(&gc_heap_live);
+  if (live >= relaxed_load(&gc_trigger) && relaxed_load(&gc_percent) >= 0)
+    return 1;
+  if (live < relaxed_load(&gc_limit_trigger))
+    return 0;
+  return os_nanotime() - relaxed_load(&last_gc_ns) >= relaxed_load(&last_pause_ns) ? 2 : 0;
 }
 
 void gc_lock_cycle(void) {
@@ -134,6 +173,8 @@ void gc_init(void) {
     if (gm_opt.gogc_set)
       relaxed_store(&gc_percent, gm_opt.gogc);
     relaxed_store(&gc_trigger, goal_for(0, relaxed_load(&gc_percent)));
+    relaxed_store(&gc_limit_trigger, limit_goal());
+    mem_limit_hook = gc_limit_changed;
     start_ns = os_nanotime();
     pthread_atfork(NULL, NULL, gc_fork_child);
     threads_init(); // the main thread and this one, before any cycle can start
@@ -188,7 +229,7 @@ static uintptr_t gc_self_sp; // gc_lock
 
 // gc_cycle runs one collection. Caller holds gc_lock, not in a critical
 // section, registered.
-static void gc_cycle(bool forced) {
+static void gc_cycle(bool forced, int due) {
   cycle_times_t ct;
   ct.t0 = os_nanotime();
   uint64_t cpu0 = thread_cpu_ns();
@@ -219,6 +260,7 @@ static void gc_cycle(bool forced) {
   ct.marked = marked;
   ct.goal = goal_for(marked, relaxed_load(&gc_percent));
   relaxed_store(&gc_trigger, ct.goal);
+  relaxed_store(&gc_limit_trigger, limit_goal());
   relaxed_store(&gc_phase, GC_OFF);
   ct.t_end = os_nanotime();
   stw_start(); // 5.
@@ -230,6 +272,7 @@ static void gc_cycle(bool forced) {
   relaxed_store(&pause_ring[n % 256], pause);
   relaxed_add(&pause_total_ns, pause);
   relaxed_store(&last_gc_ns, ct.t_end);
+  relaxed_store(&last_pause_ns, pause);
   // CPU: this thread's, plus the helpers' share of the mark phase (they run
   // only then, flat out).
   uint64_t cpu =
@@ -237,6 +280,8 @@ static void gc_cycle(bool forced) {
   relaxed_add(&gc_cpu_ns, cpu);
   if (forced)
     relaxed_add(&num_forced_gc, 1);
+  else if (due == 2)
+    relaxed_add(&num_limit_gc, 1);
   relaxed_store(&num_gc, n + 1);
   if (gm_opt.gctrace)
     gctrace(&ct, n + 1);
@@ -282,18 +327,17 @@ GM_NOINLINE static void collect_spilled(bool forced) {
   ucontext_t regs;
   getcontext(&regs);
   gc_begin();
-  bool run = forced || (relaxed_load(&gc_heap_live) >= relaxed_load(&gc_trigger) &&
-                        relaxed_load(&gc_percent) >= 0);
-  if (run) { // (not forced: another thread may have collected meanwhile)
+  int due = forced ? 1 : gc_due();
+  if (due != 0) { // (not forced: another thread may have collected meanwhile)
     gc_self_sp = (uintptr_t)&regs;
-    gc_cycle(forced);
+    gc_cycle(forced, due);
   }
   gc_unlock_cycle();
   __asm__ volatile("" : : "r"(&regs) : "memory");
 }
 
 void gc_maybe_start(void) {
-  if (relaxed_load(&gc_heap_live) < relaxed_load(&gc_trigger) || relaxed_load(&gc_percent) < 0)
+  if (gc_due() == 0)
     return;
   collect_spilled(false);
   gc_sweeper_wake();
@@ -316,8 +360,11 @@ GM_EXPORT void gm_collect(void) {
 void gc_stats(gm_stats_t *st) {
   st->gc_heap_alloc = relaxed_load(&gc_heap_live);
   st->gc_heap_live = relaxed_load(&heap_marked);
-  uint64_t trig = relaxed_load(&gc_trigger);
+  uint64_t trig = relaxed_load(&gc_trigger), lim = relaxed_load(&gc_limit_trigger);
+  if (relaxed_load(&gc_percent) < 0 || lim < trig)
+    trig = lim;
   st->next_gc = trig == UINT64_MAX ? 0 : trig;
+  st->num_limit_gc = relaxed_load(&num_limit_gc);
   st->num_gc = relaxed_load(&num_gc);
   st->num_forced_gc = relaxed_load(&num_forced_gc);
   st->pause_total_ns = relaxed_load(&pause_total_ns);

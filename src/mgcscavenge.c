@@ -31,6 +31,8 @@ static pthread_cond_t scav_cond = PTHREAD_COND_INITIALIZER;
 static _Atomic int scav_state;       // 0 = not started, 1 = running, 2 = parked
 static size_t peak_ring[PEAK_TICKS]; // scavenger thread only
 bool (*scavenge_hook)(void);
+_Atomic uint64_t gm_mem_limit = UINT64_MAX;
+void (*mem_limit_hook)(void);
 static unsigned ring_pos;
 
 // scavenge_slice releases up to bytes of free pages, one slice per lock hold.
@@ -71,6 +73,17 @@ static bool scavenger_tick(void) {
   }
   size_t goal = peak + peak * gm_opt.retain_percent / 100;
   size_t retained = inuse + dirty;
+  uint64_t limit = relaxed_load(&gm_mem_limit);
+  if (limit != UINT64_MAX && dirty > 0) { // over 95% of the limit: release now
+    uint64_t held_meta, held_dirty;
+    mheap_memory(&held_meta, &held_dirty);
+    uint64_t want = limit / 100 * 95, total = held_meta + held_dirty;
+    if (total > want) {
+      uint64_t excess = total - want;
+      scavenge_bytes(excess < held_dirty ? excess : held_dirty);
+      return false;
+    }
+  }
   if (retained > goal + MIN_RELEASE_PAGES) {
     size_t excess = retained - goal;
     scavenge_bytes((excess < dirty ? excess : dirty) * GM_PAGE_SIZE);
@@ -133,6 +146,8 @@ void scavenger_kick(size_t dirty_pages) {
 }
 
 void scavenger_init(void) {
+  if (gm_opt.memlimit != 0)
+    relaxed_store(&gm_mem_limit, gm_opt.memlimit);
   lock_fork_register(&scav_lock);
 }
 

@@ -5,8 +5,10 @@
 #ifndef GOMEM_MGCSCAVENGE_H
 #define GOMEM_MGCSCAVENGE_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 void scavenger_kick(size_t dirty_pages); // after a span free: start / wake the scavenger
 size_t scavenge_all(void);               // release every free page now
@@ -18,5 +20,12 @@ void scavenger_fork_child(void);
 // of large objects) and returns true while it still holds some, so the
 // scavenger does not park. Set once before the first span is freed.
 extern bool (*scavenge_hook)(void);
+
+// The soft memory limit (gm_set_memory_limit, GOMEM_MEMLIMIT; UINT64_MAX:
+// none). Over 95% of it, the scavenger returns free pages at every tick
+// whatever the recent peak. mem_limit_hook, if set (the collector), runs
+// after each change.
+extern _Atomic uint64_t gm_mem_limit;
+extern void (*mem_limit_hook)(void);
 
 #endif // GOMEM_MGCSCAVENGE_H

@@ -97,6 +97,8 @@ static fixalloc_t *gcbits_for(unsigned nelems) {
   return nelems <= GCBITS_SMALL_WORDS * 64 ? &gcbits_small_alloc : &gcbits_alloc;
 }
 
+_Atomic uint64_t gc_span_bytes;
+
 static bool gc_span_setup(mspan_t *s, uint8_t spc) {
   unsigned nelems = spc_sizeclass(spc) ? class_to_nelems[spc_sizeclass(spc)] : 1;
   gcbits_t *g = fixalloc_alloc(gcbits_for(nelems));
@@ -112,6 +114,7 @@ static bool gc_span_setup(mspan_t *s, uint8_t spc) {
   s->gc = g;
   s->kind = spc_noscan(spc) ? SPAN_GC_NOSCAN : SPAN_GC_SCAN;
   atomic_store_explicit(&s->sweepgen, relaxed_load(&gm_sweepgen), memory_order_relaxed);
+  atomic_fetch_add_explicit(&gc_span_bytes, s->npages * GM_PAGE_SIZE, memory_order_relaxed);
   return true;
 }
 
@@ -120,6 +123,7 @@ static void gc_span_free(mspan_t *s) {
   gcbits_t *g = s->gc;
   s->gc = NULL;
   s->kind = SPAN_MANUAL;
+  atomic_fetch_sub_explicit(&gc_span_bytes, s->npages * GM_PAGE_SIZE, memory_order_relaxed);
   fixalloc_free(gcbits_for(s->nelems), g);
   mheap_free_span(s);
 }

@@ -56,6 +56,9 @@ typedef struct gcentral {
 extern gcentral_t gc_central[GM_NUM_SPAN_CLASSES];
 // gm_sweepgen: +2 per cycle, written only while the world is stopped.
 extern _Atomic uint32_t gm_sweepgen;
+// gc_span_bytes: the bytes of every GC span in use, free slots included
+// (what the memory limit's goal leaves out of the non-heap memory).
+extern _Atomic uint64_t gc_span_bytes;
 
 void gcsweep_init(void);
 size_t gcsweep_meta_bytes(void); // mark-bit records mapped (statistics)

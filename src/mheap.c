@@ -183,6 +183,14 @@ void mheap_free_span(mspan_t *s) {
   scavenger_kick(dirty);
 }
 
+void mheap_memory(uint64_t *inuse_meta, uint64_t *free_dirty) {
+  gm_lock(&gm_heap.lock);
+  *inuse_meta = (uint64_t)relaxed_load(&gm_heap.inuse_pages) * GM_PAGE_SIZE +
+                fixalloc_sys(&gm_heap.span_alloc) + arena_metadata_bytes();
+  *free_dirty = (uint64_t)(gm_heap.pages.free_pages - gm_heap.pages.scav_pages) * GM_PAGE_SIZE;
+  gm_unlock(&gm_heap.lock);
+}
+
 // mheap_grow_span_in_place extends large span s to npages pages if the pages
 // after it are free. Returns true on success. The caller owns s (it is a
 // live large object being reallocated).

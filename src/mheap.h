@@ -37,5 +37,8 @@ void mheap_init(void);
 mspan_t *mheap_alloc_span(size_t npages, uint8_t sizeclass, size_t align_pages);
 void mheap_free_span(mspan_t *s);
 bool mheap_grow_span_in_place(mspan_t *s, size_t npages);
+// mheap_memory: the bytes of in-use pages plus the heap's metadata, and of
+// free pages still resident (what counts against the memory limit).
+void mheap_memory(uint64_t *inuse_meta, uint64_t *free_dirty);
 
 #endif // GOMEM_MHEAP_H

@@ -10,6 +10,7 @@
 #include "arena.h"
 #include "mallocint.h"
 #include "mcache.h"
+#include "mgcscavenge.h"
 #include "mheap.h"
 #include "mstats.h"
 #include "os.h"
@@ -61,6 +62,8 @@ GM_EXPORT void gm_stats(gm_stats_t *st) {
   st->by_size[0].frees = relaxed_load(&gm_heap.large_frees);
   st->heap_alloc = relaxed_load(&gm_heap.large_inuse_bytes);
   gm_unlock(&gm_heap.lock);
+  uint64_t limit = relaxed_load(&gm_mem_limit);
+  st->memory_limit = limit == UINT64_MAX ? INT64_MAX : (int64_t)limit;
   for (int i = 0; i < GM_NUM_SIZE_CLASSES; i++) {
     gm_class_stats_t *c = &st->by_size[i];
     uint64_t live = c->mallocs > c->frees ? c->mallocs - c->frees : 0;

@@ -48,6 +48,27 @@ static bool parse_uint(const char *s, unsigned *out) {
   return true;
 }
 
+// parse_bytes reads GOMEM_MEMLIMIT's value; 0 (no limit) if it is not one.
+static uint64_t parse_bytes(const char *s) {
+  static const struct {
+    const char *suffix;
+    unsigned shift;
+  } units[] = {{"", 0}, {"B", 0}, {"KiB", 10}, {"MiB", 20}, {"GiB", 30}, {"TiB", 40}};
+  uint64_t v = 0;
+  const char *p = s;
+  for (; *p >= '0' && *p <= '9'; p++) {
+    if (v > (UINT64_MAX - 9) / 10)
+      return 0;
+    v = v * 10 + (uint64_t)(*p - '0');
+  }
+  if (p == s)
+    return 0;
+  for (size_t i = 0; i < sizeof units / sizeof units[0]; i++)
+    if (strcmp(p, units[i].suffix) == 0)
+      return v > (UINT64_MAX >> units[i].shift) ? 0 : v << units[i].shift;
+  return 0;
+}
+
 void options_init(void) {
   for (size_t i = 0; i < sizeof options / sizeof options[0]; i++) {
     const option_desc_t *o = &options[i];
@@ -66,6 +87,11 @@ void options_init(void) {
   }
   if (gm_opt.scavenge_ms == 0)
     gm_opt.scavenge_ms = 1;
+  // GOMEM_MEMLIMIT: bytes, with Go's suffixes (B, KiB, MiB, GiB, TiB), or
+  // "off" (not in the table: 64 bits and units).
+  const char *lim = getenv("GOMEM_MEMLIMIT");
+  if (lim != NULL)
+    gm_opt.memlimit = parse_bytes(lim);
   // GOMEM_GOGC: a percentage, or "off" / -1 (not in the table: it is signed).
   const char *gogc = getenv("GOMEM_GOGC");
   unsigned v;

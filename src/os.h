@@ -1,5 +1,6 @@
-// os.h: the OS primitives (os_linux.c), the only file that talks to the
-// kernel about memory and threads; contract at the top of os_linux.c.
+// os.h: the OS primitives (os_linux.c, and os_wtrack.c for write tracking),
+// the only files that talk to the kernel about memory and threads; contracts
+// at their tops.
 //
 // Locking: none.
 #ifndef GOMEM_OS_H
@@ -41,5 +42,15 @@ void os_stack_near(uintptr_t *lo, uintptr_t *hi);
 // linker's lock), so it must not be made with a gomem lock held;
 // os_thread_create(NULL, NULL) only resolves.
 int os_thread_create(void *(*fn)(void *), void *arg);
+
+// Kernel write tracking (os_wtrack.c, contract there): the written pages of
+// registered ranges, without signals (Linux 6.7+).
+typedef void (*os_wtrack_fn)(void *ctx, uintptr_t lo, uintptr_t hi);
+bool os_wtrack_init(const char **why);
+void os_wtrack_fork_child(void);
+bool os_wtrack_register(uintptr_t base, size_t bytes);
+bool os_wtrack_arm(uintptr_t base, size_t bytes);
+bool os_wtrack_disarm(uintptr_t base, size_t bytes);
+ssize_t os_wtrack_fetch(uintptr_t base, size_t bytes, os_wtrack_fn fn, void *ctx);
 
 #endif // GOMEM_OS_H

@@ -23,7 +23,7 @@ LIMIT=620
 layer() {
   case "$1" in
   gmcore | bits | sizeclasses) echo 0 ;;
-  lock | os | os_linux | dlist | vec) echo 1 ;;
+  lock | os | os_linux | os_wtrack | dlist | vec) echo 1 ;;
   internal | mpagealloc | mpallocbits | mfixalloc | options) echo 2 ;;
   mspan) echo 3 ;;
   arena | mheap | mgcscavenge) echo 4 ;;
