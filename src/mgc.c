@@ -44,8 +44,10 @@
 // Invariants: gc_lock is held for a whole cycle (and by gm_remove_roots and
 // gm_set_gc_percent); only the thread holding it stops the world; no dynamic
 // linker call is made while a gomem lock is held (gc_init asks first).
+#include <linux/futex.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <sys/syscall.h>
 #include <time.h>
 #include <ucontext.h>
 
@@ -149,6 +151,7 @@ GM_EXPORT int gm_set_gc_percent(int percent) {
 }
 
 static void gc_fork_child(void);
+static void conc_init(void);
 
 // gc_init sets up every collector unit, then publishes gc_inited (release).
 // What needs the dynamic linker is asked first, holding no lock: a library
@@ -175,6 +178,7 @@ void gc_init(void) {
     relaxed_store(&gc_trigger, goal_for(0, relaxed_load(&gc_percent)));
     relaxed_store(&gc_limit_trigger, limit_goal());
     mem_limit_hook = gc_limit_changed;
+    conc_init();
     start_ns = os_nanotime();
     pthread_atfork(NULL, NULL, gc_fork_child);
     threads_init(); // the main thread and this one, before any cycle can start
@@ -336,8 +340,207 @@ GM_NOINLINE static void collect_spilled(bool forced) {
   __asm__ volatile("" : : "r"(&regs) : "memory");
 }
 
+// ---------------------------------------------------------------------------
+// The concurrent cycle (GOMEM_GC_CONCURRENT=1; design.md §14)
+//
+// A background thread of gomem's runs the cycles the pacer asks for: a stop
+// to grey the roots, marking beside the program with the kernel tracking
+// its writes (os_wtrack), rounds that rescan the marked objects on written
+// pages, and a last stop that rescans those written since, and every root,
+// before the sweep. gm_collect still runs a stop-the-world cycle (after
+// the running one). A thread that allocates past twice the goal while a
+// cycle runs waits for it (the assists to come will pace it instead).
+
+static bool gc_conc; // gc_init: asked for, and the kernel tracks writes
+// The background thread. No lock: a program thread that asks for a cycle
+// or waits for one may be stopped at any point, so it only flips atomics,
+// wakes the thread with a futex and waits by sleeping.
+static _Atomic int bg_state;   // 0: no thread, 1: being started, 2: running
+static _Atomic int bg_request; // futex word: a cycle is asked for
+static _Atomic int bg_running; // a cycle is asked for or running
+static _Atomic uint64_t conc_stop1_ns, conc_mark_ns, conc_stop2_ns, conc_rescan_pages;
+
+static void wtrack_register(uintptr_t base, size_t bytes) {
+  if (!os_wtrack_register(base, bytes))
+    gm_fatal("collector: cannot track writes to a heap range", (void *)base);
+}
+
+// conc_init (gc_init): concurrent mode if asked for and the kernel can.
+static void conc_init(void) {
+  if (!gm_opt.gc_concurrent)
+    return;
+  const char *why = "";
+  if (!os_wtrack_init(&why)) {
+    if (gm_opt.gctrace) {
+      char buf[200];
+      os_write_stderr(buf, gm_fmt(buf, sizeof buf, "gc: marking stops the world: %s\n", why));
+    }
+    return;
+  }
+  gm_lock(&gm_heap.lock);
+  for (size_t i = 0, n = mheap_nranges(); i < n; i++) {
+    uintptr_t base;
+    size_t bytes;
+    mheap_range(i, &base, &bytes);
+    wtrack_register(base, bytes);
+  }
+  mheap_grow_hook = wtrack_register;
+  gm_unlock(&gm_heap.lock);
+  gc_conc = true;
+}
+
+static void wtrack_all(bool arm) {
+  for (size_t i = 0, n = mheap_nranges(); i < n; i++) {
+    uintptr_t base;
+    size_t bytes;
+    mheap_range(i, &base, &bytes);
+    if (!(arm ? os_wtrack_arm(base, bytes) : os_wtrack_disarm(base, bytes)))
+      gm_fatal("collector: cannot arm write tracking", (void *)base);
+  }
+}
+
+// stop_world stops the world with the data segments' list fresh (step 2).
+static void stop_world(void) {
+  for (;;) {
+    roots_data_refresh();
+    stw_stop();
+    if (!roots_data_stale())
+      return;
+    stw_start();
+    sched_yield();
+  }
+}
+
+// gc_cycle_concurrent: one cycle, run by the background thread.
+static void gc_cycle_concurrent(void) {
+  gc_lock_cycle();
+  int due = gc_due();
+  if (due == 0 || !mheap_ranges_complete()) {
+    gc_unlock_cycle();
+    if (!mheap_ranges_complete()) // (a heap of more than 4096 ranges: stop the world)
+      gc_conc = false;
+    return;
+  }
+  cycle_times_t ct;
+  ct.t0 = os_nanotime();
+  uint64_t cpu0 = thread_cpu_ns();
+  ct.heap0 = relaxed_load(&gc_heap_live);
+  gc_sweep_all();
+  gc_start_helpers();
+  gc_sweeper_pause();
+  wtrack_all(true); // before the stop: writes from now on are seen
+  stop_world();
+  uint64_t s1 = os_nanotime();
+  if (gc_sweep_pending())
+    gc_sweep_all();
+  relaxed_store(&gc_phase, GC_MARK);
+  uint64_t marked = gc_mark_begin(0);
+  uint64_t live0 = relaxed_load(&gc_heap_live);
+  stw_start();
+  uint64_t m0 = os_nanotime();
+  relaxed_store(&conc_stop1_ns, m0 - s1);
+  marked += gc_mark_drain();
+  size_t pages = 0;
+  for (int round = 0; round < 4; round++) { // pre-cleaning
+    size_t n = gc_mark_rescan_written();
+    pages += n;
+    marked += gc_mark_drain();
+    if (n < 256)
+      break;
+  }
+  stop_world();
+  ct.t_stopped = os_nanotime();
+  relaxed_store(&conc_mark_ns, ct.t_stopped - m0);
+  marked += gc_mark_end(0);
+  ct.t_marked = os_nanotime();
+  relaxed_store(&gc_phase, GC_MARKTERM);
+  atomic_store(&gm_sweepgen, relaxed_load(&gm_sweepgen) + 2);
+  uint64_t live1 = relaxed_load(&gc_heap_live);
+  marked += live1 > live0 ? live1 - live0 : 0; // allocated black meanwhile
+  relaxed_store(&heap_marked, marked);
+  relaxed_store(&gc_heap_live, marked);
+  ct.marked = marked;
+  ct.goal = goal_for(marked, relaxed_load(&gc_percent));
+  relaxed_store(&gc_trigger, ct.goal);
+  relaxed_store(&gc_limit_trigger, limit_goal());
+  relaxed_store(&gc_phase, GC_OFF);
+  ct.t_end = os_nanotime();
+  stw_start();
+  wtrack_all(false);
+  gc_sweeper_resume();
+  relaxed_store(&conc_stop2_ns, ct.t_end - ct.t_stopped);
+  relaxed_add(&conc_rescan_pages, pages);
+  uint64_t pause = (m0 - s1) + (ct.t_end - ct.t_stopped);
+  uint64_t n = relaxed_load(&num_gc);
+  relaxed_store(&pause_ring[n % 256], pause);
+  relaxed_add(&pause_total_ns, pause);
+  relaxed_store(&last_gc_ns, ct.t_end);
+  relaxed_store(&last_pause_ns, pause);
+  relaxed_add(&gc_cpu_ns, thread_cpu_ns() - cpu0 +
+                              (uint64_t)(gc_nworkers() - 1) * (ct.t_marked - ct.t_stopped));
+  if (due == 2)
+    relaxed_add(&num_limit_gc, 1);
+  relaxed_store(&num_gc, n + 1);
+  gc_sweeper_wake(); // (under gc_lock: this thread is never stopped, so
+  fin_wake();        // only gc_lock keeps it apart from another cycle)
+  gc_unlock_cycle();
+  if (gm_opt.gctrace) {
+    char buf[200];
+    os_write_stderr(buf, gm_fmt(buf, sizeof buf,
+                                "gc %llu (concurrent): %.3f+%.3f+%.3f ms clock (stop, mark, "
+                                "stop), %zu pages rescanned, %llu->%llu MB\n",
+                                (unsigned long long)n + 1, (double)(m0 - s1) * 1e-6,
+                                (double)(ct.t_stopped - m0) * 1e-6,
+                                (double)(ct.t_end - ct.t_stopped) * 1e-6, pages,
+                                (unsigned long long)(ct.heap0 >> 20),
+                                (unsigned long long)(marked >> 20)));
+  }
+}
+
+static void *bg_main(void *arg) {
+  (void)arg;
+  for (;;) {
+    while (atomic_exchange(&bg_request, 0) == 0)
+      syscall(SYS_futex, &bg_request, FUTEX_WAIT_PRIVATE, 0, NULL, NULL, 0);
+    gc_cycle_concurrent();
+    atomic_store(&bg_running, 0);
+  }
+  return NULL;
+}
+
+// conc_start asks the background thread for a cycle; a thread far past the
+// goal while one runs waits for it. False: start one here instead.
+static bool conc_start(void) {
+  if (atomic_load(&bg_running)) {
+    uint64_t trig = relaxed_load(&gc_trigger);
+    if (relaxed_load(&gc_heap_live) / 2 < trig || trig == UINT64_MAX)
+      return true;
+    struct timespec ms = {0, 1000000};
+    while (atomic_load(&bg_running)) // (sleeping: a stop finds it at once)
+      nanosleep(&ms, NULL);
+    return true;
+  }
+  int st = 0;
+  if (atomic_compare_exchange_strong(&bg_state, &st, 1)) {
+    if (interpose_create_internal(bg_main, NULL) != 0) {
+      atomic_store(&bg_state, 0);
+      return false;
+    }
+    atomic_store(&bg_state, 2);
+  } else if (st == 1) {
+    return true; // its starter asks for the cycle
+  }
+  if (atomic_exchange(&bg_running, 1) == 0) {
+    atomic_store(&bg_request, 1);
+    syscall(SYS_futex, &bg_request, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);
+  }
+  return true;
+}
+
 void gc_maybe_start(void) {
   if (gc_due() == 0)
+    return;
+  if (gc_conc && gm_tls_m.locks == 0 && conc_start())
     return;
   collect_spilled(false);
   gc_sweeper_wake();
@@ -393,6 +596,13 @@ void gc_stats(gm_stats_t *st) {
 // helper, sweeper and finalizer threads restart on demand.
 
 static void gc_fork_child(void) {
+  if (gc_conc) { // no background thread here, nor a usable pagemap
+    os_wtrack_fork_child();
+    gc_conc = false;
+    atomic_store(&bg_state, 0);
+    atomic_store(&bg_request, 0);
+    atomic_store(&bg_running, 0);
+  }
   threads_fork_child();
   stw_fork_child();
   interpose_fork_child();

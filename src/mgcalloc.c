@@ -26,6 +26,7 @@
 #include "mfinal.h"
 #include "mgc.h"
 #include "mgcalloc.h"
+#include "mgcmark.h"
 #include "mgcsweep.h"
 #include "threads.h"
 
@@ -119,6 +120,8 @@ static GM_NOINLINE void *gc_refill_alloc(uint8_t spc, size_t n) {
       return NULL;
     }
     c->gc_alloc_local += (uint64_t)gm_popcount(s->alloc_cache) * s->elemsize;
+    if (relaxed_load(&gc_blacken)) // marking runs: what this window hands out is black
+      atomic_fetch_or_explicit(&s->gc->mark[s->window], s->alloc_cache, memory_order_relaxed);
   }
   void *p = span_take_slot(s);
   bool zero = s->needzero;
@@ -221,6 +224,8 @@ static GM_NOINLINE void *gc_alloc_large(size_t n, bool noscan) {
   }
   void *p = (void *)s->base;
   bool zero = s->needzero;
+  if (relaxed_load(&gc_blacken)) // allocated black
+    atomic_fetch_or_explicit(&s->gc->mark[0], 1, memory_order_relaxed);
   __asm__ volatile("" : : "r"(p) : "memory");
   m_release();
   if (zero)
@@ -301,7 +306,15 @@ static void gc_free_hook(uintptr_t p, mspan_t *s) {
     fin_forget(p);
     return;
   }
-  gc_free(p, s);
+  // While marking runs beside the program the object is left to the
+  // collector (a marker may hold its address). The test and the free are
+  // one critical section: no cycle starts in between.
+  m_acquire();
+  if (relaxed_load(&gc_blacken))
+    fin_forget(p); // (gc_free's part of the work that cannot wait)
+  else
+    gc_free(p, s);
+  m_release();
 }
 
 static size_t gc_usable_hook(uintptr_t p, mspan_t *s) {

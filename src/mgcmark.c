@@ -80,10 +80,11 @@ static _Atomic unsigned nidle; // workers out of work this cycle
 static gm_mutex_t work_lock = GM_MUTEX_INIT(RANK_WORK);
 static pthread_cond_t work_cond = PTHREAD_COND_INITIALIZER;
 static pthread_cond_t done_cond = PTHREAD_COND_INITIALIZER;
-static uint64_t work_gen;      // bumped to start helpers (work_lock)
-static unsigned helpers_done;  // helpers finished this cycle (work_lock)
-static unsigned helpers;       // helper threads started (work_lock)
-static uint64_t helper_marked; // bytes marked by helpers this cycle (work_lock)
+static uint64_t work_gen;          // bumped to start helpers (work_lock)
+static unsigned helpers_done;      // helpers finished this cycle (work_lock)
+static unsigned helpers;           // helper threads started (work_lock)
+static uint64_t helper_marked;     // bytes marked by helpers this cycle (work_lock)
+static _Atomic int helpers_on = 1; // 0: marking beside the program, no helpers
 
 // Tiny blocks of every cache and finalizers' arguments, as one root range
 // (world stopped; off-heap).
@@ -155,7 +156,7 @@ static inline void push_object(gcwork_t *gw, uintptr_t base, uintptr_t size) {
 // set it: the object is then scanned twice, which is harmless (Go accepts the
 // same race), so no compare-and-swap loop is needed.
 static inline void set_mark(_Atomic uint64_t *word, uint64_t bit) {
-  if (nworkers == 1)
+  if (nworkers == 1 && !relaxed_load(&gc_blacken)) // (blackening threads set bits too)
     relaxed_store(word, relaxed_load(word) | bit);
   else
     atomic_fetch_or_explicit(word, bit, memory_order_relaxed);
@@ -164,7 +165,10 @@ static inline void set_mark(_Atomic uint64_t *word, uint64_t bit) {
 // greyobject marks the object w points into, in span s (the GC span holding
 // w), if it is allocated and not marked yet, and queues it for scanning if
 // it may hold pointers.
-static inline void greyobject(gcwork_t *gw, mspan_t *s, uintptr_t w) {
+// (With marking beside the program, the span's owner may load a window
+// meanwhile: the reads of alloc_bits race with it by design, see
+// gc_mark_begin.)
+GM_NO_SANITIZE static inline void greyobject(gcwork_t *gw, mspan_t *s, uintptr_t w) {
   gcbits_t *g = s->gc;
   uintptr_t base;
   unsigned word;
@@ -210,7 +214,7 @@ scan_block(gcwork_t *gw, uintptr_t lo, uintptr_t hi) {
     mspan_t *s = last;
     if (w - last_base >= last_len) {
       s = spanof(w);
-      if (s == NULL || s->kind == SPAN_MANUAL)
+      if (s == NULL || __atomic_load_n(&s->kind, __ATOMIC_ACQUIRE) == SPAN_MANUAL)
         continue;
       last = s;
       last_base = s->base;
@@ -244,6 +248,8 @@ GM_NO_SANITIZE GM_NOINLINE static void scan_root(gcwork_t *gw, uintptr_t lo, uin
 }
 #endif
 
+void (*gc_debug_scan_hook)(uintptr_t entry);
+
 // drain scans grey entries until there are none. Entries pass through a
 // small FIFO: each is prefetched when taken and scanned PREFETCH_DEPTH
 // entries later, so several cache misses are in flight at once.
@@ -261,6 +267,8 @@ GM_NO_SANITIZE static void drain(gcwork_t *gw) {
       head = (head + 1) % PREFETCH_DEPTH;
       n--;
       scan_entry(gw, e);
+      if (unlikely(gc_debug_scan_hook != NULL))
+        gc_debug_scan_hook(e);
       continue;
     }
     __builtin_prefetch((void *)(e & (((uintptr_t)1 << GC_ENTRY_ADDR_BITS) - 1)));
@@ -269,6 +277,8 @@ GM_NO_SANITIZE static void drain(gcwork_t *gw) {
       ring[head] = e;
       head = (head + 1) % PREFETCH_DEPTH;
       scan_entry(gw, old);
+      if (unlikely(gc_debug_scan_hook != NULL))
+        gc_debug_scan_hook(old);
     } else {
       ring[(head + n) % PREFETCH_DEPTH] = e;
       n++;
@@ -278,11 +288,23 @@ GM_NO_SANITIZE static void drain(gcwork_t *gw) {
   }
 }
 
+// roots_only: the workers scan the root jobs and publish what they greyed,
+// without draining it (the first stop of a concurrent cycle).
+static bool roots_only;
+
 // mark_worker does one worker's share of the mark phase; returns the bytes
 // it marked.
 static uint64_t mark_worker(void) {
   gcwork_t gw;
   gcw_init(&gw);
+  if (roots_only) {
+    size_t j;
+    while ((j = atomic_fetch_add_explicit(&job_next, 1, memory_order_relaxed)) < njobs)
+      scan_root(&gw, jobs[j].lo, jobs[j].hi);
+    gcw_flush(&gw);
+    gcw_dispose(&gw);
+    return gw.bytes_marked;
+  }
   for (;;) {
     size_t j;
     while ((j = atomic_fetch_add_explicit(&job_next, 1, memory_order_relaxed)) < njobs) {
@@ -336,6 +358,15 @@ void gc_start_helpers(void) {
 // run_workers runs the mark workers (the caller is one of them) until the
 // heap reachable from the root jobs is marked. Returns the bytes marked.
 static uint64_t run_workers(void) {
+  if (!relaxed_load(&helpers_on)) { // the concurrent phase: the caller alone
+    unsigned all = nworkers;
+    nworkers = 1;
+    atomic_store(&nidle, 0);
+    atomic_store(&job_next, 0);
+    uint64_t marked = mark_worker();
+    nworkers = all;
+    return marked;
+  }
   gm_lock_raw(&work_lock);
   helpers_done = 0;
   helper_marked = 0;
@@ -425,6 +456,131 @@ uint64_t gc_mark(uintptr_t self_sp) {
   fin_for_each(add_fin_root, NULL);
   if (nwords)
     add_root(NULL, (uintptr_t)word_roots, (uintptr_t)(word_roots + nwords));
+  uint64_t marked = run_workers();
+  fin_marked_bytes = 0;
+  fin_queue_dead(is_marked, mark_one);
+  return marked + fin_marked_bytes;
+}
+
+// ---------------------------------------------------------------------------
+// Concurrent marking (mgc.c's concurrent cycle; design.md §14)
+//
+// First stop (gc_mark_begin): stale marks of cached spans cleared, the free
+// slots of every cached window marked (whatever they hand out while marking
+// runs is allocated black, and mgcalloc.c blackens every window loaded while
+// gc_blacken is set), the roots scanned and their objects greyed. Then,
+// beside the program, the collecting thread alone drains the grey objects
+// (gc_mark_drain), and rescans the marked objects on the pages the program
+// wrote (gc_mark_rescan_written, fed by os_wtrack) until few remain. Last
+// stop (gc_mark_end): the written pages once more, every root again, a
+// parallel drain, the finalizers; the window snapshot for the sweep.
+
+_Atomic int gc_blacken;
+
+// blacken_cache (first stop): c's cached spans lose stale marks (as in
+// prepare_cache) and count as swept, so that their thread does not sweep
+// them with this cycle's partial marks (their garbage of the last cycle
+// waits for the next sweep); the free slots of their windows are marked.
+static void blacken_cache(mcache_t *c, void *ctx) {
+  (void)ctx;
+  prepare_cache(c, NULL);
+  uint32_t sg = relaxed_load(&gm_sweepgen);
+  for (int spc = 2; spc < GM_NUM_SPAN_CLASSES; spc++) {
+    mspan_t *s = c->gcalloc[spc];
+    if (s == &span_empty)
+      continue;
+    relaxed_store(&s->sweepgen, sg);
+    if (s->window != WINDOW_NONE)
+      atomic_fetch_or_explicit(&s->gc->mark[s->window], s->alloc_cache, memory_order_relaxed);
+  }
+}
+
+static void collect_roots(uintptr_t self_sp) {
+  heap_lo = relaxed_load(&gm_heap.arena_lo);
+  heap_len = relaxed_load(&gm_heap.arena_hi) - heap_lo;
+  roots_threads(add_root, NULL, self_sp);
+  roots_data(add_root, NULL);
+  fin_queue_roots(add_root, NULL);
+  fin_for_each(add_fin_root, NULL);
+  if (nwords)
+    add_root(NULL, (uintptr_t)word_roots, (uintptr_t)(word_roots + nwords));
+}
+
+uint64_t gc_mark_begin(uintptr_t self_sp) {
+  njobs = 0;
+  nwords = 0;
+  mcache_for_each(blacken_cache, NULL);
+  relaxed_store(&gc_blacken, 1);
+  collect_roots(self_sp);
+  roots_only = true;
+  uint64_t marked = run_workers();
+  roots_only = false;
+  return marked;
+}
+
+uint64_t gc_mark_drain(void) {
+  njobs = 0;
+  relaxed_store(&helpers_on, 0);
+  uint64_t marked = run_workers();
+  relaxed_store(&helpers_on, 1);
+  return marked;
+}
+
+// queue_written: the marked objects of GC spans on the written pages
+// [lo, hi) go back on the grey queue (of a large object, the pages' part).
+GM_NO_SANITIZE static void queue_written(void *ctx, uintptr_t lo, uintptr_t hi) {
+  gcwork_t *gw = ctx;
+  uintptr_t last = 0; // the last object queued: a page run may cross it
+  for (uintptr_t pg = lo; pg < hi; pg += 4096) {
+    mspan_t *s = spanof(pg);
+    if (s == NULL || s->kind != SPAN_GC_SCAN)
+      continue;
+    gcbits_t *g = s->gc;
+    if (s->sizeclass == 0) {
+      if (relaxed_load(&g->mark[0]) & 1)
+        push_object(gw, pg, 4096);
+      continue;
+    }
+    uintptr_t end = s->base + s->limit, e = pg + 4096 < end ? pg + 4096 : end;
+    if (pg >= end)
+      continue;
+    uint32_t i0 = (uint32_t)(((uint64_t)(pg - s->base) * s->divmul) >> 32);
+    uint32_t i1 = (uint32_t)(((uint64_t)(e - 1 - s->base) * s->divmul) >> 32);
+    for (uint32_t i = i0; i <= i1; i++) {
+      uintptr_t obj = s->base + (uintptr_t)i * s->elemsize;
+      if (obj != last && ((relaxed_load(&g->mark[i >> 6]) >> (i & 63)) & 1)) {
+        push_object(gw, obj, s->elemsize);
+        last = obj;
+      }
+    }
+  }
+}
+
+size_t gc_mark_rescan_written(void) {
+  gcwork_t gw;
+  gcw_init(&gw);
+  size_t pages = 0;
+  for (size_t i = 0, n = mheap_nranges(); i < n; i++) {
+    uintptr_t base;
+    size_t bytes;
+    mheap_range(i, &base, &bytes);
+    ssize_t k = os_wtrack_fetch(base, bytes, queue_written, &gw);
+    if (k < 0)
+      gm_fatal("collector: the kernel stopped tracking writes", (void *)base);
+    pages += (size_t)k;
+  }
+  gcw_flush(&gw);
+  gcw_dispose(&gw);
+  return pages;
+}
+
+uint64_t gc_mark_end(uintptr_t self_sp) {
+  relaxed_store(&gc_blacken, 0);
+  njobs = 0;
+  nwords = 0;
+  mcache_for_each(prepare_cache, NULL); // the window snapshot, the tiny blocks
+  gc_mark_rescan_written();
+  collect_roots(self_sp);
   uint64_t marked = run_workers();
   fin_marked_bytes = 0;
   fin_queue_dead(is_marked, mark_one);

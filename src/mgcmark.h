@@ -19,4 +19,15 @@ void gcmark_init(void);      // at gc_init
 void gcmark_fork_child(void);
 unsigned gc_nworkers(void);
 
+// Concurrent marking (design.md §14). gc_blacken: set from the first stop
+// to the last; windows loaded meanwhile are allocated black.
+extern _Atomic int gc_blacken;
+uint64_t gc_mark_begin(uintptr_t self_sp); // world stopped: roots greyed
+uint64_t gc_mark_drain(void);              // world running: the caller drains
+size_t gc_mark_rescan_written(void);       // written pages' marked objects queued
+uint64_t gc_mark_end(uintptr_t self_sp);   // world stopped: finish
+// gc_debug_scan_hook (tests): called by a mark worker after each grey entry
+// it scanned (an object's address in the low 47 bits).
+extern void (*gc_debug_scan_hook)(uintptr_t entry);
+
 #endif // GOMEM_MGCMARK_H

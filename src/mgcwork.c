@@ -77,6 +77,14 @@ void gcw_dispose(gcwork_t *gw) {
   gw->w1 = gw->w2 = NULL;
 }
 
+void gcw_flush(gcwork_t *gw) {
+  for (workbuf_t **b = &gw->w1; b <= &gw->w2; b++)
+    if ((*b)->n != 0) {
+      wb_put_full(*b);
+      *b = wb_get_empty();
+    }
+}
+
 // gcw_put_slow: w1 is full. Swap in w2 if it has room, else publish w1.
 workbuf_t *gcw_put_slow(gcwork_t *gw) {
   workbuf_t *t = gw->w1;

@@ -37,6 +37,7 @@ extern _Atomic long wb_nfull; // buffers on the global full list
 void gcwork_init(void); // at gc_init
 void gcw_init(gcwork_t *gw);
 void gcw_dispose(gcwork_t *gw); // gives its (empty) buffers back
+void gcw_flush(gcwork_t *gw);   // publishes its entries on the global list
 workbuf_t *gcw_put_slow(gcwork_t *gw);
 uintptr_t gcw_get_slow(gcwork_t *gw);
 void gcw_balance(gcwork_t *gw); // share w2 when others are starving

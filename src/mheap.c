@@ -61,6 +61,28 @@ static uintptr_t mheap_reserve_locked(size_t bytes) {
   return p;
 }
 
+#define MAX_RANGES 4096
+static struct {
+  uintptr_t base;
+  size_t bytes;
+} ranges[MAX_RANGES];            // appended under mheap.lock
+static _Atomic size_t nranges;   // published with release
+static _Atomic bool ranges_lost; // a growth past MAX_RANGES: the list is partial
+void (*mheap_grow_hook)(uintptr_t base, size_t bytes);
+
+size_t mheap_nranges(void) {
+  return atomic_load_explicit(&nranges, memory_order_acquire);
+}
+
+bool mheap_ranges_complete(void) {
+  return !relaxed_load(&ranges_lost);
+}
+
+void mheap_range(size_t i, uintptr_t *base, size_t *bytes) {
+  *base = ranges[i].base;
+  *bytes = ranges[i].bytes;
+}
+
 // mheap_grow_locked adds at least npages free pages to the heap. Returns
 // false if the OS refuses the memory. Caller holds mheap.lock.
 static bool mheap_grow_locked(size_t npages) {
@@ -76,6 +98,16 @@ static bool mheap_grow_locked(size_t npages) {
   }
   os_hugepages((void *)base, bytes, gm_opt.hugepages);
   gm_heap.sys_bytes += bytes;
+  size_t n = relaxed_load(&nranges);
+  if (n < MAX_RANGES) { // (beyond: 4096 growths of 64 MiB or more, 256 GiB)
+    ranges[n].base = base;
+    ranges[n].bytes = bytes;
+    atomic_store_explicit(&nranges, n + 1, memory_order_release);
+  } else {
+    relaxed_store(&ranges_lost, true);
+  }
+  if (mheap_grow_hook != NULL)
+    mheap_grow_hook(base, bytes);
   uintptr_t lo = relaxed_load(&gm_heap.arena_lo), hi = relaxed_load(&gm_heap.arena_hi);
   if (lo == 0 || base < lo)
     relaxed_store(&gm_heap.arena_lo, base);

@@ -40,5 +40,14 @@ bool mheap_grow_span_in_place(mspan_t *s, size_t npages);
 // mheap_memory: the bytes of in-use pages plus the heap's metadata, and of
 // free pages still resident (what counts against the memory limit).
 void mheap_memory(uint64_t *inuse_meta, uint64_t *free_dirty);
+// The heap's address ranges (one per growth, never removed): their count
+// and each one. mheap_grow_hook, if set, runs for each new range under
+// mheap.lock (the collector registers it for write tracking); set it once,
+// before the heap grows from another thread, and call it for the ranges
+// that exist then.
+size_t mheap_nranges(void);
+bool mheap_ranges_complete(void); // false once a growth could not be listed
+void mheap_range(size_t i, uintptr_t *base, size_t *bytes);
+extern void (*mheap_grow_hook)(uintptr_t base, size_t bytes);
 
 #endif // GOMEM_MHEAP_H

@@ -30,6 +30,8 @@ static const option_desc_t options[] = {
     {"GOMEM_GC_PAD", 0, NULL, &gm_opt.gc_pad,
      "1: GC objects get one more byte, so a pointer just past an object keeps it alive"},
     {"GOMEM_GC_PROCS", 0, &gm_opt.gc_procs, NULL, "mark workers per collection (0: one per CPU)"},
+    {"GOMEM_GC_CONCURRENT", 0, NULL, &gm_opt.gc_concurrent,
+     "1: mark beside the program (kernel write tracking, Linux 6.7+; experimental)"},
     {"GOMEM_GUARD_MEMOPS", 0, NULL, &gm_opt.guard_memops,
      "hardened build: memcpy, memmove and memset stop a write past its heap object"},
 };
