@@ -65,7 +65,7 @@ static uintptr_t mheap_reserve_locked(size_t bytes) {
 static struct {
   uintptr_t base;
   size_t bytes;
-} ranges[MAX_RANGES];            // appended under mheap.lock
+} ranges[MAX_RANGES] GM_NOSCAN;  // appended under mheap.lock (not a root: a base is an object)
 static _Atomic size_t nranges;   // published with release
 static _Atomic bool ranges_lost; // a growth past MAX_RANGES: the list is partial
 void (*mheap_grow_hook)(uintptr_t base, size_t bytes);

@@ -29,7 +29,7 @@ typedef struct lq_entry {
   bool released; // its pages given back to the OS
 } lq_entry_t;
 
-static lq_entry_t lq[LQ_MAX]; // FIFO ring (lq_lock)
+static lq_entry_t lq[LQ_MAX] GM_NOSCAN; // FIFO ring (lq_lock; stale bases are no roots)
 static unsigned lq_head, lq_n;
 static uint32_t lq_tick;
 static _Atomic unsigned lq_count; // lq_n, for a look without the lock

@@ -147,7 +147,15 @@ static bool run_case(enum how how, const char *name) {
   return false;
 }
 
+#ifndef GOMEM_SANITIZE
+#define GOMEM_SANITIZE ""
+#endif
+
 int main(int argc, char **argv) {
+  if (strcmp(GOMEM_SANITIZE, "valgrind") == 0) { // no userfaultfd, nor re-execution
+    test_skip("concurrent marking", "valgrind has no userfaultfd");
+    return test_done();
+  }
   if (argc < 2 || strcmp(argv[1], "run") != 0) { // re-execute with the option
     char out[8192];
     int st = test_run_self("run", "GOMEM_GC_CONCURRENT=1", 1, out, sizeof out);
