@@ -189,7 +189,18 @@ void large_free(mspan_t *s, uintptr_t p, int kind) {
 // lq_scavenge (the scavenger's hook) releases the pages of the spans that
 // were already quarantined at the previous tick; true while some resident
 // remain. (Under lq_lock: a span is not the core's until it leaves the ring.)
+// Over 95% of a memory limit the quarantine gives every span back to the
+// core instead, for the scavenger to release: the limit comes first.
 static bool lq_scavenge(void) {
+  uint64_t limit = relaxed_load(&gm_mem_limit);
+  if (limit != UINT64_MAX && relaxed_load(&lq_count) != 0) {
+    uint64_t held, dirty;
+    mheap_memory(&held, &dirty);
+    if (held + dirty > limit / 100 * 95) {
+      large_flush();
+      return false;
+    }
+  }
   gm_lock(&lq_lock);
   bool held = false;
   for (unsigned i = 0; i < lq_n; i++) {
