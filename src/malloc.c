@@ -324,8 +324,9 @@ GM_EXPORT int64_t gm_set_memory_limit(int64_t limit) {
   uint64_t old = relaxed_load(&gm_mem_limit);
   if (limit >= 0) {
     relaxed_store(&gm_mem_limit, limit == INT64_MAX ? UINT64_MAX : (uint64_t)limit);
-    if (mem_limit_hook != NULL)
-      mem_limit_hook();
+    mem_limit_hook_fn hook = atomic_load(&mem_limit_hook);
+    if (hook != NULL)
+      hook();
     scavenger_kick(SIZE_MAX); // (wake it: the limit may ask for a release)
   }
   return old == UINT64_MAX ? INT64_MAX : (int64_t)old;

@@ -177,7 +177,7 @@ void gc_init(void) {
       relaxed_store(&gc_percent, gm_opt.gogc);
     relaxed_store(&gc_trigger, goal_for(0, relaxed_load(&gc_percent)));
     relaxed_store(&gc_limit_trigger, limit_goal());
-    mem_limit_hook = gc_limit_changed;
+    atomic_store(&mem_limit_hook, gc_limit_changed);
     conc_init();
     start_ns = os_nanotime();
     pthread_atfork(NULL, NULL, gc_fork_child);

@@ -30,9 +30,9 @@ static gm_mutex_t scav_lock = GM_MUTEX_INIT(RANK_SCAV);
 static pthread_cond_t scav_cond = PTHREAD_COND_INITIALIZER;
 static _Atomic int scav_state;       // 0 = not started, 1 = running, 2 = parked
 static size_t peak_ring[PEAK_TICKS]; // scavenger thread only
-bool (*scavenge_hook)(void);
+_Atomic(scavenge_hook_fn) scavenge_hook;
 _Atomic uint64_t gm_mem_limit = UINT64_MAX;
-void (*mem_limit_hook)(void);
+_Atomic(mem_limit_hook_fn) mem_limit_hook;
 static unsigned ring_pos;
 
 // scavenge_slice releases up to bytes of free pages, one slice per lock hold.
@@ -57,7 +57,8 @@ size_t scavenge_all(void) {
 // scavenger_tick does one round; returns true if the heap is steady and
 // there is nothing left to release (the thread may park).
 static bool scavenger_tick(void) {
-  bool held = scavenge_hook != NULL && scavenge_hook();
+  scavenge_hook_fn hook = relaxed_load(&scavenge_hook);
+  bool held = hook != NULL && hook();
   gm_lock(&gm_heap.lock);
   size_t inuse = relaxed_load(&gm_heap.inuse_pages);
   size_t sample = gm_heap.peak_sample > inuse ? gm_heap.peak_sample : inuse;

@@ -18,14 +18,16 @@ void scavenger_fork_child(void);
 // scavenge_hook, if set, runs at every tick of the scavenger: it gives back
 // memory held outside the heap's free pages (the hardened build's quarantine
 // of large objects) and returns true while it still holds some, so the
-// scavenger does not park. Set once before the first span is freed.
-extern bool (*scavenge_hook)(void);
+// scavenger does not park. Set once (atomically: the scavenger may run).
+typedef bool (*scavenge_hook_fn)(void);
+extern _Atomic(scavenge_hook_fn) scavenge_hook;
 
 // The soft memory limit (gm_set_memory_limit, GOMEM_MEMLIMIT; UINT64_MAX:
 // none). Over 95% of it, the scavenger returns free pages at every tick
 // whatever the recent peak. mem_limit_hook, if set (the collector), runs
 // after each change.
 extern _Atomic uint64_t gm_mem_limit;
-extern void (*mem_limit_hook)(void);
+typedef void (*mem_limit_hook_fn)(void);
+extern _Atomic(mem_limit_hook_fn) mem_limit_hook;
 
 #endif // GOMEM_MGCSCAVENGE_H

@@ -19,7 +19,7 @@ static bool lq_scavenge(void);
 
 void large_init(void) {
   lock_fork_register(&lq_lock);
-  scavenge_hook = lq_scavenge;
+  atomic_store(&scavenge_hook, lq_scavenge);
 }
 
 typedef struct lq_entry {

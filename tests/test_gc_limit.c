@@ -124,8 +124,11 @@ static void test_under_limit(uint64_t scale) {
   uint64_t by_limit = s1.num_limit_gc - s0.num_limit_gc;
   CHECKF(by_limit > 0 && s1.num_gc - s0.num_gc == by_limit,
          "%" PRIu64 " collections, %" PRIu64 " by the limit", s1.num_gc - s0.num_gc, by_limit);
-  CHECKF(peak <= limit + limit / 10, "held %" PRIu64 " MiB with a %" PRIu64 " MiB limit",
-         peak / MiB, limit / MiB);
+  // (slowed down by a sanitizer, sweeping and the scavenger's 100 ms tick
+  // lag further behind)
+  uint64_t slack = scale == 1 ? limit / 10 : limit / 2;
+  CHECKF(peak <= limit + slack, "held %" PRIu64 " MiB with a %" PRIu64 " MiB limit", peak / MiB,
+         limit / MiB);
   printf("limit %" PRIu64 " MiB: %" PRIu64 " collections, peak held %" PRIu64 " MiB\n", limit / MiB,
          by_limit, peak / MiB);
   report("GOGC off, a limit: collections keep the heap under it", ok && by_limit > 0);
