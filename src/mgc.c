@@ -226,6 +226,41 @@ static void gctrace(const cycle_times_t *ct, uint64_t n) {
   os_write_stderr(buf, len);
 }
 
+// mark_terminate is step 4, the world stopped: every span becomes unswept,
+// the live heap is what was marked, and the goals follow from it.
+static void mark_terminate(cycle_times_t *ct, uint64_t marked) {
+  relaxed_store(&gc_phase, GC_MARKTERM);
+  atomic_store(&gm_sweepgen, relaxed_load(&gm_sweepgen) + 2);
+  relaxed_store(&heap_marked, marked);
+  relaxed_store(&gc_heap_live, marked);
+  ct->marked = marked;
+  ct->goal = goal_for(marked, relaxed_load(&gc_percent));
+  relaxed_store(&gc_trigger, ct->goal);
+  relaxed_store(&gc_limit_trigger, limit_goal());
+  relaxed_store(&gc_phase, GC_OFF);
+  ct->t_end = os_nanotime();
+}
+
+// cycle_done records a finished cycle that paused the program for pause ns;
+// why: 1 the pacer, 2 the memory limit, 3 gm_collect. CPU: the collecting
+// thread's since cpu0, plus the helpers' share of the parallel mark (they
+// run only then, flat out). Returns the cycle's number.
+static uint64_t cycle_done(const cycle_times_t *ct, uint64_t pause, uint64_t cpu0, int why) {
+  uint64_t n = relaxed_load(&num_gc);
+  relaxed_store(&pause_ring[n % 256], pause);
+  relaxed_add(&pause_total_ns, pause);
+  relaxed_store(&last_gc_ns, ct->t_end);
+  relaxed_store(&last_pause_ns, pause);
+  relaxed_add(&gc_cpu_ns, thread_cpu_ns() - cpu0 +
+                              (uint64_t)(gc_nworkers() - 1) * (ct->t_marked - ct->t_stopped));
+  if (why == 3)
+    relaxed_add(&num_forced_gc, 1);
+  else if (why == 2)
+    relaxed_add(&num_limit_gc, 1);
+  relaxed_store(&num_gc, n + 1);
+  return n + 1;
+}
+
 // gc_self_sp: the lowest address of the collecting thread's own stack that
 // is a root (see collect_spilled). The collector's frames below it hold no pointer the
 // program needs, only stale words that would keep garbage alive.
@@ -257,38 +292,13 @@ static void gc_cycle(bool forced, int due) {
   uint64_t marked = gc_mark(gc_self_sp); // 3.
   ct.t_marked = os_nanotime();
 
-  relaxed_store(&gc_phase, GC_MARKTERM); // 4.
-  atomic_store(&gm_sweepgen, relaxed_load(&gm_sweepgen) + 2);
-  relaxed_store(&heap_marked, marked);
-  relaxed_store(&gc_heap_live, marked);
-  ct.marked = marked;
-  ct.goal = goal_for(marked, relaxed_load(&gc_percent));
-  relaxed_store(&gc_trigger, ct.goal);
-  relaxed_store(&gc_limit_trigger, limit_goal());
-  relaxed_store(&gc_phase, GC_OFF);
-  ct.t_end = os_nanotime();
-  stw_start(); // 5.
+  mark_terminate(&ct, marked); // 4.
+  stw_start();                 // 5.
 
   gc_sweeper_resume();
-
-  uint64_t pause = ct.t_end - ct.t0;
-  uint64_t n = relaxed_load(&num_gc);
-  relaxed_store(&pause_ring[n % 256], pause);
-  relaxed_add(&pause_total_ns, pause);
-  relaxed_store(&last_gc_ns, ct.t_end);
-  relaxed_store(&last_pause_ns, pause);
-  // CPU: this thread's, plus the helpers' share of the mark phase (they run
-  // only then, flat out).
-  uint64_t cpu =
-      thread_cpu_ns() - cpu0 + (uint64_t)(gc_nworkers() - 1) * (ct.t_marked - ct.t_stopped);
-  relaxed_add(&gc_cpu_ns, cpu);
-  if (forced)
-    relaxed_add(&num_forced_gc, 1);
-  else if (due == 2)
-    relaxed_add(&num_limit_gc, 1);
-  relaxed_store(&num_gc, n + 1);
+  uint64_t n = cycle_done(&ct, ct.t_end - ct.t0, cpu0, forced ? 3 : due);
   if (gm_opt.gctrace)
-    gctrace(&ct, n + 1);
+    gctrace(&ct, n);
 }
 
 // clear_dead_stack zeroes up to CLEAR_BYTES of the stack just below the
@@ -358,7 +368,6 @@ static bool gc_conc; // gc_init: asked for, and the kernel tracks writes
 static _Atomic int bg_state;   // 0: no thread, 1: being started, 2: running
 static _Atomic int bg_request; // futex word: a cycle is asked for
 static _Atomic int bg_running; // a cycle is asked for or running
-static _Atomic uint64_t conc_stop1_ns, conc_mark_ns, conc_stop2_ns, conc_rescan_pages;
 
 static void wtrack_register(uintptr_t base, size_t bytes) {
   if (!os_wtrack_register(base, bytes))
@@ -438,7 +447,6 @@ static void gc_cycle_concurrent(void) {
   uint64_t live0 = relaxed_load(&gc_heap_live);
   stw_start();
   uint64_t m0 = os_nanotime();
-  relaxed_store(&conc_stop1_ns, m0 - s1);
   marked += gc_mark_drain();
   size_t pages = 0;
   for (int round = 0; round < 4; round++) { // pre-cleaning
@@ -450,37 +458,14 @@ static void gc_cycle_concurrent(void) {
   }
   stop_world();
   ct.t_stopped = os_nanotime();
-  relaxed_store(&conc_mark_ns, ct.t_stopped - m0);
   marked += gc_mark_end(0);
   ct.t_marked = os_nanotime();
-  relaxed_store(&gc_phase, GC_MARKTERM);
-  atomic_store(&gm_sweepgen, relaxed_load(&gm_sweepgen) + 2);
   uint64_t live1 = relaxed_load(&gc_heap_live);
-  marked += live1 > live0 ? live1 - live0 : 0; // allocated black meanwhile
-  relaxed_store(&heap_marked, marked);
-  relaxed_store(&gc_heap_live, marked);
-  ct.marked = marked;
-  ct.goal = goal_for(marked, relaxed_load(&gc_percent));
-  relaxed_store(&gc_trigger, ct.goal);
-  relaxed_store(&gc_limit_trigger, limit_goal());
-  relaxed_store(&gc_phase, GC_OFF);
-  ct.t_end = os_nanotime();
+  mark_terminate(&ct, marked + (live1 > live0 ? live1 - live0 : 0)); // + allocated black
   stw_start();
   wtrack_all(false);
   gc_sweeper_resume();
-  relaxed_store(&conc_stop2_ns, ct.t_end - ct.t_stopped);
-  relaxed_add(&conc_rescan_pages, pages);
-  uint64_t pause = (m0 - s1) + (ct.t_end - ct.t_stopped);
-  uint64_t n = relaxed_load(&num_gc);
-  relaxed_store(&pause_ring[n % 256], pause);
-  relaxed_add(&pause_total_ns, pause);
-  relaxed_store(&last_gc_ns, ct.t_end);
-  relaxed_store(&last_pause_ns, pause);
-  relaxed_add(&gc_cpu_ns, thread_cpu_ns() - cpu0 +
-                              (uint64_t)(gc_nworkers() - 1) * (ct.t_marked - ct.t_stopped));
-  if (due == 2)
-    relaxed_add(&num_limit_gc, 1);
-  relaxed_store(&num_gc, n + 1);
+  uint64_t n = cycle_done(&ct, (m0 - s1) + (ct.t_end - ct.t_stopped), cpu0, due) - 1;
   gc_sweeper_wake(); // (under gc_lock: this thread is never stopped, so
   fin_wake();        // only gc_lock keeps it apart from another cycle)
   gc_unlock_cycle();
@@ -493,7 +478,7 @@ static void gc_cycle_concurrent(void) {
                                 (double)(ct.t_stopped - m0) * 1e-6,
                                 (double)(ct.t_end - ct.t_stopped) * 1e-6, pages,
                                 (unsigned long long)(ct.heap0 >> 20),
-                                (unsigned long long)(marked >> 20)));
+                                (unsigned long long)(ct.marked >> 20)));
   }
 }
 

@@ -442,24 +442,36 @@ static void mark_one(uintptr_t obj) {
   fin_marked_bytes += object_size(s);
 }
 
-// gc_mark: see the top of the file. Called by the collector with the world
-// stopped and every uncached GC span swept (mark bits clear).
-uint64_t gc_mark(uintptr_t self_sp) {
+// collect_roots records every root range as jobs (world stopped; the tiny
+// blocks are in word_roots already).
+static void collect_roots(uintptr_t self_sp) {
   heap_lo = relaxed_load(&gm_heap.arena_lo);
   heap_len = relaxed_load(&gm_heap.arena_hi) - heap_lo;
-  njobs = 0;
-  nwords = 0;
-  mcache_for_each(prepare_cache, NULL);
   roots_threads(add_root, NULL, self_sp);
   roots_data(add_root, NULL);
   fin_queue_roots(add_root, NULL);
   fin_for_each(add_fin_root, NULL);
   if (nwords)
     add_root(NULL, (uintptr_t)word_roots, (uintptr_t)(word_roots + nwords));
+}
+
+// mark_and_finalize drains from the root jobs on every worker, then queues
+// the finalizers of what stayed unmarked. Returns the bytes marked.
+static uint64_t mark_and_finalize(void) {
   uint64_t marked = run_workers();
   fin_marked_bytes = 0;
   fin_queue_dead(is_marked, mark_one);
   return marked + fin_marked_bytes;
+}
+
+// gc_mark: see the top of the file. Called by the collector with the world
+// stopped and every uncached GC span swept (mark bits clear).
+uint64_t gc_mark(uintptr_t self_sp) {
+  njobs = 0;
+  nwords = 0;
+  mcache_for_each(prepare_cache, NULL);
+  collect_roots(self_sp);
+  return mark_and_finalize();
 }
 
 // ---------------------------------------------------------------------------
@@ -493,17 +505,6 @@ static void blacken_cache(mcache_t *c, void *ctx) {
     if (s->window != WINDOW_NONE)
       atomic_fetch_or_explicit(&s->gc->mark[s->window], s->alloc_cache, memory_order_relaxed);
   }
-}
-
-static void collect_roots(uintptr_t self_sp) {
-  heap_lo = relaxed_load(&gm_heap.arena_lo);
-  heap_len = relaxed_load(&gm_heap.arena_hi) - heap_lo;
-  roots_threads(add_root, NULL, self_sp);
-  roots_data(add_root, NULL);
-  fin_queue_roots(add_root, NULL);
-  fin_for_each(add_fin_root, NULL);
-  if (nwords)
-    add_root(NULL, (uintptr_t)word_roots, (uintptr_t)(word_roots + nwords));
 }
 
 uint64_t gc_mark_begin(uintptr_t self_sp) {
@@ -581,10 +582,7 @@ uint64_t gc_mark_end(uintptr_t self_sp) {
   mcache_for_each(prepare_cache, NULL); // the window snapshot, the tiny blocks
   gc_mark_rescan_written();
   collect_roots(self_sp);
-  uint64_t marked = run_workers();
-  fin_marked_bytes = 0;
-  fin_queue_dead(is_marked, mark_one);
-  return marked + fin_marked_bytes;
+  return mark_and_finalize();
 }
 
 // gcmark_fork_child: the helpers are gone (work_lock was taken by lock.c's
