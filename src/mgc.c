@@ -80,7 +80,8 @@ static _Atomic int gc_percent = 100;
 
 // Statistics (written under gc_lock, read relaxed).
 static _Atomic uint64_t num_gc, num_forced_gc, num_limit_gc, pause_total_ns, last_gc_ns;
-static _Atomic uint64_t last_pause_ns;
+#define LIMITER_CAP (50 * 1000 * 1000ull) // ns of collection beyond half the time
+static _Atomic uint64_t limiter_fill; // ns; gc_lock writes
 static _Atomic uint64_t pause_ring[256];
 static _Atomic uint64_t heap_marked; // bytes live after the last mark
 static _Atomic uint64_t gc_cpu_ns;   // collector CPU time (ns, all workers)
@@ -117,14 +118,24 @@ static void gc_limit_changed(void) {
 }
 
 // gc_due: 1 if GOGC's goal is reached, 2 if only the memory limit's is and
-// the limiter lets a cycle start (the program ran for the last pause since).
+// the limiter's bucket, drained by the time since the last cycle, has room.
 static int gc_due(void) {
   uint64_t live = relaxed_load(&gc_heap_live);
   if (live >= relaxed_load(&gc_trigger) && relaxed_load(&gc_percent) >= 0)
     return 1;
   if (live < relaxed_load(&gc_limit_trigger))
     return 0;
-  return os_nanotime() - relaxed_load(&last_gc_ns) >= relaxed_load(&last_pause_ns) ? 2 : 0;
+  uint64_t fill = relaxed_load(&limiter_fill), ran = os_nanotime() - relaxed_load(&last_gc_ns);
+  return fill < LIMITER_CAP + ran ? 2 : 0;
+}
+
+// limiter_account: a cycle that paused for pause ns ended at end; the time
+// since the previous cycle ended, less the pause, is the program's.
+static void limiter_account(uint64_t end, uint64_t pause) {
+  uint64_t prev = relaxed_load(&last_gc_ns), elapsed = prev && end > prev ? end - prev : pause;
+  uint64_t ran = elapsed > pause ? elapsed - pause : 0;
+  uint64_t fill = relaxed_load(&limiter_fill) + pause;
+  relaxed_store(&limiter_fill, fill > ran ? fill - ran : 0);
 }
 
 void gc_lock_cycle(void) {
@@ -249,8 +260,8 @@ static uint64_t cycle_done(const cycle_times_t *ct, uint64_t pause, uint64_t cpu
   uint64_t n = relaxed_load(&num_gc);
   relaxed_store(&pause_ring[n % 256], pause);
   relaxed_add(&pause_total_ns, pause);
+  limiter_account(ct->t_end, pause);
   relaxed_store(&last_gc_ns, ct->t_end);
-  relaxed_store(&last_pause_ns, pause);
   relaxed_add(&gc_cpu_ns, thread_cpu_ns() - cpu0 +
                               (uint64_t)(gc_nworkers() - 1) * (ct->t_marked - ct->t_stopped));
   if (why == 3)
