@@ -483,9 +483,10 @@ static void gc_cycle_concurrent(void) {
   if (gm_opt.gctrace) {
     char buf[200];
     os_write_stderr(buf, gm_fmt(buf, sizeof buf,
-                                "gc %llu (concurrent): %.3f+%.3f+%.3f ms clock (stop, mark, "
-                                "stop), %zu pages rescanned, %llu->%llu MB\n",
-                                (unsigned long long)n + 1, (double)(m0 - s1) * 1e-6,
+                                "gc %llu @%.3fs (concurrent): %.3f+%.3f+%.3f ms clock (stop, "
+                                "mark, stop), %zu pages rescanned, %llu->%llu MB\n",
+                                (unsigned long long)n + 1, (double)(ct.t0 - start_ns) * 1e-9,
+                                (double)(m0 - s1) * 1e-6,
                                 (double)(ct.t_stopped - m0) * 1e-6,
                                 (double)(ct.t_end - ct.t_stopped) * 1e-6, pages,
                                 (unsigned long long)(ct.heap0 >> 20),

@@ -44,6 +44,7 @@
 #include "mfixalloc.h"
 #include "mgc.h"
 #include "mgcalloc.h"
+#include "mgcmark.h"
 #include "mgcsweep.h"
 #include "mheap.h"
 
@@ -208,9 +209,11 @@ static mspan_t *gl_pop(gcentral_t *m, bool full, unsigned parity) {
 }
 
 // gl_file puts swept span s (on no list) on m's swept lists, or back to
-// mheap when every slot is free.
+// mheap when every slot is free, unless marking runs beside the program: a
+// marker may be reading s (a stale word pointed into it), which must not
+// become another span meanwhile; the next sweep frees it.
 static void gl_file(gcentral_t *m, mspan_t *s) {
-  if (s->nfree == s->nelems) {
+  if (s->nfree == s->nelems && !relaxed_load(&gc_blacken)) {
     gc_span_free(s);
     return;
   }

@@ -136,6 +136,7 @@ static void record_sp(gthread_t *r, uintptr_t sp, uintptr_t alt) {
 
 // park acknowledges stop e and waits until the world restarts.
 static void park(uint32_t e) {
+  gm_assert(atomic_load_explicit(&stop_epoch, memory_order_relaxed) == e); // (the stop waits for us)
   atomic_fetch_add_explicit(&stop_acks, 1, memory_order_release);
   futex_wake(&stop_acks, 1);
   while (atomic_load_explicit(&stop_epoch, memory_order_acquire) == e)
@@ -196,16 +197,22 @@ static GM_NOINLINE void park_spilled(gthread_t *r, uint32_t e) {
 // stoppable waits call it too. Signals are blocked meanwhile, as they are in
 // the handler (through the C library's own pthread_sigmask: interpose.c's
 // would let the stop signal through).
+// The epoch is read again once signals are blocked: the stop read before
+// may have ended meanwhile (its signal handled in between, or two whole
+// stops), and parking for it would acknowledge the current stop for a
+// thread that has not parked for it, letting the collector scan a running
+// thread (seen under TSan, whose pthread_sigmask delivers pending signals).
 static GM_NOINLINE void stw_stop_deferred(void) {
   gm_tls_m.stop_pending = 0;
   atomic_signal_fence(memory_order_seq_cst);
-  uint32_t e = atomic_load_explicit(&stop_epoch, memory_order_acquire);
-  if (!(e & 1))
+  if (!(atomic_load_explicit(&stop_epoch, memory_order_acquire) & 1))
     return;
   sigset_t block, old;
   stop_signal_mask(&block);
   interpose_sigmask_real(SIG_BLOCK, &block, &old);
-  gthread_t *r = claim_stop(e);
+  atomic_signal_fence(memory_order_seq_cst);
+  uint32_t e = atomic_load_explicit(&stop_epoch, memory_order_acquire);
+  gthread_t *r = e & 1 ? claim_stop(e) : NULL;
   if (r) {
     __builtin_unwind_init(); // callee-saved registers into this frame
     park_spilled(r, e);
