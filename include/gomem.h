@@ -177,6 +177,14 @@ typedef struct gm_stats {
   double gc_cpu_fraction;  // share of the process's CPU time spent in the collector
   int64_t gc_percent;      // current GOGC (-1: off)
   int64_t memory_limit;    // the soft memory limit (INT64_MAX: none)
+
+  // Marking beside the program (GOMEM_GC_CONCURRENT=1; zero otherwise).
+  int64_t gc_concurrent;    // 1 if cycles mark beside the program
+  uint64_t last_stop1_ns;   // the last such cycle's first stop (roots greyed)
+  uint64_t last_mark_ns;    // its marking beside the program
+  uint64_t last_stop2_ns;   // its last stop (mark termination)
+  uint64_t assist_total_ns; // time allocating threads spent in mark assists
+  uint64_t assist_scanned;  // bytes they scanned
 } gm_stats_t;
 
 // gm_stats fills *st. Safe from any thread at any time; counters are read one

@@ -1,12 +1,12 @@
-// mgc.c: the collector's cycle and its pacer, twin of Go's mgc.go and
-// mgcpacer.go.
+// mgc.c: the collector's cycle, twin of Go's mgc.go.
 //
 // gomem's collector is Go's non-moving tri-color mark-sweep with the changes
 // C asks for (conservative roots, threads stopped by signals). Its files:
 // mgcalloc.c (gm_alloc, the tiny allocator), mgcsweep.c (GC spans, sweeping),
 // mgcmark.c and mgcwork.c (marking), mfinal.c (finalizers), threads.c (the
 // registry), stw.c (stopping the world), roots.c (where the roots are),
-// interpose.c (pthread_create and signal masks). A cycle:
+// interpose.c (pthread_create and signal masks), mgcpacer.c (when cycles
+// start, assists), mwbbuf.c (the pages written while marking). A cycle:
 //
 //   1. Sweep termination (world running): the collecting thread sweeps every
 //      span the last cycle left unswept (Go's finishsweep), pauses the
@@ -23,20 +23,11 @@
 //      the background; gm_collect sweeps everything before returning.
 //
 // The phases map onto Go's (_GCoff / _GCmark / _GCmarktermination in
-// gc_phase) so that marking can later run concurrently with a write barrier;
-// today the world stays stopped from 2 to 5.
+// gc_phase). The world stays stopped from 2 to 5, unless cycles mark beside
+// the program (GOMEM_GC_CONCURRENT=1; the concurrent cycle below).
 //
-// Pacer: a cycle starts when gc_heap_live (what the last mark found live plus
-// the bytes handed out since, counted a window at a time) reaches the goal
-//     live * (1 + GOGC/100), at least 4 MiB * GOGC/100  (Go's heapminimum)
-// GOGC comes from GOMEM_GOGC or gm_set_gc_percent; -1 turns pacing off.
-// A memory limit (gm_set_memory_limit) adds a second trigger, Go's
-// memoryLimitHeapGoal: the limit less what gomem holds besides GC spans
-// (malloc's pages, metadata) less a 3% headroom, computed at the end of each
-// cycle and when the limit changes. A cycle only the limit asks for starts
-// once the program has run at least as long as the last cycle's pause, so
-// collections take at most half of the time (Go's gcCPULimiter caps the
-// collector at 50%): over its limit, a program slows down but runs on.
+// Pacer (mgcpacer.c): when the heap reaches a trigger set from GOGC, or
+// from the memory limit, a cycle is due.
 // Threads check the goal in their allocation slow path, outside critical
 // sections; whoever finds it reached collects, the others wait on gc_lock
 // and find the goal moved.
@@ -58,6 +49,7 @@
 #include "mgc.h"
 #include "mgcalloc.h"
 #include "mgcmark.h"
+#include "mgcpacer.h"
 #include "mgcscavenge.h"
 #include "mgcsweep.h"
 #include "mheap.h"
@@ -73,70 +65,12 @@ static gm_mutex_t gc_init_lock = GM_MUTEX_INIT(RANK_GC_INIT);
 _Atomic int gc_inited;
 static _Atomic int gc_phase;
 
-_Atomic uint64_t gc_heap_live;
-_Atomic uint64_t gc_trigger = 4u << 20;
-static _Atomic uint64_t gc_limit_trigger = UINT64_MAX; // the memory limit's goal
-static _Atomic int gc_percent = 100;
-
 // Statistics (written under gc_lock, read relaxed).
 static _Atomic uint64_t num_gc, num_forced_gc, num_limit_gc, pause_total_ns, last_gc_ns;
-#define LIMITER_CAP (50 * 1000 * 1000ull) // ns of collection beyond half the time
-static _Atomic uint64_t limiter_fill; // ns; gc_lock writes
 static _Atomic uint64_t pause_ring[256];
-static _Atomic uint64_t heap_marked; // bytes live after the last mark
-static _Atomic uint64_t gc_cpu_ns;   // collector CPU time (ns, all workers)
-static uint64_t start_ns;            // gc_init time
-#define HEAP_MINIMUM ((uint64_t)4 << 20)
-
-// ---------------------------------------------------------------------------
-// Pacer
-
-static uint64_t goal_for(uint64_t live, int percent) {
-  if (percent < 0)
-    return UINT64_MAX;
-  uint64_t goal = live + live / 100 * (uint64_t)percent;
-  uint64_t min = HEAP_MINIMUM * (uint64_t)percent / 100;
-  return goal > min ? goal : min;
-}
-
-// limit_goal: the GC heap size that would take the memory gomem holds to
-// its limit less a 3% headroom (UINT64_MAX without a limit).
-static uint64_t limit_goal(void) {
-  uint64_t limit = relaxed_load(&gm_mem_limit);
-  if (limit == UINT64_MAX)
-    return UINT64_MAX;
-  uint64_t held, dirty;
-  mheap_memory(&held, &dirty);
-  uint64_t gcspans = relaxed_load(&gc_span_bytes);
-  uint64_t other = held > gcspans ? held - gcspans : 0, headroom = limit / 100 * 3;
-  return limit > other + headroom ? limit - other - headroom : 0;
-}
-
-static void gc_limit_changed(void) {
-  relaxed_store(&gc_limit_trigger, limit_goal());
-  gc_maybe_start();
-}
-
-// gc_due: 1 if GOGC's goal is reached, 2 if only the memory limit's is and
-// the limiter's bucket, drained by the time since the last cycle, has room.
-static int gc_due(void) {
-  uint64_t live = relaxed_load(&gc_heap_live);
-  if (live >= relaxed_load(&gc_trigger) && relaxed_load(&gc_percent) >= 0)
-    return 1;
-  if (live < relaxed_load(&gc_limit_trigger))
-    return 0;
-  uint64_t fill = relaxed_load(&limiter_fill), ran = os_nanotime() - relaxed_load(&last_gc_ns);
-  return fill < LIMITER_CAP + ran ? 2 : 0;
-}
-
-// limiter_account: a cycle that paused for pause ns ended at end; the time
-// since the previous cycle ended, less the pause, is the program's.
-static void limiter_account(uint64_t end, uint64_t pause) {
-  uint64_t prev = relaxed_load(&last_gc_ns), elapsed = prev && end > prev ? end - prev : pause;
-  uint64_t ran = elapsed > pause ? elapsed - pause : 0;
-  uint64_t fill = relaxed_load(&limiter_fill) + pause;
-  relaxed_store(&limiter_fill, fill > ran ? fill - ran : 0);
-}
+static _Atomic uint64_t gc_cpu_ns; // collector CPU time (ns, all workers)
+static _Atomic uint64_t last_stop1_ns, last_mark_ns, last_stop2_ns;
+static uint64_t start_ns; // gc_init time
 
 void gc_lock_cycle(void) {
   gm_lock_stoppable(&gc_lock);
@@ -144,21 +78,6 @@ void gc_lock_cycle(void) {
 
 void gc_unlock_cycle(void) {
   gm_unlock_raw(&gc_lock);
-}
-
-// gm_set_gc_percent: the trigger is moved under gc_lock, so a cycle ending
-// meanwhile cannot overwrite it with the goal for the old percentage.
-GM_EXPORT int gm_set_gc_percent(int percent) {
-  gc_ensure_init();
-  if (percent < 0)
-    percent = -1;
-  gc_lock_cycle();
-  int old = atomic_exchange(&gc_percent, percent);
-  relaxed_store(&gc_trigger, goal_for(relaxed_load(&heap_marked), percent));
-  gc_unlock_cycle();
-  if (percent >= 0)
-    gc_maybe_start();
-  return old;
 }
 
 static void gc_fork_child(void);
@@ -184,11 +103,7 @@ void gc_init(void) {
     gcmark_init();
     gcalloc_init();
     fin_init();
-    if (gm_opt.gogc_set)
-      relaxed_store(&gc_percent, gm_opt.gogc);
-    relaxed_store(&gc_trigger, goal_for(0, relaxed_load(&gc_percent)));
-    relaxed_store(&gc_limit_trigger, limit_goal());
-    atomic_store(&mem_limit_hook, gc_limit_changed);
+    pacer_init();
     conc_init();
     start_ns = os_nanotime();
     pthread_atfork(NULL, NULL, gc_fork_child);
@@ -238,16 +153,13 @@ static void gctrace(const cycle_times_t *ct, uint64_t n) {
 }
 
 // mark_terminate is step 4, the world stopped: every span becomes unswept,
-// the live heap is what was marked, and the goals follow from it.
-static void mark_terminate(cycle_times_t *ct, uint64_t marked) {
+// the live heap is what was marked, and the goals follow from it (grew:
+// bytes allocated while a concurrent mark ran).
+static void mark_terminate(cycle_times_t *ct, uint64_t marked, uint64_t grew, bool conc) {
   relaxed_store(&gc_phase, GC_MARKTERM);
   atomic_store(&gm_sweepgen, relaxed_load(&gm_sweepgen) + 2);
-  relaxed_store(&heap_marked, marked);
-  relaxed_store(&gc_heap_live, marked);
   ct->marked = marked;
-  ct->goal = goal_for(marked, relaxed_load(&gc_percent));
-  relaxed_store(&gc_trigger, ct->goal);
-  relaxed_store(&gc_limit_trigger, limit_goal());
+  ct->goal = pacer_mark_done(marked, relaxed_load(&gc_scan_done), grew, conc);
   relaxed_store(&gc_phase, GC_OFF);
   ct->t_end = os_nanotime();
 }
@@ -260,7 +172,7 @@ static uint64_t cycle_done(const cycle_times_t *ct, uint64_t pause, uint64_t cpu
   uint64_t n = relaxed_load(&num_gc);
   relaxed_store(&pause_ring[n % 256], pause);
   relaxed_add(&pause_total_ns, pause);
-  limiter_account(ct->t_end, pause);
+  pacer_cycle_done(ct->t_end, pause);
   relaxed_store(&last_gc_ns, ct->t_end);
   relaxed_add(&gc_cpu_ns, thread_cpu_ns() - cpu0 +
                               (uint64_t)(gc_nworkers() - 1) * (ct->t_marked - ct->t_stopped));
@@ -303,7 +215,7 @@ static void gc_cycle(bool forced, int due) {
   uint64_t marked = gc_mark(gc_self_sp); // 3.
   ct.t_marked = os_nanotime();
 
-  mark_terminate(&ct, marked); // 4.
+  mark_terminate(&ct, marked, 0, false); // 4.
   stw_start();                 // 5.
 
   gc_sweeper_resume();
@@ -407,15 +319,42 @@ static void conc_init(void) {
   mheap_grow_hook = wtrack_register;
   gm_unlock(&gm_heap.lock);
   gc_conc = true;
+  pacer_concurrent(true);
 }
 
-static void wtrack_all(bool arm) {
+static void wtrack_arm_all(void) {
   for (size_t i = 0, n = mheap_nranges(); i < n; i++) {
     uintptr_t base;
     size_t bytes;
     mheap_range(i, &base, &bytes);
-    if (!(arm ? os_wtrack_arm(base, bytes) : os_wtrack_disarm(base, bytes)))
+    if (!os_wtrack_arm(base, bytes))
       gm_fatal("collector: cannot arm write tracking", (void *)base);
+  }
+}
+
+// disarm_until_due drops the write protection after a cycle, with no lock
+// held, 1 MiB at a time with a 50 us nap in between, and stops when the next
+// cycle is due: its arm covers the rest. Writes to armed pages fault (a few
+// microseconds each: leaving the heap armed halved gclatency's allocation
+// rate), and dropping the protection is slow (about 1 ms per MiB against
+// 0.15 for arming) and stalls the program's page faults while it runs (in
+// 4 MiB steps, or 1 MiB with sched_yield, gclatency saw 60-90 ms gaps; in
+// 1 MiB steps with naps, 33-38 ms, its longest stop being 1-2 ms).
+#define DISARM_CHUNK ((size_t)1 << 20)
+static void disarm_until_due(void) {
+  for (size_t i = 0, n = mheap_nranges(); i < n; i++) {
+    uintptr_t base;
+    size_t bytes;
+    mheap_range(i, &base, &bytes);
+    for (size_t off = 0; off < bytes; off += DISARM_CHUNK) {
+      if (gc_due() != 0)
+        return;
+      size_t len = bytes - off < DISARM_CHUNK ? bytes - off : DISARM_CHUNK;
+      if (!os_wtrack_disarm(base + off, len))
+        gm_fatal("collector: cannot disarm write tracking", (void *)(base + off));
+      struct timespec nap = {0, 50000}; // (the program's page faults get through)
+      nanosleep(&nap, NULL);
+    }
   }
 }
 
@@ -431,6 +370,29 @@ static void stop_world(void) {
   }
 }
 
+// conc_trace: Go's gctrace line for a concurrent cycle: its clock terms
+// are the first stop, the marking beside the program and the last stop.
+static void conc_trace(const cycle_times_t *ct, uint64_t n, uint64_t s1, uint64_t m0,
+                       uint64_t live1, size_t pages) {
+  static uint64_t assist0; // (gc_lock no longer held: only this thread traces)
+  gm_stats_t st;
+  pacer_stats(&st);
+  uint64_t assist = st.assist_total_ns - assist0;
+  assist0 = st.assist_total_ns;
+  char buf[256];
+  os_write_stderr(buf, gm_fmt(buf, sizeof buf,
+                              "gc %llu @%.3fs: %.3f+%.3f+%.3f ms clock, %.3f ms assist, "
+                              "%llu->%llu->%llu MB, %llu MB goal, %zu pages rescanned, "
+                              "concurrent\n",
+                              (unsigned long long)n, (double)(ct->t0 - start_ns) * 1e-9,
+                              (double)(m0 - s1) * 1e-6, (double)(ct->t_stopped - m0) * 1e-6,
+                              (double)(ct->t_end - ct->t_stopped) * 1e-6, (double)assist * 1e-6,
+                              (unsigned long long)(ct->heap0 >> 20),
+                              (unsigned long long)(live1 >> 20),
+                              (unsigned long long)(ct->marked >> 20),
+                              (unsigned long long)(ct->goal >> 20), pages));
+}
+
 // gc_cycle_concurrent: one cycle, run by the background thread.
 static void gc_cycle_concurrent(void) {
   gc_lock_cycle();
@@ -438,7 +400,7 @@ static void gc_cycle_concurrent(void) {
   if (due == 0 || !mheap_ranges_complete()) {
     gc_unlock_cycle();
     if (!mheap_ranges_complete()) // (a heap of more than 4096 ranges: stop the world)
-      gc_conc = false;
+      gc_conc = false, pacer_concurrent(false);
     return;
   }
   cycle_times_t ct;
@@ -448,7 +410,7 @@ static void gc_cycle_concurrent(void) {
   gc_sweep_all();
   gc_start_helpers();
   gc_sweeper_pause();
-  wtrack_all(true); // before the stop: writes from now on are seen
+  wtrack_arm_all(); // before the stop: writes from now on are seen
   stop_world();
   uint64_t s1 = os_nanotime();
   if (gc_sweep_pending())
@@ -472,26 +434,20 @@ static void gc_cycle_concurrent(void) {
   marked += gc_mark_end(0);
   ct.t_marked = os_nanotime();
   uint64_t live1 = relaxed_load(&gc_heap_live);
-  mark_terminate(&ct, marked + (live1 > live0 ? live1 - live0 : 0)); // + allocated black
+  uint64_t black = live1 > live0 ? live1 - live0 : 0; // allocated black
+  mark_terminate(&ct, marked + black, live1 > ct.heap0 ? live1 - ct.heap0 : 0, true);
   stw_start();
-  wtrack_all(false);
   gc_sweeper_resume();
-  uint64_t n = cycle_done(&ct, (m0 - s1) + (ct.t_end - ct.t_stopped), cpu0, due) - 1;
+  relaxed_store(&last_stop1_ns, m0 - s1);
+  relaxed_store(&last_mark_ns, ct.t_stopped - m0);
+  relaxed_store(&last_stop2_ns, ct.t_end - ct.t_stopped);
+  uint64_t n = cycle_done(&ct, (m0 - s1) + (ct.t_end - ct.t_stopped), cpu0, due);
   gc_sweeper_wake(); // (under gc_lock: this thread is never stopped, so
   fin_wake();        // only gc_lock keeps it apart from another cycle)
   gc_unlock_cycle();
-  if (gm_opt.gctrace) {
-    char buf[200];
-    os_write_stderr(buf, gm_fmt(buf, sizeof buf,
-                                "gc %llu @%.3fs (concurrent): %.3f+%.3f+%.3f ms clock (stop, "
-                                "mark, stop), %zu pages rescanned, %llu->%llu MB\n",
-                                (unsigned long long)n + 1, (double)(ct.t0 - start_ns) * 1e-9,
-                                (double)(m0 - s1) * 1e-6,
-                                (double)(ct.t_stopped - m0) * 1e-6,
-                                (double)(ct.t_end - ct.t_stopped) * 1e-6, pages,
-                                (unsigned long long)(ct.heap0 >> 20),
-                                (unsigned long long)(ct.marked >> 20)));
-  }
+  if (gm_opt.gctrace)
+    conc_trace(&ct, n, s1, m0, live1, pages);
+  disarm_until_due();
 }
 
 static void *bg_main(void *arg) {
@@ -505,12 +461,12 @@ static void *bg_main(void *arg) {
   return NULL;
 }
 
-// conc_start asks the background thread for a cycle; a thread far past the
-// goal while one runs waits for it. False: start one here instead.
+// conc_start asks the background thread for a cycle; a thread twice past
+// the goal while one runs (assists could not keep up) waits for it. False:
+// start one here instead.
 static bool conc_start(void) {
   if (atomic_load(&bg_running)) {
-    uint64_t trig = relaxed_load(&gc_trigger);
-    if (relaxed_load(&gc_heap_live) / 2 < trig || trig == UINT64_MAX)
+    if (!pacer_far_past_goal()) // (assists pace the thread: mgcpacer.c)
       return true;
     struct timespec ms = {0, 1000000};
     while (atomic_load(&bg_running)) // (sleeping: a stop finds it at once)
@@ -558,12 +514,7 @@ GM_EXPORT void gm_collect(void) {
 // Statistics
 
 void gc_stats(gm_stats_t *st) {
-  st->gc_heap_alloc = relaxed_load(&gc_heap_live);
-  st->gc_heap_live = relaxed_load(&heap_marked);
-  uint64_t trig = relaxed_load(&gc_trigger), lim = relaxed_load(&gc_limit_trigger);
-  if (relaxed_load(&gc_percent) < 0 || lim < trig)
-    trig = lim;
-  st->next_gc = trig == UINT64_MAX ? 0 : trig;
+  pacer_stats(st);
   st->num_limit_gc = relaxed_load(&num_limit_gc);
   st->num_gc = relaxed_load(&num_gc);
   st->num_forced_gc = relaxed_load(&num_forced_gc);
@@ -571,7 +522,10 @@ void gc_stats(gm_stats_t *st) {
   for (int i = 0; i < 256; i++)
     st->pause_ns[i] = relaxed_load(&pause_ring[i]);
   st->last_gc_ns = relaxed_load(&last_gc_ns);
-  st->gc_percent = relaxed_load(&gc_percent);
+  st->gc_concurrent = gc_conc;
+  st->last_stop1_ns = relaxed_load(&last_stop1_ns);
+  st->last_mark_ns = relaxed_load(&last_mark_ns);
+  st->last_stop2_ns = relaxed_load(&last_stop2_ns);
   if (gc_is_inited())
     st->meta_sys += gcsweep_meta_bytes();
   st->gc_cpu_fraction = 0;
@@ -596,6 +550,7 @@ static void gc_fork_child(void) {
   if (gc_conc) { // no background thread here, nor a usable pagemap
     os_wtrack_fork_child();
     gc_conc = false;
+    pacer_concurrent(false);
     atomic_store(&bg_state, 0);
     atomic_store(&bg_request, 0);
     atomic_store(&bg_running, 0);

@@ -1,4 +1,4 @@
-// mgc.h: the collector's cycle and pacer (mgc.c), as the rest of the
+// mgc.h: the collector's cycle (mgc.c), as the rest of the
 // collector sees them.
 //
 // Invariants:
@@ -35,10 +35,6 @@ GM_INLINE void gc_ensure_init(void) {
 void gc_lock_cycle(void);
 void gc_unlock_cycle(void);
 
-// Pacer state. gc_heap_live: bytes handed out since the last mark plus what
-// it found live; the next cycle starts when it reaches gc_trigger.
-extern _Atomic uint64_t gc_heap_live;
-extern _Atomic uint64_t gc_trigger;
 void gc_maybe_start(void); // outside critical sections: collect if the heap reached the goal
 void gc_note_unused(uint64_t slots, uint32_t elemsize); // window slots given back
 void gc_stats(gm_stats_t *st);

@@ -27,6 +27,7 @@
 #include "mgc.h"
 #include "mgcalloc.h"
 #include "mgcmark.h"
+#include "mgcpacer.h"
 #include "mgcsweep.h"
 #include "threads.h"
 
@@ -136,8 +137,10 @@ static GM_NOINLINE void *gc_refill_alloc(uint8_t spc, size_t n) {
   m_release();
   if (zero)
     memset(p, 0, size);
-  if (flush)
+  if (flush) {
+    gc_assist(flush);
     gc_maybe_start();
+  }
   return p;
 }
 
@@ -231,6 +234,7 @@ static GM_NOINLINE void *gc_alloc_large(size_t n, bool noscan) {
   if (zero)
     memset(p, 0, npages * GM_PAGE_SIZE);
   atomic_fetch_add_explicit(&gc_heap_live, npages * GM_PAGE_SIZE, memory_order_relaxed);
+  gc_assist(npages * GM_PAGE_SIZE);
   gc_maybe_start();
   return p;
 }

@@ -54,10 +54,6 @@
 #define SCAN_DEFINED(w) ((void)0)
 #endif
 
-// Scanning reads other threads' stacks, redzones included: no sanitizer
-// instrumentation on those loads.
-#define GM_NO_SANITIZE __attribute__((no_sanitize_address, no_sanitize_thread))
-
 #define JOB_BYTES ((uintptr_t)64 << 10)
 #define MAX_WORKERS 32
 
@@ -76,6 +72,7 @@ static uintptr_t heap_lo GM_NOSCAN, heap_len GM_NOSCAN;
 
 // Workers.
 static unsigned nworkers;      // set once (gc_nworkers)
+static unsigned nactive;       // workers of the current drain (set before it)
 static _Atomic unsigned nidle; // workers out of work this cycle
 static gm_mutex_t work_lock = GM_MUTEX_INIT(RANK_WORK);
 static pthread_cond_t work_cond = PTHREAD_COND_INITIALIZER;
@@ -142,16 +139,6 @@ static inline uintptr_t object_size(const mspan_t *s) {
   return s->sizeclass ? s->elemsize : s->npages * GM_PAGE_SIZE;
 }
 
-// push_object queues the object [base, base + size) for scanning, in oblets.
-static inline void push_object(gcwork_t *gw, uintptr_t base, uintptr_t size) {
-  while (size > GC_OBLET_BYTES) {
-    gcw_put(gw, gc_entry(base, GC_OBLET_BYTES));
-    base += GC_OBLET_BYTES;
-    size -= GC_OBLET_BYTES;
-  }
-  gcw_put(gw, gc_entry(base, size));
-}
-
 // set_mark sets a mark bit. Two workers may both find the bit clear and both
 // set it: the object is then scanned twice, which is harmless (Go accepts the
 // same race), so no compare-and-swap loop is needed.
@@ -194,7 +181,7 @@ GM_NO_SANITIZE static inline void greyobject(gcwork_t *gw, mspan_t *s, uintptr_t
   uintptr_t size = object_size(s);
   gw->bytes_marked += size;
   if (s->kind == SPAN_GC_SCAN)
-    push_object(gw, base, size);
+    gcw_put_object(gw, base, size);
 }
 
 // scan_block greys every pointer candidate among the words of [lo, hi). The
@@ -249,6 +236,8 @@ GM_NO_SANITIZE GM_NOINLINE static void scan_root(gcwork_t *gw, uintptr_t lo, uin
 #endif
 
 void (*gc_debug_scan_hook)(uintptr_t entry);
+_Atomic uint64_t gc_scan_done;             // bytes scanned this cycle, roughly
+static _Atomic uint64_t assist_marked;     // bytes the assists marked this cycle
 
 // drain scans grey entries until there are none. Entries pass through a
 // small FIFO: each is prefetched when taken and scanned PREFETCH_DEPTH
@@ -283,8 +272,12 @@ GM_NO_SANITIZE static void drain(gcwork_t *gw) {
       ring[(head + n) % PREFETCH_DEPTH] = e;
       n++;
     }
-    if (unlikely((++count & 255) == 0) && nworkers > 1 && relaxed_load(&nidle) != 0)
-      gcw_balance(gw);
+    if (unlikely((++count & 255) == 0)) {
+      relaxed_add(&gc_scan_done, gw->scanned - gw->published); // (for the assists)
+      gw->published = gw->scanned;
+      if (nactive > 1 && relaxed_load(&nidle) != 0)
+        gcw_balance(gw);
+    }
   }
 }
 
@@ -313,7 +306,7 @@ static uint64_t mark_worker(void) {
     }
     drain(&gw);
     // Out of work: idle until others publish some or everyone is idle.
-    if (gcw_idle(&nidle, nworkers)) {
+    if (gcw_idle(&nidle, nactive)) {
       gcw_dispose(&gw);
       return gw.bytes_marked;
     }
@@ -359,15 +352,14 @@ void gc_start_helpers(void) {
 // heap reachable from the root jobs is marked. Returns the bytes marked.
 static uint64_t run_workers(void) {
   if (!relaxed_load(&helpers_on)) { // the concurrent phase: the caller alone
-    unsigned all = nworkers;
-    nworkers = 1;
+    nactive = 1;
     atomic_store(&nidle, 0);
     atomic_store(&job_next, 0);
     uint64_t marked = mark_worker();
-    nworkers = all;
     return marked;
   }
   gm_lock_raw(&work_lock);
+  nactive = nworkers;
   helpers_done = 0;
   helper_marked = 0;
   atomic_store(&nidle, 0);
@@ -467,6 +459,7 @@ static uint64_t mark_and_finalize(void) {
 // gc_mark: see the top of the file. Called by the collector with the world
 // stopped and every uncached GC span swept (mark bits clear).
 uint64_t gc_mark(uintptr_t self_sp) {
+  relaxed_store(&gc_scan_done, 0);
   njobs = 0;
   nwords = 0;
   mcache_for_each(prepare_cache, NULL);
@@ -508,6 +501,8 @@ static void blacken_cache(mcache_t *c, void *ctx) {
 }
 
 uint64_t gc_mark_begin(uintptr_t self_sp) {
+  relaxed_store(&gc_scan_done, 0);
+  relaxed_store(&assist_marked, 0);
   njobs = 0;
   nwords = 0;
   mcache_for_each(blacken_cache, NULL);
@@ -527,54 +522,6 @@ uint64_t gc_mark_drain(void) {
   return marked;
 }
 
-// queue_written: the marked objects of GC spans on the written pages
-// [lo, hi) go back on the grey queue (of a large object, the pages' part).
-GM_NO_SANITIZE static void queue_written(void *ctx, uintptr_t lo, uintptr_t hi) {
-  gcwork_t *gw = ctx;
-  uintptr_t last = 0; // the last object queued: a page run may cross it
-  for (uintptr_t pg = lo; pg < hi; pg += 4096) {
-    mspan_t *s = spanof(pg);
-    if (s == NULL || s->kind != SPAN_GC_SCAN)
-      continue;
-    gcbits_t *g = s->gc;
-    if (s->sizeclass == 0) {
-      if (relaxed_load(&g->mark[0]) & 1)
-        push_object(gw, pg, 4096);
-      continue;
-    }
-    uintptr_t end = s->base + s->limit, e = pg + 4096 < end ? pg + 4096 : end;
-    if (pg >= end)
-      continue;
-    uint32_t i0 = (uint32_t)(((uint64_t)(pg - s->base) * s->divmul) >> 32);
-    uint32_t i1 = (uint32_t)(((uint64_t)(e - 1 - s->base) * s->divmul) >> 32);
-    for (uint32_t i = i0; i <= i1; i++) {
-      uintptr_t obj = s->base + (uintptr_t)i * s->elemsize;
-      if (obj != last && ((relaxed_load(&g->mark[i >> 6]) >> (i & 63)) & 1)) {
-        push_object(gw, obj, s->elemsize);
-        last = obj;
-      }
-    }
-  }
-}
-
-size_t gc_mark_rescan_written(void) {
-  gcwork_t gw;
-  gcw_init(&gw);
-  size_t pages = 0;
-  for (size_t i = 0, n = mheap_nranges(); i < n; i++) {
-    uintptr_t base;
-    size_t bytes;
-    mheap_range(i, &base, &bytes);
-    ssize_t k = os_wtrack_fetch(base, bytes, queue_written, &gw);
-    if (k < 0)
-      gm_fatal("collector: the kernel stopped tracking writes", (void *)base);
-    pages += (size_t)k;
-  }
-  gcw_flush(&gw);
-  gcw_dispose(&gw);
-  return pages;
-}
-
 uint64_t gc_mark_end(uintptr_t self_sp) {
   relaxed_store(&gc_blacken, 0);
   njobs = 0;
@@ -582,7 +529,27 @@ uint64_t gc_mark_end(uintptr_t self_sp) {
   mcache_for_each(prepare_cache, NULL); // the window snapshot, the tiny blocks
   gc_mark_rescan_written();
   collect_roots(self_sp);
-  return mark_and_finalize();
+  return mark_and_finalize() + relaxed_load(&assist_marked);
+}
+
+// gc_mark_assist: in a critical section, so that no stop finds grey objects
+// held here, nor this thread holding wb_lock (the collector needs it); the
+// greys it makes are published before it ends.
+GM_NO_SANITIZE uint64_t gc_mark_assist(uint64_t work) {
+  gcwork_t gw;
+  m_acquire();
+  gcw_init(&gw);
+  if (relaxed_load(&gc_blacken)) { // (cleared only in a stop: not while here)
+    uintptr_t e;
+    while (gw.scanned < work && (e = gcw_get(&gw)) != 0)
+      scan_entry(&gw, e);
+    gcw_flush(&gw);
+    relaxed_add(&gc_scan_done, gw.scanned);
+    relaxed_add(&assist_marked, gw.bytes_marked);
+  }
+  gcw_dispose(&gw);
+  m_release();
+  return gw.scanned;
 }
 
 // gcmark_fork_child: the helpers are gone (work_lock was taken by lock.c's

@@ -26,6 +26,10 @@ uint64_t gc_mark_begin(uintptr_t self_sp); // world stopped: roots greyed
 uint64_t gc_mark_drain(void);              // world running: the caller drains
 size_t gc_mark_rescan_written(void);       // written pages' marked objects queued
 uint64_t gc_mark_end(uintptr_t self_sp);   // world stopped: finish
+// gc_mark_assist: an allocating thread scans about work bytes of grey
+// objects from the global list; returns the bytes scanned.
+uint64_t gc_mark_assist(uint64_t work);
+extern _Atomic uint64_t gc_scan_done; // bytes scanned this cycle (published in steps)
 // gc_debug_scan_hook (tests): called by a mark worker after each grey entry
 // it scanned (an object's address in the low 47 bits).
 extern void (*gc_debug_scan_hook)(uintptr_t entry);

@@ -67,6 +67,7 @@ void gcw_init(gcwork_t *gw) {
   gw->w2 = wb_get_empty();
   gw->bytes_marked = 0;
   gw->scanned = 0;
+  gw->published = 0;
 }
 
 void gcw_dispose(gcwork_t *gw) {

@@ -16,6 +16,10 @@
 
 #include "internal.h"
 
+// Scanning reads other threads' stacks, redzones included, and objects the
+// program is writing: no sanitizer instrumentation on those loads.
+#define GM_NO_SANITIZE __attribute__((no_sanitize_address, no_sanitize_thread))
+
 #define WB_CAP 510 // entries per 4 KiB buffer
 #define GC_ENTRY_ADDR_BITS 47
 #define GC_OBLET_BYTES ((uintptr_t)128 << 10)
@@ -30,6 +34,7 @@ typedef struct gcwork {
   workbuf_t *w1, *w2;
   uint64_t bytes_marked; // object bytes this worker marked this cycle
   uint64_t scanned;      // bytes this worker scanned this cycle
+  uint64_t published;    // of which added to gc_scan_done
 } gcwork_t;
 
 extern _Atomic long wb_nfull; // buffers on the global full list
@@ -56,6 +61,17 @@ GM_INLINE void gcw_put(gcwork_t *gw, uintptr_t entry) {
   if (unlikely(b->n == WB_CAP))
     b = gcw_put_slow(gw);
   b->obj[b->n++] = entry;
+}
+
+// gcw_put_object queues the object [base, base + size) for scanning, in
+// oblets.
+GM_INLINE void gcw_put_object(gcwork_t *gw, uintptr_t base, uintptr_t size) {
+  while (size > GC_OBLET_BYTES) {
+    gcw_put(gw, gc_entry(base, GC_OBLET_BYTES));
+    base += GC_OBLET_BYTES;
+    size -= GC_OBLET_BYTES;
+  }
+  gcw_put(gw, gc_entry(base, size));
 }
 
 // gcw_get returns a work entry, or 0 when this worker and the global list

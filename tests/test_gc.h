@@ -141,4 +141,23 @@ __attribute__((noinline, unused)) static void churn(size_t bytes) {
   }
 }
 
+// run_concurrent: a test of marking beside the program calls it first. The
+// first run re-executes the program as `prog run` with
+// GOMEM_GC_CONCURRENT=1 and returns its exit status; the re-executed run
+// gets -1 and goes on. Under valgrind (no userfaultfd, no re-execution) it
+// reports what as skipped and returns the test's result.
+__attribute__((unused)) static int run_concurrent(int argc, char **argv, const char *what,
+                                                  const char *sanitize) {
+  if (strcmp(sanitize, "valgrind") == 0) {
+    test_skip(what, "valgrind has no userfaultfd");
+    return test_done();
+  }
+  if (argc >= 2 && strcmp(argv[1], "run") == 0)
+    return -1;
+  char out[8192];
+  int st = test_run_self("run", "GOMEM_GC_CONCURRENT=1", 1, out, sizeof out);
+  fputs(out, stdout);
+  return WIFEXITED(st) ? WEXITSTATUS(st) : 1;
+}
+
 #endif // GOMEM_TEST_GC_H

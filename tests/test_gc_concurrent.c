@@ -152,16 +152,9 @@ static bool run_case(enum how how, const char *name) {
 #endif
 
 int main(int argc, char **argv) {
-  if (strcmp(GOMEM_SANITIZE, "valgrind") == 0) { // no userfaultfd, nor re-execution
-    test_skip("concurrent marking", "valgrind has no userfaultfd");
-    return test_done();
-  }
-  if (argc < 2 || strcmp(argv[1], "run") != 0) { // re-execute with the option
-    char out[8192];
-    int st = test_run_self("run", "GOMEM_GC_CONCURRENT=1", 1, out, sizeof out);
-    fputs(out, stdout);
-    return WIFEXITED(st) ? WEXITSTATUS(st) : 1;
-  }
+  int rc = run_concurrent(argc, argv, "concurrent marking", GOMEM_SANITIZE);
+  if (rc >= 0)
+    return rc;
   if (pipe(g_pipe) != 0)
     return 1;
   gm_set_gc_percent(25);

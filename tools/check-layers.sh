@@ -8,7 +8,8 @@
 #   4  arena mheap mgcscavenge              the heap, and the scavenger that trims it
 #   5  mcentral                             central lists
 #   6  mcache free mallocint mstats         the allocator's top: caches, free, malloc
-#   7  threads stw roots interpose mgc mgcalloc mgcmark mgcwork mgcsweep mfinal
+#   7  threads stw roots interpose mgc mgcpacer mgcalloc mgcmark mgcwork
+#      mwbbuf mgcsweep mfinal
 #                                           the collector
 #
 # A file may include only headers of its own layer or below, so no allocator
@@ -29,7 +30,7 @@ layer() {
   arena | mheap | mgcscavenge) echo 4 ;;
   mcentral) echo 5 ;;
   mcache | free | mallocint | malloc | mstats | override | secure | secure_large | secure_api) echo 6 ;;
-  threads | stw | roots | interpose | mgc | mgcalloc | mgcmark | mgcwork | mgcsweep | mfinal) echo 7 ;;
+  threads | stw | roots | interpose | mgc | mgcpacer | mgcalloc | mgcmark | mgcwork | mwbbuf | mgcsweep | mfinal) echo 7 ;;
   *) echo "" ;;
   esac
 }

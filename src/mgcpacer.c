@@ -1,0 +1,211 @@
+// mgcpacer.c: when a cycle starts and who pays for it, twin of Go's
+// mgcpacer.go and mgclimit.go.
+//
+// Goal: a cycle should end when gc_heap_live (what the last mark found live
+// plus the bytes handed out since, counted a window at a time) reaches
+//     live * (1 + GOGC/100), at least 4 MiB * GOGC/100  (Go's heapminimum)
+// GOGC comes from GOMEM_GOGC or gm_set_gc_percent; -1 turns pacing off.
+// A stop-the-world cycle starts at the goal (gc_trigger = goal). A cycle
+// that marks beside the program starts earlier, so that marking ends as the
+// heap reaches the goal: the runway is what the program allocated during
+// the last such mark, plus a tenth (Go estimates it from its cons/mark
+// ratio), kept between 5% and 95% of the distance from live to goal (70%
+// before the first concurrent cycle).
+//
+// Assists (Go's gcAssistAlloc): while marking runs beside the program, a
+// thread that hands out bytes pays for them with scan work, as much as the
+// scan work left (the last cycle's, less what is done) per byte left before
+// the hard goal (1.1 x goal), at most ASSIST_MAX_SCAN per payment so that
+// no single allocation stalls long. The work comes from the global grey
+// list (mgcmark.c); a thread that finds too little (a linked list is
+// marked one object at a time) waits until the background marker has done
+// the rest of its share, as Go parks it on the assist queue.
+//
+// Memory limit (gm_set_memory_limit): a second trigger, Go's
+// memoryLimitHeapGoal: the limit less what gomem holds besides GC spans
+// (malloc's pages, metadata) less a 3% headroom, computed at the end of each
+// cycle and when the limit changes. Cycles only the limit asks for are
+// rationed by a bucket (Go's gcCPULimiter): each cycle's pause fills it, the
+// program's time between cycles drains it, and while it holds LIMITER_CAP
+// such a cycle waits. Over a stretch longer than the bucket, collections
+// take at most about half of the time: over its limit a program slows down
+// but runs on. One long pause (a descheduled collector) does not hold
+// collections back, only a sustained share of more than half does.
+#include <time.h>
+
+#include "internal.h"
+#include "mgc.h"
+#include "mgcmark.h"
+#include "mgcpacer.h"
+#include "mgcscavenge.h"
+#include "mgcsweep.h"
+#include "mheap.h"
+#include "os.h"
+
+_Atomic uint64_t gc_heap_live;
+_Atomic uint64_t gc_trigger = 4u << 20;
+static _Atomic uint64_t gc_goal = 4u << 20;
+static _Atomic uint64_t gc_limit_trigger = UINT64_MAX; // the memory limit's goal
+static _Atomic int gc_percent = 100;
+static _Atomic uint64_t heap_marked; // bytes live after the last mark
+static bool pacer_conc;              // cycles mark beside the program (gc_lock)
+static bool conc_seen;               // a concurrent cycle ran (gc_lock)
+static _Atomic uint64_t conc_runway; // its mark's allocation + 10% (gc_lock writes)
+static _Atomic uint64_t scan_estimate; // bytes the last mark scanned (gc_lock writes)
+static _Atomic uint64_t assist_ns, assist_scanned; // totals
+
+#define HEAP_MINIMUM ((uint64_t)4 << 20)
+#define LIMITER_CAP (50 * 1000 * 1000ull) // ns of collection beyond half the time
+#define ASSIST_MAX_SCAN ((uint64_t)256 << 10)
+static _Atomic uint64_t limiter_fill; // ns (gc_lock writes)
+static _Atomic uint64_t last_end_ns;  // when the last cycle ended (gc_lock writes)
+
+static uint64_t goal_for(uint64_t live, int percent) {
+  if (percent < 0)
+    return UINT64_MAX;
+  uint64_t goal = live + live / 100 * (uint64_t)percent;
+  uint64_t min = HEAP_MINIMUM * (uint64_t)percent / 100;
+  return goal > min ? goal : min;
+}
+
+// trigger_for: where a cycle for goal starts, live bytes being marked.
+static uint64_t trigger_for(uint64_t live, uint64_t goal) {
+  if (goal == UINT64_MAX || !pacer_conc || goal <= live)
+    return goal;
+  uint64_t span = goal - live, runway = conc_seen ? relaxed_load(&conc_runway) : span / 10 * 3;
+  if (runway < span / 20)
+    runway = span / 20;
+  if (runway > span / 20 * 19)
+    runway = span / 20 * 19;
+  return goal - runway;
+}
+
+static void set_goal(uint64_t live, int percent) {
+  uint64_t goal = goal_for(live, percent);
+  relaxed_store(&gc_goal, goal);
+  relaxed_store(&gc_trigger, trigger_for(live, goal));
+}
+
+// limit_goal: the GC heap size that would take the memory gomem holds to
+// its limit less a 3% headroom (UINT64_MAX without a limit).
+static uint64_t limit_goal(void) {
+  uint64_t limit = relaxed_load(&gm_mem_limit);
+  if (limit == UINT64_MAX)
+    return UINT64_MAX;
+  uint64_t held, dirty;
+  mheap_memory(&held, &dirty);
+  uint64_t gcspans = relaxed_load(&gc_span_bytes);
+  uint64_t other = held > gcspans ? held - gcspans : 0, headroom = limit / 100 * 3;
+  return limit > other + headroom ? limit - other - headroom : 0;
+}
+
+static void gc_limit_changed(void) {
+  relaxed_store(&gc_limit_trigger, limit_goal());
+  gc_maybe_start();
+}
+
+void pacer_init(void) {
+  if (gm_opt.gogc_set)
+    relaxed_store(&gc_percent, gm_opt.gogc);
+  set_goal(0, relaxed_load(&gc_percent));
+  relaxed_store(&gc_limit_trigger, limit_goal());
+  atomic_store(&mem_limit_hook, gc_limit_changed);
+}
+
+int gc_due(void) {
+  uint64_t live = relaxed_load(&gc_heap_live);
+  if (live >= relaxed_load(&gc_trigger) && relaxed_load(&gc_percent) >= 0)
+    return 1;
+  if (live < relaxed_load(&gc_limit_trigger))
+    return 0;
+  uint64_t fill = relaxed_load(&limiter_fill), ran = os_nanotime() - relaxed_load(&last_end_ns);
+  return fill < LIMITER_CAP + ran ? 2 : 0;
+}
+
+void pacer_concurrent(bool on) {
+  pacer_conc = on;
+  set_goal(relaxed_load(&heap_marked), relaxed_load(&gc_percent));
+}
+
+bool pacer_far_past_goal(void) {
+  uint64_t goal = relaxed_load(&gc_goal);
+  return goal != UINT64_MAX && relaxed_load(&gc_heap_live) / 2 >= goal;
+}
+
+uint64_t pacer_mark_done(uint64_t marked, uint64_t scanned, uint64_t grew, bool conc) {
+  relaxed_store(&heap_marked, marked);
+  relaxed_store(&gc_heap_live, marked);
+  relaxed_store(&scan_estimate, scanned);
+  if (conc) {
+    conc_seen = true;
+    relaxed_store(&conc_runway, grew + grew / 10);
+  }
+  set_goal(marked, relaxed_load(&gc_percent));
+  relaxed_store(&gc_limit_trigger, limit_goal());
+  return relaxed_load(&gc_goal);
+}
+
+// pacer_cycle_done: a cycle that paused the program for pause ns ended at
+// end; the time since the previous cycle ended, less the pause, is the
+// program's, and drains the limiter's bucket.
+void pacer_cycle_done(uint64_t end, uint64_t pause) {
+  uint64_t prev = relaxed_load(&last_end_ns), elapsed = prev && end > prev ? end - prev : pause;
+  uint64_t ran = elapsed > pause ? elapsed - pause : 0;
+  uint64_t fill = relaxed_load(&limiter_fill) + pause;
+  relaxed_store(&limiter_fill, fill > ran ? fill - ran : 0);
+  relaxed_store(&last_end_ns, end);
+}
+
+void gc_assist(uint64_t bytes) {
+  if (!relaxed_load(&gc_blacken) || gm_tls_m.locks != 0)
+    return;
+  uint64_t est = relaxed_load(&scan_estimate), done = relaxed_load(&gc_scan_done);
+  uint64_t left = est > done ? est - done : 0;
+  if (left < est / 8)
+    left = est / 8; // (the estimate may fall short)
+  uint64_t goal = relaxed_load(&gc_goal), live = relaxed_load(&gc_heap_live);
+  uint64_t hard = goal + goal / 10, room = hard > live ? hard - live : 0;
+  if (room < ((uint64_t)1 << 20))
+    room = (uint64_t)1 << 20;
+  double work = (double)bytes * ((double)left / (double)room);
+  uint64_t w = work > (double)ASSIST_MAX_SCAN ? ASSIST_MAX_SCAN : (uint64_t)work;
+  if (w == 0)
+    return;
+  uint64_t t0 = os_nanotime();
+  uint64_t got = gc_mark_assist(w);
+  relaxed_add(&assist_scanned, got);
+  if (got < w) { // no grey object to take (a list is marked one by one): wait
+    uint64_t target = relaxed_load(&gc_scan_done) + (w - got);
+    struct timespec nap = {0, 50000};
+    while (relaxed_load(&gc_blacken) && relaxed_load(&gc_scan_done) < target)
+      nanosleep(&nap, NULL); // (stoppable: not in a critical section)
+  }
+  relaxed_add(&assist_ns, os_nanotime() - t0);
+}
+
+// gm_set_gc_percent: the trigger is moved under gc_lock, so a cycle ending
+// meanwhile cannot overwrite it with the goal for the old percentage.
+GM_EXPORT int gm_set_gc_percent(int percent) {
+  gc_ensure_init();
+  if (percent < 0)
+    percent = -1;
+  gc_lock_cycle();
+  int old = atomic_exchange(&gc_percent, percent);
+  set_goal(relaxed_load(&heap_marked), percent);
+  gc_unlock_cycle();
+  if (percent >= 0)
+    gc_maybe_start();
+  return old;
+}
+
+void pacer_stats(gm_stats_t *st) {
+  st->gc_heap_alloc = relaxed_load(&gc_heap_live);
+  st->gc_heap_live = relaxed_load(&heap_marked);
+  uint64_t goal = relaxed_load(&gc_goal), lim = relaxed_load(&gc_limit_trigger);
+  if (relaxed_load(&gc_percent) < 0 || lim < goal)
+    goal = lim;
+  st->next_gc = goal == UINT64_MAX ? 0 : goal;
+  st->gc_percent = relaxed_load(&gc_percent);
+  st->assist_total_ns = relaxed_load(&assist_ns);
+  st->assist_scanned = relaxed_load(&assist_scanned);
+}

@@ -1,0 +1,38 @@
+// mgcpacer.h: when a cycle starts and who pays for it (mgcpacer.c, twin of
+// Go's mgcpacer.go and mgclimit.go).
+//
+// Invariants: gc_trigger <= the goal; the goal, the triggers and
+// heap_marked change under gc_lock (a cycle's end, gm_set_gc_percent) or
+// when the memory limit changes; gc_heap_live is added to by allocating
+// threads, relaxed.
+#ifndef GOMEM_MGCPACER_H
+#define GOMEM_MGCPACER_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "gomem.h"
+
+// gc_heap_live: bytes handed out since the last mark plus what it found
+// live; a cycle starts when it reaches gc_trigger.
+extern _Atomic uint64_t gc_heap_live;
+extern _Atomic uint64_t gc_trigger;
+
+void pacer_init(void); // gc_init: GOGC, the first goal, the memory limit's hook
+void pacer_concurrent(bool on); // cycles mark beside the program (or no longer)
+// gc_due: 0 no cycle is due, 1 GOGC's trigger is reached, 2 only the memory
+// limit's is and the limiter lets a cycle start.
+int gc_due(void);
+// pacer_mark_done (mark termination): marked bytes were found live, scanned
+// bytes scanned; grew bytes were allocated while marking ran beside the
+// program (concurrent cycles). Sets the next goal and triggers; returns the
+// goal.
+uint64_t pacer_mark_done(uint64_t marked, uint64_t scanned, uint64_t grew, bool conc);
+void pacer_cycle_done(uint64_t end, uint64_t pause); // the limiter's account
+// gc_assist: the calling thread (outside critical sections) handed out
+// bytes while marking runs beside the program; it pays with scan work.
+void gc_assist(uint64_t bytes);
+bool pacer_far_past_goal(void); // the heap passed twice the goal
+void pacer_stats(gm_stats_t *st);
+
+#endif // GOMEM_MGCPACER_H
