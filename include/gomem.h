@@ -99,6 +99,16 @@ void *gm_alloc_noscan(size_t n);
 // gm_collect runs a full, blocking collection (Go's runtime.GC).
 void gm_collect(void);
 
+// The explicit write barrier (GOMEM_BARRIER=explicit): a program that
+// stores every pointer into a GC object with these lets the collector mark
+// beside it without page protection (no kernel write tracking needed).
+// gm_store(slot, ptr) is *slot = ptr; gm_store_bulk copies n pointers like
+// memmove. Stores into GC memory by other means (memcpy, read(2)) are then
+// the program's to route through them. Without that mode they are plain
+// stores, whatever the collector does.
+void gm_store(void **slot, void *ptr);
+void gm_store_bulk(void **dst, void *const *src, size_t n);
+
 // gm_free (above) also takes GC objects: the object is released at once if
 // no other thread is allocating from its span; otherwise its contents are
 // cleared (it then keeps nothing alive) and the collector reclaims it.

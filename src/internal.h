@@ -67,6 +67,7 @@ typedef struct gm_options {
   unsigned gc_procs;       // GOMEM_GC_PROCS: mark workers (0 = CPUs)
   bool gc_pad;             // GOMEM_GC_PAD: GC objects one byte longer
   bool gc_concurrent;      // GOMEM_GC_CONCURRENT: mark beside the program
+  bool gc_barrier_explicit; // GOMEM_BARRIER=explicit: gm_store instead of page tracking
   bool guard_memops;       // GOMEM_GUARD_MEMOPS: hardened build's checked memcpy & co.
   uint64_t memlimit;       // GOMEM_MEMLIMIT in bytes (0: none)
   int gogc;                // GOMEM_GOGC (when gogc_set)

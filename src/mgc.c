@@ -301,6 +301,12 @@ static void wtrack_register(uintptr_t base, size_t bytes) {
 static void conc_init(void) {
   if (!gm_opt.gc_concurrent)
     return;
+  if (gm_opt.gc_barrier_explicit) { // gm_store reports the writes: no tracking
+    gc_barrier_explicit = true;
+    gc_conc = true;
+    pacer_concurrent(true);
+    return;
+  }
   const char *why = "";
   if (!os_wtrack_init(&why)) {
     if (gm_opt.gctrace) {
@@ -397,9 +403,10 @@ static void conc_trace(const cycle_times_t *ct, uint64_t n, uint64_t s1, uint64_
 static void gc_cycle_concurrent(void) {
   gc_lock_cycle();
   int due = gc_due();
-  if (due == 0 || !mheap_ranges_complete()) {
+  bool tracked = !gc_barrier_explicit; // pages armed (else gm_store's buffers)
+  if (due == 0 || (tracked && !mheap_ranges_complete())) {
     gc_unlock_cycle();
-    if (!mheap_ranges_complete()) // (a heap of more than 4096 ranges: stop the world)
+    if (tracked && !mheap_ranges_complete()) // (more than 4096 ranges: stop the world)
       gc_conc = false, pacer_concurrent(false);
     return;
   }
@@ -410,7 +417,8 @@ static void gc_cycle_concurrent(void) {
   gc_sweep_all();
   gc_start_helpers();
   gc_sweeper_pause();
-  wtrack_arm_all(); // before the stop: writes from now on are seen
+  if (tracked)
+    wtrack_arm_all(); // before the stop: writes from now on are seen
   stop_world();
   uint64_t s1 = os_nanotime();
   if (gc_sweep_pending())
@@ -422,11 +430,14 @@ static void gc_cycle_concurrent(void) {
   uint64_t m0 = os_nanotime();
   marked += gc_mark_drain();
   size_t pages = 0;
-  for (int round = 0; round < 4; round++) { // pre-cleaning
-    size_t n = gc_mark_rescan_written();
+  // Pre-cleaning: the marked objects on written pages again, or (explicit
+  // barrier) the greys that full gm_store buffers published meanwhile,
+  // until few remain for the last stop.
+  for (int round = 0; round < 16; round++) {
+    size_t n = gc_mark_rescan_written(); // (0 with the explicit barrier)
     pages += n;
     marked += gc_mark_drain();
-    if (n < 256)
+    if (gc_mark_pending() == 0 && (tracked ? n < 256 || round >= 3 : round >= 1))
       break;
   }
   stop_world();
@@ -447,7 +458,8 @@ static void gc_cycle_concurrent(void) {
   gc_unlock_cycle();
   if (gm_opt.gctrace)
     conc_trace(&ct, n, s1, m0, live1, pages);
-  disarm_until_due();
+  if (tracked)
+    disarm_until_due();
 }
 
 static void *bg_main(void *arg) {

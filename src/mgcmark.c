@@ -445,6 +445,7 @@ static void collect_roots(uintptr_t self_sp) {
   fin_for_each(add_fin_root, NULL);
   if (nwords)
     add_root(NULL, (uintptr_t)word_roots, (uintptr_t)(word_roots + nwords));
+  wbbuf_roots(add_root, NULL); // (empty but at a concurrent cycle's last stop)
 }
 
 // mark_and_finalize drains from the root jobs on every worker, then queues
@@ -529,7 +530,23 @@ uint64_t gc_mark_end(uintptr_t self_sp) {
   mcache_for_each(prepare_cache, NULL); // the window snapshot, the tiny blocks
   gc_mark_rescan_written();
   collect_roots(self_sp);
-  return mark_and_finalize() + relaxed_load(&assist_marked);
+  uint64_t marked = mark_and_finalize() + relaxed_load(&assist_marked);
+  wbbuf_reset_all();
+  return marked;
+}
+
+size_t gc_mark_pending(void) {
+  long n = relaxed_load(&wb_nfull);
+  return n > 0 ? (size_t)n : 0;
+}
+
+GM_NO_SANITIZE void gc_mark_shade(const uintptr_t *w, size_t n) {
+  gcwork_t gw;
+  gcw_init(&gw);
+  scan_block(&gw, (uintptr_t)w, (uintptr_t)(w + n));
+  gcw_flush(&gw);
+  gcw_dispose(&gw);
+  relaxed_add(&assist_marked, gw.bytes_marked);
 }
 
 // gc_mark_assist: in a critical section, so that no stop finds grey objects

@@ -9,6 +9,8 @@
 #ifndef GOMEM_MGCMARK_H
 #define GOMEM_MGCMARK_H
 
+#include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 // gc_mark runs the mark phase with the world stopped: roots, parallel drain,
@@ -30,6 +32,17 @@ uint64_t gc_mark_end(uintptr_t self_sp);   // world stopped: finish
 // objects from the global list; returns the bytes scanned.
 uint64_t gc_mark_assist(uint64_t work);
 extern _Atomic uint64_t gc_scan_done; // bytes scanned this cycle (published in steps)
+size_t gc_mark_pending(void); // full work buffers on the global list
+// gc_mark_shade greys the objects the n words at w point to (in a critical
+// section, while marking runs).
+void gc_mark_shade(const uintptr_t *w, size_t n);
+
+// mwbbuf.c: the explicit barrier's buffers (world stopped for the first two).
+extern bool gc_barrier_explicit;
+void wbbuf_roots(void (*fn)(void *ctx, uintptr_t lo, uintptr_t hi), void *ctx);
+void wbbuf_reset_all(void);
+struct gthread;
+void wbbuf_thread_exit(struct gthread *r); // the thread leaves the registry
 // gc_debug_scan_hook (tests): called by a mark worker after each grey entry
 // it scanned (an object's address in the low 47 bits).
 extern void (*gc_debug_scan_hook)(uintptr_t entry);

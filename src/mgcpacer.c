@@ -19,7 +19,8 @@
 // no single allocation stalls long. The work comes from the global grey
 // list (mgcmark.c); a thread that finds too little (a linked list is
 // marked one object at a time) waits until the background marker has done
-// the rest of its share, as Go parks it on the assist queue.
+// the rest of its share, as Go parks it on the assist queue, but at most
+// 2 ms per payment (past twice the goal it waits for the cycle's end).
 //
 // Memory limit (gm_set_memory_limit): a second trigger, Go's
 // memoryLimitHeapGoal: the limit less what gomem holds besides GC spans
@@ -57,6 +58,7 @@ static _Atomic uint64_t assist_ns, assist_scanned; // totals
 #define HEAP_MINIMUM ((uint64_t)4 << 20)
 #define LIMITER_CAP (50 * 1000 * 1000ull) // ns of collection beyond half the time
 #define ASSIST_MAX_SCAN ((uint64_t)256 << 10)
+#define ASSIST_MAX_NAPS 40 // 50 us each: no allocation waits more than 2 ms
 static _Atomic uint64_t limiter_fill; // ns (gc_lock writes)
 static _Atomic uint64_t last_end_ns;  // when the last cycle ended (gc_lock writes)
 
@@ -177,7 +179,9 @@ void gc_assist(uint64_t bytes) {
   if (got < w) { // no grey object to take (a list is marked one by one): wait
     uint64_t target = relaxed_load(&gc_scan_done) + (w - got);
     struct timespec nap = {0, 50000};
-    while (relaxed_load(&gc_blacken) && relaxed_load(&gc_scan_done) < target)
+    for (int i = 0; i < ASSIST_MAX_NAPS && relaxed_load(&gc_blacken) &&
+                    relaxed_load(&gc_scan_done) < target;
+         i++)
       nanosleep(&nap, NULL); // (stoppable: not in a critical section)
   }
   relaxed_add(&assist_ns, os_nanotime() - t0);

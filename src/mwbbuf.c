@@ -11,15 +11,33 @@
 // kernel's dirty bits in place of its mprotect faults). Unmarked objects on
 // those pages need nothing: they will be scanned when they are reached.
 //
-// Invariant: called by the collecting thread while gc_blacken is set (pages
-// are armed), the world running (pre-cleaning rounds) or stopped (the last
-// round, after which no write can be missed).
+// The explicit barrier (GOMEM_BARRIER=explicit): a program that stores
+// every heap pointer with gm_store(slot, ptr) needs no page protection.
+// While marking runs (gc_blacken), gm_store records the old and the new
+// value in the calling thread's buffer (Go's wbBuf, 256 entries); a full
+// buffer is greyed at once, in a critical section; the last stop greys
+// every thread's buffer as a root range and empties it. The new value is
+// what keeps a black object from hiding a white one (Dijkstra's insertion
+// barrier; stacks, registers and globals are scanned again at the last
+// stop, so that suffices); the old one is shaded too, as Go's hybrid
+// barrier does. A store that read gc_blacken before the first stop holds
+// its new value in a register at that stop (a root); an entry written but
+// not yet counted when the thread stopped is in its registers too.
+//
+// Invariants: the written-page rescan runs in the collecting thread while
+// gc_blacken is set (pages are armed), the world running (pre-cleaning
+// rounds) or stopped (the last round, after which no write can be missed);
+// never in explicit mode, where no page is armed.
+#include <string.h>
+
 #include "arena.h"
+#include "interpose.h"
 #include "mgcmark.h"
 #include "mgcsweep.h"
 #include "mgcwork.h"
 #include "mheap.h"
 #include "os.h"
+#include "threads.h"
 
 // queue_written: the marked objects of GC spans on the written pages
 // [lo, hi) go back on the grey queue (of a large object, the pages' part).
@@ -51,7 +69,11 @@ GM_NO_SANITIZE static void queue_written(void *ctx, uintptr_t lo, uintptr_t hi) 
   }
 }
 
+bool gc_barrier_explicit; // gc_init: GOMEM_BARRIER=explicit
+
 size_t gc_mark_rescan_written(void) {
+  if (gc_barrier_explicit)
+    return 0;
   gcwork_t gw;
   gcw_init(&gw);
   size_t pages = 0;
@@ -69,3 +91,64 @@ size_t gc_mark_rescan_written(void) {
   return pages;
 }
 
+
+// wb_flush greys the calling thread's buffered pointers (if marking still
+// runs) and empties the buffer; in a critical section, so that no stop
+// finds it half done.
+static GM_NOINLINE void wb_flush(gthread_t *r) {
+  m_acquire();
+  if (relaxed_load(&gc_blacken))
+    gc_mark_shade(r->wb, r->wb_n);
+  r->wb_n = 0;
+  m_release();
+}
+
+// wb_record: a thread gomem does not know (one of its own, or one the
+// program did not register: its stack is no root either) shades at once;
+// registering it here would make a marker thread stoppable.
+static GM_NOINLINE void wb_record(uintptr_t old, uintptr_t new) {
+  gthread_t *r = gm_tls_m.thread;
+  if (unlikely(r == NULL)) {
+    uintptr_t w[2] = {old, new};
+    m_acquire();
+    if (relaxed_load(&gc_blacken))
+      gc_mark_shade(w, 2);
+    m_release();
+    return;
+  }
+  if (r->wb_n + 2 > WB_ENTRIES)
+    wb_flush(r);
+  r->wb[r->wb_n] = old;
+  r->wb[r->wb_n + 1] = new;
+  atomic_signal_fence(memory_order_seq_cst); // (entries before the count, for a stop)
+  r->wb_n += 2;
+}
+
+GM_EXPORT void gm_store(void **slot, void *ptr) {
+  if (unlikely(relaxed_load(&gc_blacken)))
+    wb_record((uintptr_t)*slot, (uintptr_t)ptr);
+  *slot = ptr;
+}
+
+GM_EXPORT void gm_store_bulk(void **dst, void *const *src, size_t n) {
+  if (unlikely(relaxed_load(&gc_blacken)))
+    for (size_t i = 0; i < n; i++)
+      wb_record((uintptr_t)dst[i], (uintptr_t)src[i]);
+  memmove(dst, src, n * sizeof *dst);
+}
+
+void wbbuf_roots(void (*fn)(void *ctx, uintptr_t lo, uintptr_t hi), void *ctx) {
+  for (gthread_t *r = threads_list; r; r = r->next)
+    if (r->wb_n != 0)
+      fn(ctx, (uintptr_t)r->wb, (uintptr_t)(r->wb + r->wb_n));
+}
+
+void wbbuf_reset_all(void) {
+  for (gthread_t *r = threads_list; r; r = r->next)
+    r->wb_n = 0;
+}
+
+void wbbuf_thread_exit(gthread_t *r) {
+  if (r->wb_n != 0)
+    wb_flush(r);
+}

@@ -94,6 +94,11 @@ void options_init(void) {
   const char *lim = getenv("GOMEM_MEMLIMIT");
   if (lim != NULL)
     gm_opt.memlimit = parse_bytes(lim);
+  // GOMEM_BARRIER=explicit: the program stores every heap pointer with
+  // gm_store; marking runs beside it without page protection.
+  const char *barrier = getenv("GOMEM_BARRIER");
+  if (barrier != NULL && strcmp(barrier, "explicit") == 0)
+    gm_opt.gc_barrier_explicit = gm_opt.gc_concurrent = true;
   // GOMEM_GOGC: a percentage, or "off" / -1 (not in the table: it is signed).
   const char *gogc = getenv("GOMEM_GOGC");
   unsigned v;

@@ -19,6 +19,7 @@
 #include "mfixalloc.h"
 #include "mgc.h"
 #include "mgcalloc.h"
+#include "mgcmark.h"
 #include "threads.h"
 
 #define MAIN_STACK_CAP ((uintptr_t)1 << 30) // largest main-thread stack assumed
@@ -323,6 +324,8 @@ void threads_unregister_self(void) {
   if ((gm_tls_m.thread == NULL && relaxed_load(&nthreads) == 0) || is_stopper())
     return;
   threads_setup();
+  if (gm_tls_m.thread != NULL)
+    wbbuf_thread_exit(gm_tls_m.thread); // (its buffered pointers are greyed)
   threads_lock_acquire();
   gthread_t *r = threads_self_record(sys_gettid());
   if (r)

@@ -40,6 +40,7 @@
 #define SAVED_REG_WORDS ((sizeof(mcontext_t) + sizeof(uintptr_t) - 1) / sizeof(uintptr_t))
 #endif
 
+#define WB_ENTRIES 256 // Go's wbBuf
 typedef struct gthread gthread_t;
 struct gthread {
   gthread_t *next, *prev; // threads list (threads_lock)
@@ -62,6 +63,11 @@ struct gthread {
   uintptr_t alt_lo, alt_hi;      // the alternate signal stack it parked on, or 0
   size_t nregs;                  // words in regs (0: spilled on the stack)
   uintptr_t regs[SAVED_REG_WORDS];
+  // The explicit barrier's buffer (mwbbuf.c): pointers gm_store saw while
+  // marking ran. Written by the thread itself, read and emptied by the
+  // collector at the last stop.
+  size_t wb_n;
+  uintptr_t wb[WB_ENTRIES];
 };
 
 extern gm_mutex_t threads_lock;

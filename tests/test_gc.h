@@ -3,6 +3,7 @@
 #define GOMEM_TEST_GC_H
 
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
@@ -143,7 +144,8 @@ __attribute__((noinline, unused)) static void churn(size_t bytes) {
 
 // run_concurrent: a test of marking beside the program calls it first. The
 // first run re-executes the program as `prog run` with
-// GOMEM_GC_CONCURRENT=1 and returns its exit status; the re-executed run
+// GOMEM_GC_CONCURRENT=1 (or GOMEM_BARRIER=explicit, if it has that) and
+// returns its exit status; the re-executed run
 // gets -1 and goes on. Under valgrind (no userfaultfd, no re-execution) it
 // reports what as skipped and returns the test's result.
 __attribute__((unused)) static int run_concurrent(int argc, char **argv, const char *what,
@@ -155,7 +157,10 @@ __attribute__((unused)) static int run_concurrent(int argc, char **argv, const c
   if (argc >= 2 && strcmp(argv[1], "run") == 0)
     return -1;
   char out[8192];
-  int st = test_run_self("run", "GOMEM_GC_CONCURRENT=1", 1, out, sizeof out);
+  const char *b = getenv("GOMEM_BARRIER"); // (explicit: marking beside it too)
+  bool explicit = b != NULL && strcmp(b, "explicit") == 0;
+  int st = test_run_self("run", explicit ? "GOMEM_BARRIER=explicit" : "GOMEM_GC_CONCURRENT=1", 1,
+                         out, sizeof out);
   fputs(out, stdout);
   return WIFEXITED(st) ? WEXITSTATUS(st) : 1;
 }
