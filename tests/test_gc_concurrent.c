@@ -13,6 +13,7 @@
 //   - into a global (the data segments are scanned again at the last stop);
 //   - into the main thread's stack (it is allocating all along);
 //   - into B by read(2) from a pipe (the kernel writes B's page);
+//   - into B by gm_store_bulk;
 //   - into a register: the hook asks the main thread, which is allocating,
 //     to load X's address into r15 (x86-64; a register this file never uses
 //     otherwise), waits for it (at most 0.2 s: else the attempt is
@@ -32,7 +33,7 @@
 #include "test.h"
 #include "test_gc.h"
 
-enum how { TO_HEAP, TO_GLOBAL, TO_STACK, TO_READ, TO_REG };
+enum how { TO_HEAP, TO_GLOBAL, TO_STACK, TO_READ, TO_REG, TO_BULK };
 
 #if defined(__x86_64__)
 #pragma GCC diagnostic push
@@ -94,6 +95,13 @@ static void on_scan(uintptr_t e) {
     if (write(g_pipe[1], &x, sizeof x) != sizeof x || read(g_pipe[0], &b->p, sizeof x) != sizeof x)
       abort();
     break;
+  case TO_BULK: { // through gm_store_bulk (a memmove of pointers)
+    void *src[1] = {x};
+    gm_store_bulk((void **)&b->p, src, 1);
+    src[0] = NULL;
+    __asm__ volatile("" : : "r"(src) : "memory");
+    break;
+  }
   case TO_REG: { // the main thread loads it into r15 (reg_poll)
     atomic_store(&reg_ask, 1);
     for (int i = 0; i < 4000 && !atomic_load(&reg_done); i++)
@@ -133,6 +141,7 @@ NOINLINE static obj_t *where(obj_t *volatile *slot) {
   switch (g_how) {
   case TO_HEAP:
   case TO_READ:
+  case TO_BULK:
     return g_roots[1]->p;
   case TO_GLOBAL:
     return g_global;
@@ -146,7 +155,7 @@ NOINLINE static obj_t *where(obj_t *volatile *slot) {
 
 // run_case: one scenario; false if the marker never took the order needed.
 static bool run_case(enum how how, const char *name) {
-  static const char *const names[] = {"heap", "global", "stack", "read", "register"};
+  static const char *const names[] = {"heap", "global", "stack", "read", "register", "bulk"};
   (void)names;
   obj_t *volatile slot = NULL; // TO_STACK: the main thread's stack
   for (int attempt = 0; attempt < 20; attempt++) {
@@ -224,6 +233,7 @@ int main(int argc, char **argv) {
       {TO_STACK, "moved onto a running thread's stack"},
       {TO_READ, "moved into a scanned object by read(2)"},
       {TO_REG, "kept only in a running thread's register"},
+      {TO_BULK, "moved into a scanned heap object by gm_store_bulk"},
   };
   const char *barrier = getenv("GOMEM_BARRIER");
   bool explicit = barrier != NULL && strcmp(barrier, "explicit") == 0;
