@@ -307,8 +307,8 @@ static void conc_init(void) {
     pacer_concurrent(true);
     return;
   }
-  const char *why = "";
-  if (!os_wtrack_init(&why)) {
+  const char *why = "GOMEM_WTRACK=0";
+  if (!gm_opt.wtrack || !os_wtrack_init(&why)) {
     if (gm_opt.gctrace) {
       char buf[200];
       os_write_stderr(buf, gm_fmt(buf, sizeof buf, "gc: marking stops the world: %s\n", why));

@@ -32,6 +32,9 @@ static const option_desc_t options[] = {
     {"GOMEM_GC_PROCS", 0, &gm_opt.gc_procs, NULL, "mark workers per collection (0: one per CPU)"},
     {"GOMEM_GC_CONCURRENT", 0, NULL, &gm_opt.gc_concurrent,
      "1: mark beside the program (kernel write tracking, Linux 6.7+; experimental)"},
+    {"GOMEM_WTRACK", 1, NULL, &gm_opt.wtrack,
+     "0: act as if the kernel could not track writes (concurrent marking falls back to stopping "
+     "the world; for tests)"},
     {"GOMEM_GUARD_MEMOPS", 0, NULL, &gm_opt.guard_memops,
      "hardened build: memcpy, memmove and memset stop a write past its heap object"},
 };

@@ -99,7 +99,9 @@ static const char *test_self = "/proc/self/exe";
 // setting needs a new process), and captures what the child writes on file
 // descriptor fd (1 or 2) into out (NUL-terminated). Returns the wait status,
 // or -1 if the child could not be started.
-static inline int test_run_self(const char *arg, const char *env, int fd, char *out, size_t n) {
+// test_run_self_envp: the same with the environment envp (NULL-terminated).
+static inline int test_run_self_envp(const char *arg, char *const *envp, int fd, char *out,
+                                     size_t n) {
   int p[2];
   if (pipe(p) != 0)
     return -1;
@@ -107,7 +109,6 @@ static inline int test_run_self(const char *arg, const char *env, int fd, char *
   if (pid == 0) {
     dup2(p[1], fd);
     close(p[0]);
-    char *envp[] = {(char *)env, NULL};
     char *argv[] = {(char *)"self", (char *)arg, NULL};
     execve(test_self, argv, envp);
     _exit(127);
@@ -123,6 +124,11 @@ static inline int test_run_self(const char *arg, const char *env, int fd, char *
   if (pid < 0 || waitpid(pid, &st, 0) < 0)
     return -1;
   return st;
+}
+
+static inline int test_run_self(const char *arg, const char *env, int fd, char *out, size_t n) {
+  char *envp[] = {(char *)env, NULL};
+  return test_run_self_envp(arg, envp, fd, out, n);
 }
 
 // test_run_child runs fn in a forked child (no core file), capturing what

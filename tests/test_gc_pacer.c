@@ -13,6 +13,9 @@
 //     before marking starts).
 //   - the statistics of a concurrent cycle: gc_concurrent is 1, and the
 //     first stop, the marking and the last stop each have a length.
+//   - the forced fallback (GOMEM_WTRACK=0, as where the kernel refuses):
+//     a child asking for concurrent marking collects stop-the-world
+//     (gc_concurrent 0, no first-stop length) and gctrace says why.
 #include <inttypes.h>
 #include <stdbool.h>
 #include <stdlib.h>
@@ -113,10 +116,33 @@ static void test_stats(void) {
   g_live = NULL;
 }
 
+// fallback_child: run with GOMEM_GC_CONCURRENT=1 GOMEM_WTRACK=0.
+static int fallback_child(void) {
+  gm_stats_t s;
+  for (int k = 0; k < 1 << 20; k++)
+    *(volatile char *)gm_alloc_noscan(256) = 1;
+  gm_stats(&s);
+  return s.gc_concurrent == 0 && s.num_gc > 1 && s.last_stop1_ns == 0 ? 0 : 1;
+}
+
+static void test_fallback(void) {
+  char out[8192];
+  char *envp[] = {(char *)"GOMEM_GC_CONCURRENT=1", (char *)"GOMEM_WTRACK=0",
+                  (char *)"GOMEM_GCTRACE=1", NULL};
+  int st = test_run_self_envp("fallback", envp, 2, out, sizeof out);
+  bool said = strstr(out, "marking stops the world: GOMEM_WTRACK=0") != NULL;
+  bool ok = st != -1 && WIFEXITED(st) && WEXITSTATUS(st) == 0 && said;
+  CHECKF(ok, "fallback child: status %#x, gctrace %s", st, said ? "says why" : "silent");
+  report("no write tracking: stop-the-world cycles, and gctrace says why", ok);
+}
+
 int main(int argc, char **argv) {
+  if (argc > 1 && strcmp(argv[1], "fallback") == 0)
+    return fallback_child();
   int rc = run_concurrent(argc, argv, "concurrent pacing", GOMEM_SANITIZE);
   if (rc >= 0)
     return rc;
+  test_fallback();
   gm_stats_t s;
   gm_stats(&s);
   *(volatile char *)gm_alloc(8) = 1; // the collector starts (and finds write tracking or not)
