@@ -278,13 +278,15 @@ GM_NOINLINE static void collect_spilled(bool forced) {
 //
 // A background thread of gomem's runs the cycles the pacer asks for: a stop
 // to grey the roots, marking beside the program with the kernel tracking
-// its writes (os_wtrack), rounds that rescan the marked objects on written
-// pages, and a last stop that rescans those written since, and every root,
-// before the sweep. gm_collect still runs a stop-the-world cycle (after
-// the running one). A thread that allocates past twice the goal while a
-// cycle runs waits for it (the assists to come will pace it instead).
+// its writes (os_wtrack) or gm_store recording them (the explicit barrier,
+// mwbbuf.c), rounds that rescan the marked objects on written pages or
+// drain what the barrier greyed, and a last stop that rescans those
+// written since, the barrier's buffers and every root, before the sweep.
+// gm_collect still runs a stop-the-world cycle (after the running one).
+// Allocating threads pay with assists (mgcpacer.c); one past twice the goal
+// while a cycle runs waits for it.
 
-static bool gc_conc; // gc_init: asked for, and the kernel tracks writes
+static bool gc_conc; // gc_init: asked for, and the kernel tracks writes or gm_store does
 // The background thread. No lock: a program thread that asks for a cycle
 // or waits for one may be stopped at any point, so it only flips atomics,
 // wakes the thread with a futex and waits by sleeping.
@@ -381,10 +383,8 @@ static void stop_world(void) {
 static void conc_trace(const cycle_times_t *ct, uint64_t n, uint64_t s1, uint64_t m0,
                        uint64_t live1, size_t pages) {
   static uint64_t assist0; // (gc_lock no longer held: only this thread traces)
-  gm_stats_t st;
-  pacer_stats(&st);
-  uint64_t assist = st.assist_total_ns - assist0;
-  assist0 = st.assist_total_ns;
+  uint64_t total = pacer_assist_ns(), assist = total - assist0;
+  assist0 = total;
   char buf[256];
   os_write_stderr(buf, gm_fmt(buf, sizeof buf,
                               "gc %llu @%.3fs: %.3f+%.3f+%.3f ms clock, %.3f ms assist, "

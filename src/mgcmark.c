@@ -249,8 +249,11 @@ GM_NO_SANITIZE static void drain(gcwork_t *gw) {
   for (;;) {
     uintptr_t e = gcw_get(gw);
     if (e == 0) {
-      if (n == 0)
+      if (n == 0) {
+        relaxed_add(&gc_scan_done, gw->scanned - gw->published);
+        gw->published = gw->scanned;
         return;
+      }
       // Scan what is in flight; it may produce more work.
       e = ring[head];
       head = (head + 1) % PREFETCH_DEPTH;

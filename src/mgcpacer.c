@@ -9,7 +9,7 @@
 // that marks beside the program starts earlier, so that marking ends as the
 // heap reaches the goal: the runway is what the program allocated during
 // the last such mark, plus a tenth (Go estimates it from its cons/mark
-// ratio), kept between 5% and 95% of the distance from live to goal (70%
+// ratio), kept between 5% and 95% of the distance from live to goal (30%
 // before the first concurrent cycle).
 //
 // Assists (Go's gcAssistAlloc): while marking runs beside the program, a
@@ -202,6 +202,10 @@ GM_EXPORT int gm_set_gc_percent(int percent) {
   return old;
 }
 
+uint64_t pacer_assist_ns(void) {
+  return relaxed_load(&assist_ns);
+}
+
 void pacer_stats(gm_stats_t *st) {
   st->gc_heap_alloc = relaxed_load(&gc_heap_live);
   st->gc_heap_live = relaxed_load(&heap_marked);
@@ -210,6 +214,6 @@ void pacer_stats(gm_stats_t *st) {
     goal = lim;
   st->next_gc = goal == UINT64_MAX ? 0 : goal;
   st->gc_percent = relaxed_load(&gc_percent);
-  st->assist_total_ns = relaxed_load(&assist_ns);
+  st->assist_total_ns = pacer_assist_ns();
   st->assist_scanned = relaxed_load(&assist_scanned);
 }

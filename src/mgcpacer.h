@@ -34,5 +34,6 @@ void pacer_cycle_done(uint64_t end, uint64_t pause); // the limiter's account
 void gc_assist(uint64_t bytes);
 bool pacer_far_past_goal(void); // the heap passed twice the goal
 void pacer_stats(gm_stats_t *st);
+uint64_t pacer_assist_ns(void); // time threads spent in assists, in total
 
 #endif // GOMEM_MGCPACER_H

@@ -91,7 +91,6 @@ size_t gc_mark_rescan_written(void) {
   return pages;
 }
 
-
 // wb_flush greys the calling thread's buffered pointers (if marking still
 // runs) and empties the buffer; in a critical section, so that no stop
 // finds it half done.

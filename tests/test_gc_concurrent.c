@@ -14,6 +14,9 @@
 //   - into the main thread's stack (it is allocating all along);
 //   - into B by read(2) from a pipe (the kernel writes B's page);
 //   - into B by gm_store_bulk;
+//   - into B by gm_store from another thread, which then exits (the hook
+//     joins it): under the explicit barrier its buffer alone held X, and
+//     its exit must grey it;
 //   - into a register: the hook asks the main thread, which is allocating,
 //     to load X's address into r15 (x86-64; a register this file never uses
 //     otherwise), waits for it (at most 0.2 s: else the attempt is
@@ -33,7 +36,7 @@
 #include "test.h"
 #include "test_gc.h"
 
-enum how { TO_HEAP, TO_GLOBAL, TO_STACK, TO_READ, TO_REG, TO_BULK };
+enum how { TO_HEAP, TO_GLOBAL, TO_STACK, TO_READ, TO_REG, TO_BULK, TO_EXIT };
 
 #if defined(__x86_64__)
 #pragma GCC diagnostic push
@@ -60,6 +63,9 @@ static obj_t *volatile g_roots[2]; // A, B (scanned in that order of words)
 static obj_t *volatile g_global;
 static obj_t *volatile *volatile g_stack_slot;
 static _Atomic int fin_ran, moved, a_first, reg_ask, reg_done;
+static _Atomic int exit_ask; // TO_EXIT: 1 store and exit, 2 exit
+static pthread_t g_exiter;
+static bool exiter_joined;
 static enum how g_how;
 static int g_pipe[2];
 
@@ -102,6 +108,18 @@ static void on_scan(uintptr_t e) {
     __asm__ volatile("" : : "r"(src) : "memory");
     break;
   }
+  case TO_EXIT: { // a thread stores it with gm_store, then exits (joined here)
+    atomic_store(&exit_ask, 1);
+    struct timespec until;
+    clock_gettime(CLOCK_REALTIME, &until);
+    until.tv_sec += 1;
+    if (pthread_timedjoin_np(g_exiter, NULL, &until) != 0) {
+      atomic_store(&a_first, 1); // (not this cycle; run_case joins it)
+      return;
+    }
+    exiter_joined = true;
+    break;
+  }
   case TO_REG: { // the main thread loads it into r15 (reg_poll)
     atomic_store(&reg_ask, 1);
     for (int i = 0; i < 4000 && !atomic_load(&reg_done); i++)
@@ -117,6 +135,22 @@ static void on_scan(uintptr_t e) {
   x = NULL;
   STORE(a->p, NULL);
   atomic_store(&moved, 1);
+}
+
+// exiter_main (TO_EXIT): a registered thread that, when the hook asks,
+// moves X from A into B with gm_store and exits: under the explicit barrier
+// the pointer is then only in its buffer, which its exit must grey.
+static void *exiter_main(void *arg) {
+  (void)arg;
+  *(volatile char *)gm_alloc(8) = 1; // (registered: gm_store buffers)
+  int ask;
+  while ((ask = atomic_load(&exit_ask)) == 0)
+    usleep(50);
+  if (ask == 1) {
+    obj_t *a = LOAD(g_roots[0]), *b = LOAD(g_roots[1]);
+    gm_store((void **)&b->p, LOAD(a->p));
+  }
+  return NULL;
 }
 
 // reg_poll (main thread, TO_REG): load X's address into r15 when asked.
@@ -142,6 +176,7 @@ NOINLINE static obj_t *where(obj_t *volatile *slot) {
   case TO_HEAP:
   case TO_READ:
   case TO_BULK:
+  case TO_EXIT:
     return g_roots[1]->p;
   case TO_GLOBAL:
     return g_global;
@@ -155,7 +190,8 @@ NOINLINE static obj_t *where(obj_t *volatile *slot) {
 
 // run_case: one scenario; false if the marker never took the order needed.
 static bool run_case(enum how how, const char *name) {
-  static const char *const names[] = {"heap", "global", "stack", "read", "register", "bulk"};
+  static const char *const names[] = {"heap",     "global", "stack", "read",
+                                      "register", "bulk",   "exit"};
   (void)names;
   obj_t *volatile slot = NULL; // TO_STACK: the main thread's stack
   for (int attempt = 0; attempt < 20; attempt++) {
@@ -168,6 +204,10 @@ static bool run_case(enum how how, const char *name) {
     clear_stack();
     atomic_store(&reg_ask, 0);
     atomic_store(&reg_done, 0);
+    atomic_store(&exit_ask, 0);
+    exiter_joined = false;
+    if (how == TO_EXIT && pthread_create(&g_exiter, NULL, exiter_main, NULL) != 0)
+      abort();
     gm_stats_t s;
     gm_stats(&s);
     uint64_t n0 = s.num_gc;
@@ -180,6 +220,10 @@ static bool run_case(enum how how, const char *name) {
         if (s.num_gc > n0 + 1)
           break;
       }
+    }
+    if (how == TO_EXIT && !exiter_joined) {
+      atomic_store(&exit_ask, 2);
+      pthread_join(g_exiter, NULL);
     }
     if (!atomic_load(&moved)) { // (X is still A's: its finalizer must not count later)
       gm_set_finalizer(LOAD(LOAD(g_roots[0])->p), NULL, NULL);
@@ -234,6 +278,7 @@ int main(int argc, char **argv) {
       {TO_READ, "moved into a scanned object by read(2)"},
       {TO_REG, "kept only in a running thread's register"},
       {TO_BULK, "moved into a scanned heap object by gm_store_bulk"},
+      {TO_EXIT, "moved by a thread that exits while marking runs"},
   };
   const char *barrier = getenv("GOMEM_BARRIER");
   bool explicit = barrier != NULL && strcmp(barrier, "explicit") == 0;
