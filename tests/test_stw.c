@@ -7,7 +7,7 @@
 //           in r12-r14 (x86-64 inline assembly) and errno set to a magic value
 //   read    blocked in read() on a pipe
 //   sleep   nanosleep loop; on command detaches and re-attaches itself
-//   alloc   gm_malloc/gm_free of small and large (mheap.lock) objects
+//   alloc   the public gm_malloc/gm_free of small and large (mheap.lock) objects
 //   crit    spins inside an allocator critical section (m_acquire/m_release)
 //   create  creates and joins short-lived threads (some end in pthread_exit)
 // The main thread stops and restarts the world many times. While stopped:
@@ -255,15 +255,15 @@ static void *hammer(void *arg) {
   while (!atomic_load_explicit(&self->stop, memory_order_relaxed)) {
     uint64_t r = rng(&s);
     size_t i = r % SLOTS;
-    gm_free(slot[i]);
+    pub_free(slot[i]);
     size_t size = (r >> 8) % 4 == 0 ? 32769 + (r >> 16) % 32768 : 1 + (r >> 16) % 1024;
-    slot[i] = gm_malloc(size);
+    slot[i] = pub_malloc(size);
     if (slot[i])
       slot[i][0] = (char)i;
     atomic_fetch_add_explicit(&self->count, 1, memory_order_relaxed);
   }
   for (size_t i = 0; i < SLOTS; i++)
-    gm_free(slot[i]);
+    pub_free(slot[i]);
   return NULL;
 }
 
@@ -293,7 +293,7 @@ static void *child(void *arg) {
   atomic_store(&last_child, (int)syscall(SYS_gettid));
   if (gm_tls_m.thread != NULL)
     atomic_fetch_add(&child_registered, 1);
-  gm_free(gm_malloc(100));
+  pub_free(pub_malloc(100));
   atomic_fetch_add(&exited, 1);
   if ((uintptr_t)arg & 1)
     pthread_exit(NULL);
@@ -624,12 +624,12 @@ static void test_data_roots(void) {
   CHECKF(covering(&rs, (uintptr_t)stdout, sizeof(void *)) >= 0, "libc's stdout FILE not covered");
   CHECKF(covering(&rs, (uintptr_t)&environ, sizeof environ) >= 0, "&environ not covered");
   CHECKF(covering(&rs, (uintptr_t)g_ro, sizeof g_ro) < 0, "read-only data reported as a root");
-  void *heap = gm_malloc(256);
+  void *heap = pub_malloc(256);
   CHECK(gm_add_roots(heap, (char *)heap + 256) == 0);
   data_roots(&rs);
   CHECK(has_range(&rs, (uintptr_t)heap, (uintptr_t)heap + 256));
   gm_remove_roots(heap, NULL);
-  gm_free(heap);
+  pub_free(heap);
   test_add_remove(&rs);
   test_dlopen_roots(&rs);
 }
