@@ -130,6 +130,10 @@ static void mcache_file(mcache_t *c, mspan_t *s) {
     if (s->nfree == s->nelems && !(x & XF_NOTED)) {
       if (c->last_span == s)
         c->last_span = &span_empty;
+#if GM_SECURE
+      if (c->sec_alloced_span == s) // (checked only in a span c owns)
+        c->sec_alloced = 0;
+#endif
       relaxed_store(&s->owner, NULL);
       mheap_free_span(s); // every object is free: no remote free can be in flight
       return;
@@ -250,6 +254,9 @@ void mcache_flush_pending(mcache_t *c, uint8_t sizeclass) {
 void mcache_release_all(mcache_t *c) {
   lifo_drain(c);
   c->last_span = &span_empty;
+#if GM_SECURE
+  c->sec_alloced = 0; // (checked only in a span c owns)
+#endif
   for (int i = 1; i < GM_NUM_SIZE_CLASSES; i++) {
     mcache_flush_pending(c, (uint8_t)i);
     mspan_t *s = c->cls[i].alloc;

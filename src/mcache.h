@@ -100,8 +100,7 @@ struct mcache {
   uint32_t sec_qsize[SEC_QUARANTINE], sec_qn, sec_qbytes;
   uintptr_t sec_freed[SEC_RECENT], sec_alloced;
   uint32_t sec_freed_i;
-  uint8_t sec_alloced_class;
-  struct mspan *sec_alloced_span; // sec_alloced's span (c's for that class then)
+  struct mspan *sec_alloced_span; // sec_alloced's span (c's until sec_alloced is cleared)
   uint64_t sec_alloced_raw;       // the trailer word malloc wrote there
   uint64_t sec_rng;
   uintptr_t sec_ldso_pending;

@@ -314,8 +314,9 @@ void check_recent(mcache_t *c) {
   if (p == 0)
     return;
   mspan_t *s = c->sec_alloced_span;
-  if (s != c->cls[c->sec_alloced_class].alloc)
-    return; // no longer the span c allocates from: nothing to check safely
+  if (relaxed_load(&s->owner) != c)
+    return; // (c no longer owns it: the span may be gone; mcache.c clears
+            // sec_alloced when the span leaves c)
   if (p - s->base >= s->limit)
     return;
   slot_t sl = slot_of(s, p);
@@ -405,7 +406,7 @@ void *small_alloc(size_t n, size_t align, int kind) {
   t_store(&sl, trailer(n, kind, ST_ALLOC));
   mcache_t *c = gm_tls_mcache;
   if (c != &mcache_empty && c != &mcache_shared) {
-    c->sec_alloced = p, c->sec_alloced_class = s->sizeclass, c->sec_alloced_span = s;
+    c->sec_alloced = p, c->sec_alloced_span = s;
     c->sec_alloced_raw = enc(p, trailer(n, kind, ST_ALLOC));
   }
   return (void *)p;
