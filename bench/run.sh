@@ -112,23 +112,6 @@ fi
 command -v python3 >/dev/null || die "python3 is required"
 command -v timeout >/dev/null || die "timeout (coreutils) is required"
 
-# ---------------------------------------------------------------------------
-# Build
-
-# The garbage-collector workloads are built once per collector (variants):
-# the .gomem one links against this library. Smoke mode leaves out the Go
-# variant: building it from an empty Go cache (a fresh BENCH_OUT) takes ~10 s.
-[[ $GOMEM_LIB == /* ]] || GOMEM_LIB=$PWD/$GOMEM_LIB
-GC_VARIANTS="gomem boehm go"
-[ "$MODE" = smoke ] && GC_VARIANTS="gomem boehm"
-echo "== building workloads into $OUTDIR/bin"
-make -s -C "$BENCH" OUT="$OUTDIR" GOMEM_ROOT="$ROOT" GOMEM_LIB="$GOMEM_LIB" GC_VARIANTS="$GC_VARIANTS" \
-  -j"$(nproc 2>/dev/null || echo 2)" >"$OUTDIR/build.log" 2>&1 \
-  || { cat "$OUTDIR/build.log" >&2; die "building the workloads failed"; }
-# A collector that is not there only skips its variant (its cells say missing).
-grep '^bench: skipping' "$OUTDIR/build.log" | sed 's/^bench: /   /'
-[ "$MODE" = smoke ] && echo "   smoke mode: the GC workloads run without their go variant"
-BIN=$OUTDIR/bin
 rm -rf "$WORK"
 mkdir -p "$WORK/logs" "$RESULTS"
 
@@ -183,6 +166,25 @@ ensure_packages() {
 }
 
 [ "$INSTALL" = 1 ] && ensure_packages
+
+# (built after the packages are in: the GC variants need libgc and go)
+# ---------------------------------------------------------------------------
+# Build
+
+# The garbage-collector workloads are built once per collector (variants):
+# the .gomem one links against this library. Smoke mode leaves out the Go
+# variant: building it from an empty Go cache (a fresh BENCH_OUT) takes ~10 s.
+[[ $GOMEM_LIB == /* ]] || GOMEM_LIB=$PWD/$GOMEM_LIB
+GC_VARIANTS="gomem gomem-conc gomem-explicit boehm go"
+[ "$MODE" = smoke ] && GC_VARIANTS="gomem gomem-conc gomem-explicit boehm"
+echo "== building workloads into $OUTDIR/bin"
+make -s -C "$BENCH" OUT="$OUTDIR" GOMEM_ROOT="$ROOT" GOMEM_LIB="$GOMEM_LIB" GC_VARIANTS="$GC_VARIANTS" \
+  -j"$(nproc 2>/dev/null || echo 2)" >"$OUTDIR/build.log" 2>&1 \
+  || { cat "$OUTDIR/build.log" >&2; die "building the workloads failed"; }
+# A collector that is not there only skips its variant (its cells say missing).
+grep '^bench: skipping' "$OUTDIR/build.log" | sed 's/^bench: /   /'
+[ "$MODE" = smoke ] && echo "   smoke mode: the GC workloads run without their go variant"
+BIN=$OUTDIR/bin
 
 ALLOC_INFO=""
 for a in $ALLOCS; do

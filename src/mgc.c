@@ -381,7 +381,7 @@ static void stop_world(void) {
 // conc_trace: Go's gctrace line for a concurrent cycle: its clock terms
 // are the first stop, the marking beside the program and the last stop.
 static void conc_trace(const cycle_times_t *ct, uint64_t n, uint64_t s1, uint64_t m0,
-                       uint64_t live1, size_t pages) {
+                       uint64_t live1, size_t pages, int tries) {
   static uint64_t assist0; // (gc_lock no longer held: only this thread traces)
   uint64_t total = pacer_assist_ns(), assist = total - assist0;
   assist0 = total;
@@ -389,15 +389,25 @@ static void conc_trace(const cycle_times_t *ct, uint64_t n, uint64_t s1, uint64_
   os_write_stderr(buf, gm_fmt(buf, sizeof buf,
                               "gc %llu @%.3fs: %.3f+%.3f+%.3f ms clock, %.3f ms assist, "
                               "%llu->%llu->%llu MB, %llu MB goal, %zu pages rescanned, "
-                              "concurrent\n",
+                              "%d last stop%s, concurrent\n",
                               (unsigned long long)n, (double)(ct->t0 - start_ns) * 1e-9,
                               (double)(m0 - s1) * 1e-6, (double)(ct->t_stopped - m0) * 1e-6,
                               (double)(ct->t_end - ct->t_stopped) * 1e-6, (double)assist * 1e-6,
                               (unsigned long long)(ct->heap0 >> 20),
                               (unsigned long long)(live1 >> 20),
                               (unsigned long long)(ct->marked >> 20),
-                              (unsigned long long)(ct->goal >> 20), pages));
+                              (unsigned long long)(ct->goal >> 20), pages, tries,
+                              tries > 1 ? "s" : ""));
 }
+
+// The last stop finishes marking in place when what the roots, the written
+// pages and the barrier's buffers greyed is at most END_PENDING grey
+// entries (objects, or 128 KiB pieces of large ones); otherwise the world runs again while the
+// collector drains them, up to END_ATTEMPTS stops. (An assist in flight when
+// the pre-cleaning ended publishes its leftovers just before the stop:
+// finishing those in place made 20-30 ms stops.)
+#define END_PENDING 1024
+#define END_ATTEMPTS 8
 
 // gc_cycle_concurrent: one cycle, run by the background thread.
 static void gc_cycle_concurrent(void) {
@@ -426,6 +436,7 @@ static void gc_cycle_concurrent(void) {
   relaxed_store(&gc_phase, GC_MARK);
   uint64_t marked = gc_mark_begin(0);
   uint64_t live0 = relaxed_load(&gc_heap_live);
+  pacer_mark_begin();
   stw_start();
   uint64_t m0 = os_nanotime();
   marked += gc_mark_drain();
@@ -440,9 +451,19 @@ static void gc_cycle_concurrent(void) {
     if (gc_mark_pending() == 0 && (tracked ? n < 256 || round >= 3 : round >= 1))
       break;
   }
-  stop_world();
-  ct.t_stopped = os_nanotime();
-  marked += gc_mark_end(0);
+  uint64_t stops = m0 - s1;
+  int attempt;
+  for (attempt = 1;; attempt++) {
+    stop_world();
+    ct.t_stopped = os_nanotime();
+    marked += gc_mark_reroot(0);
+    if (gc_mark_pending() <= END_PENDING || attempt == END_ATTEMPTS)
+      break;
+    stw_start(); // much left: drain it beside the program first
+    stops += os_nanotime() - ct.t_stopped;
+    marked += gc_mark_drain();
+  }
+  marked += gc_mark_end();
   ct.t_marked = os_nanotime();
   uint64_t live1 = relaxed_load(&gc_heap_live);
   uint64_t black = live1 > live0 ? live1 - live0 : 0; // allocated black
@@ -452,12 +473,12 @@ static void gc_cycle_concurrent(void) {
   relaxed_store(&last_stop1_ns, m0 - s1);
   relaxed_store(&last_mark_ns, ct.t_stopped - m0);
   relaxed_store(&last_stop2_ns, ct.t_end - ct.t_stopped);
-  uint64_t n = cycle_done(&ct, (m0 - s1) + (ct.t_end - ct.t_stopped), cpu0, due);
+  uint64_t n = cycle_done(&ct, stops + (ct.t_end - ct.t_stopped), cpu0, due);
   gc_sweeper_wake(); // (under gc_lock: this thread is never stopped, so
   fin_wake();        // only gc_lock keeps it apart from another cycle)
   gc_unlock_cycle();
   if (gm_opt.gctrace)
-    conc_trace(&ct, n, s1, m0, live1, pages);
+    conc_trace(&ct, n, s1, m0, live1, pages, attempt);
   if (tracked)
     disarm_until_due();
 }

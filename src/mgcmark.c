@@ -526,20 +526,33 @@ uint64_t gc_mark_drain(void) {
   return marked;
 }
 
-uint64_t gc_mark_end(uintptr_t self_sp) {
-  relaxed_store(&gc_blacken, 0);
+uint64_t gc_mark_reroot(uintptr_t self_sp) {
   njobs = 0;
   nwords = 0;
-  mcache_for_each(prepare_cache, NULL); // the window snapshot, the tiny blocks
   gc_mark_rescan_written();
-  collect_roots(self_sp);
-  uint64_t marked = mark_and_finalize() + relaxed_load(&assist_marked);
+  collect_roots(self_sp); // (the barrier's buffers included)
+  roots_only = true;
+  uint64_t marked = run_workers();
+  roots_only = false;
   wbbuf_reset_all();
   return marked;
 }
 
+uint64_t gc_mark_end(void) {
+  relaxed_store(&gc_blacken, 0);
+  njobs = 0;
+  nwords = 0;
+  // The window snapshot and the tiny blocks. (The marks of a cached span are
+  // never stale here: blacken_cache made the spans cached at the first stop
+  // count as swept, and a span cached since was swept first.)
+  mcache_for_each(prepare_cache, NULL);
+  if (nwords)
+    add_root(NULL, (uintptr_t)word_roots, (uintptr_t)(word_roots + nwords));
+  return mark_and_finalize() + relaxed_load(&assist_marked);
+}
+
 size_t gc_mark_pending(void) {
-  long n = relaxed_load(&wb_nfull);
+  long n = relaxed_load(&wb_nentries);
   return n > 0 ? (size_t)n : 0;
 }
 

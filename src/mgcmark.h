@@ -27,12 +27,18 @@ extern _Atomic int gc_blacken;
 uint64_t gc_mark_begin(uintptr_t self_sp); // world stopped: roots greyed
 uint64_t gc_mark_drain(void);              // world running: the caller drains
 size_t gc_mark_rescan_written(void);       // written pages' marked objects queued
-uint64_t gc_mark_end(uintptr_t self_sp);   // world stopped: finish
+// A last stop: gc_mark_reroot greys what the written pages, the barrier's
+// buffers and the roots point to, and publishes it (gc_mark_pending); with
+// little published, gc_mark_end finishes in the same stop (the drain, the
+// finalizers, the window snapshot); else the world may run again and
+// gc_mark_drain take it, before another last stop (Go's gcMarkDone).
+uint64_t gc_mark_reroot(uintptr_t self_sp); // world stopped
+uint64_t gc_mark_end(void);                 // world stopped, after gc_mark_reroot
 // gc_mark_assist: an allocating thread scans about work bytes of grey
 // objects from the global list; returns the bytes scanned.
 uint64_t gc_mark_assist(uint64_t work);
 extern _Atomic uint64_t gc_scan_done; // bytes scanned this cycle (published in steps)
-size_t gc_mark_pending(void); // full work buffers on the global list
+size_t gc_mark_pending(void); // grey entries published on the global list
 // gc_mark_shade greys the objects the n words at w point to (in a critical
 // section, while marking runs).
 void gc_mark_shade(const uintptr_t *w, size_t n);

@@ -8,19 +8,26 @@
 // A stop-the-world cycle starts at the goal (gc_trigger = goal). A cycle
 // that marks beside the program starts earlier, so that marking ends as the
 // heap reaches the goal: the runway is what the program allocated during
-// the last such mark, plus a tenth (Go estimates it from its cons/mark
-// ratio), kept between 5% and 95% of the distance from live to goal (30%
-// before the first concurrent cycle).
+// the last such mark, scaled up by the share of its scan work the assists
+// did (the background marker alone would have taken that much longer), plus
+// a tenth (Go estimates it from its cons/mark ratio), kept between 5% and
+// 95% of the distance from live to goal (30% before the first concurrent
+// cycle).
 //
-// Assists (Go's gcAssistAlloc): while marking runs beside the program, a
-// thread that hands out bytes pays for them with scan work, as much as the
-// scan work left (the last cycle's, less what is done) per byte left before
-// the hard goal (1.1 x goal), at most ASSIST_MAX_SCAN per payment so that
-// no single allocation stalls long. The work comes from the global grey
-// list (mgcmark.c); a thread that finds too little (a linked list is
-// marked one object at a time) waits until the background marker has done
-// the rest of its share, as Go parks it on the assist queue, but at most
-// 2 ms per payment (past twice the goal it waits for the cycle's end).
+// Assists (Go's gcAssistAlloc): while marking runs beside the program, the
+// scan work done (gc_scan_done: the background marker's and the assists')
+// must keep pace with the allocation: when the program has used a fraction
+// f of the runway it had at the first stop (to the hard goal, 1.1 x goal),
+// f of the expected scan work (the last cycle's) must be done. A thread
+// that hands out bytes while the work lags pays the shortfall with scan
+// work of its own, at most twice its bytes' share and ASSIST_MAX_SCAN per
+// payment, so that no single allocation stalls long; while the background
+// marker is ahead (Go's background credit) allocation pays nothing. The
+// work comes from the global grey list (mgcmark.c); a thread that finds
+// too little (a linked list is marked one object at a time) waits until the
+// background marker has done the rest of its share, as Go parks it on the
+// assist queue, but at most 2 ms per payment (past twice the goal it waits
+// for the cycle's end).
 //
 // Memory limit (gm_set_memory_limit): a second trigger, Go's
 // memoryLimitHeapGoal: the limit less what gomem holds besides GC spans
@@ -54,11 +61,14 @@ static bool conc_seen;               // a concurrent cycle ran (gc_lock)
 static _Atomic uint64_t conc_runway; // its mark's allocation + 10% (gc_lock writes)
 static _Atomic uint64_t scan_estimate; // bytes the last mark scanned (gc_lock writes)
 static _Atomic uint64_t assist_ns, assist_scanned; // totals
+static _Atomic uint64_t mark_live0, mark_room0;      // at the first stop (gc_lock writes)
+static _Atomic uint64_t mark_assisted;               // scan work of this cycle's assists
 
 #define HEAP_MINIMUM ((uint64_t)4 << 20)
 #define LIMITER_CAP (50 * 1000 * 1000ull) // ns of collection beyond half the time
 #define ASSIST_MAX_SCAN ((uint64_t)256 << 10)
 #define ASSIST_MAX_NAPS 40 // 50 us each: no allocation waits more than 2 ms
+#define ASSIST_SLACK 8     // the work may lag by 1/8 of it before assists start
 static _Atomic uint64_t limiter_fill; // ns (gc_lock writes)
 static _Atomic uint64_t last_end_ns;  // when the last cycle ended (gc_lock writes)
 
@@ -140,7 +150,10 @@ uint64_t pacer_mark_done(uint64_t marked, uint64_t scanned, uint64_t grew, bool 
   relaxed_store(&scan_estimate, scanned);
   if (conc) {
     conc_seen = true;
-    relaxed_store(&conc_runway, grew + grew / 10);
+    uint64_t assisted = relaxed_load(&mark_assisted);
+    double share = scanned > assisted ? (double)(scanned - assisted) / (double)scanned : 0;
+    double runway = (double)grew / (share > 0.25 ? share : 0.25) * 1.1;
+    relaxed_store(&conc_runway, (uint64_t)runway);
   }
   set_goal(marked, relaxed_load(&gc_percent));
   relaxed_store(&gc_limit_trigger, limit_goal());
@@ -158,24 +171,42 @@ void pacer_cycle_done(uint64_t end, uint64_t pause) {
   relaxed_store(&last_end_ns, end);
 }
 
+void pacer_mark_begin(void) {
+  uint64_t goal = relaxed_load(&gc_goal), live = relaxed_load(&gc_heap_live);
+  uint64_t hard = goal + goal / 10, room = hard > live ? hard - live : 0;
+  relaxed_store(&mark_live0, live);
+  relaxed_store(&mark_assisted, 0);
+  relaxed_store(&mark_room0, room > ((uint64_t)1 << 20) ? room : (uint64_t)1 << 20);
+}
+
+// assist_debt: the scan work the assists owe now, and the share of a
+// payment for bytes handed out (*share).
+static uint64_t assist_debt(uint64_t bytes, uint64_t *share) {
+  uint64_t est = relaxed_load(&scan_estimate), done = relaxed_load(&gc_scan_done);
+  if (est < done + est / 8)
+    est = done + est / 8; // (the estimate may fall short)
+  uint64_t live = relaxed_load(&gc_heap_live), live0 = relaxed_load(&mark_live0);
+  double ratio = (double)est / (double)relaxed_load(&mark_room0);
+  double want = ratio * (double)(live > live0 ? live - live0 : 0);
+  *share = (uint64_t)(2 * ratio * (double)bytes);
+  double owed = want - (double)done - (double)est / ASSIST_SLACK;
+  return owed > 0 ? (uint64_t)owed : 0;
+}
+
 void gc_assist(uint64_t bytes) {
   if (!relaxed_load(&gc_blacken) || gm_tls_m.locks != 0)
     return;
-  uint64_t est = relaxed_load(&scan_estimate), done = relaxed_load(&gc_scan_done);
-  uint64_t left = est > done ? est - done : 0;
-  if (left < est / 8)
-    left = est / 8; // (the estimate may fall short)
-  uint64_t goal = relaxed_load(&gc_goal), live = relaxed_load(&gc_heap_live);
-  uint64_t hard = goal + goal / 10, room = hard > live ? hard - live : 0;
-  if (room < ((uint64_t)1 << 20))
-    room = (uint64_t)1 << 20;
-  double work = (double)bytes * ((double)left / (double)room);
-  uint64_t w = work > (double)ASSIST_MAX_SCAN ? ASSIST_MAX_SCAN : (uint64_t)work;
+  uint64_t share, w = assist_debt(bytes, &share);
+  if (w > share)
+    w = share;
+  if (w > ASSIST_MAX_SCAN)
+    w = ASSIST_MAX_SCAN;
   if (w == 0)
     return;
   uint64_t t0 = os_nanotime();
   uint64_t got = gc_mark_assist(w);
   relaxed_add(&assist_scanned, got);
+  relaxed_add(&mark_assisted, got);
   if (got < w) { // no grey object to take (a list is marked one by one): wait
     uint64_t target = relaxed_load(&gc_scan_done) + (w - got);
     struct timespec nap = {0, 50000};

@@ -32,6 +32,7 @@ void pacer_cycle_done(uint64_t end, uint64_t pause); // the limiter's account
 // gc_assist: the calling thread (outside critical sections) handed out
 // bytes while marking runs beside the program; it pays with scan work.
 void gc_assist(uint64_t bytes);
+void pacer_mark_begin(void); // the first stop: the runway the assists pace against
 bool pacer_far_past_goal(void); // the heap passed twice the goal
 void pacer_stats(gm_stats_t *st);
 uint64_t pacer_assist_ns(void); // time threads spent in assists, in total

@@ -10,6 +10,7 @@ static gm_mutex_t wb_lock = GM_MUTEX_INIT(RANK_WBUF);
 static workbuf_t *wb_full;  // buffers with entries (wb_lock)
 static workbuf_t *wb_empty; // free buffers (wb_lock)
 _Atomic long wb_nfull;      // length of wb_full (written under wb_lock)
+_Atomic long wb_nentries;   // entries in wb_full's buffers (written under wb_lock)
 
 // Workers run while the world is stopped, so wb_lock is a plain mutex: no
 // stopped thread can hold it.
@@ -46,6 +47,7 @@ static void wb_put_full(workbuf_t *b) {
   b->next = wb_full;
   wb_full = b;
   relaxed_store(&wb_nfull, relaxed_load(&wb_nfull) + 1);
+  relaxed_store(&wb_nentries, relaxed_load(&wb_nentries) + (long)b->n);
   gm_unlock_raw(&wb_lock);
 }
 
@@ -57,6 +59,7 @@ static workbuf_t *wb_try_get_full(void) {
   if (b != NULL) {
     wb_full = b->next;
     relaxed_store(&wb_nfull, relaxed_load(&wb_nfull) - 1);
+    relaxed_store(&wb_nentries, relaxed_load(&wb_nentries) - (long)b->n);
   }
   gm_unlock_raw(&wb_lock);
   return b;

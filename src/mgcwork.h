@@ -37,7 +37,8 @@ typedef struct gcwork {
   uint64_t published;    // of which added to gc_scan_done
 } gcwork_t;
 
-extern _Atomic long wb_nfull; // buffers on the global full list
+extern _Atomic long wb_nfull;    // buffers on the global full list
+extern _Atomic long wb_nentries; // the entries they hold
 
 void gcwork_init(void); // at gc_init
 void gcw_init(gcwork_t *gw);

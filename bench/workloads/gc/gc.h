@@ -1,17 +1,21 @@
 // gc.h: the tiny allocation layer of the garbage-collector workloads.
 //
-// Each workloads/gc/NAME.c is written against four macros and built once per
+// Each workloads/gc/NAME.c is written against five macros and built once per
 // collector (see bench/Makefile):
 //
 //   GC_INIT()             set the collector up; first thing in main
 //   GC_NEW(size)          zeroed memory that the collector scans for pointers
 //   GC_NEW_NOSCAN(size)   memory that holds no pointers (not zeroed by Boehm)
 //   GC_COLLECT()          a full collection now
+//   GC_STORE(lv, p)       lv = p, where lv is a pointer field of a GC object
+//                         (every such store goes through it)
 //
 //   -DGC_IMPL_BOEHM   Boehm GC (Debian's libgc-dev): GC_MALLOC,
 //                     GC_MALLOC_ATOMIC, GC_gcollect; link -lgc
 //   -DGC_IMPL_GOMEM   gomem's collector (include/gomem.h): gm_alloc,
 //                     gm_alloc_noscan, gm_collect; link libgomem
+//     with -DGC_BARRIER_EXPLICIT, GC_STORE is gm_store (gomem's explicit
+//     barrier, for GOMEM_BARRIER=explicit); otherwise a plain store
 //
 // Nothing is ever freed: memory that is no longer reachable from the stack,
 // the data segment or another GC object is the collector's to reclaim. So
@@ -62,6 +66,12 @@ static inline void *gc_new_noscan_(size_t n) {
 
 #else
 #error "build with -DGC_IMPL_BOEHM or -DGC_IMPL_GOMEM (see bench/Makefile)"
+#endif
+
+#if defined(GC_IMPL_GOMEM) && defined(GC_BARRIER_EXPLICIT)
+#define GC_STORE(lv, p) gm_store((void **)&(lv), (p))
+#else
+#define GC_STORE(lv, p) ((lv) = (p))
 #endif
 
 // FNV-1a over text: the checksum of a program's "standard" output lines, so

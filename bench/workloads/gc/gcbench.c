@@ -25,8 +25,8 @@ typedef struct node {
 
 static node_t *new_node(node_t *l, node_t *r) {
   node_t *n = GC_NEW(sizeof *n);
-  n->left = l;
-  n->right = r;
+  GC_STORE(n->left, l);
+  GC_STORE(n->right, r);
   return n;
 }
 
@@ -36,8 +36,8 @@ static long tree_size(int i) { return (1L << (i + 1)) - 1; }
 static void populate(int depth, node_t *n) {
   if (depth <= 0) return;
   depth--;
-  n->left = new_node(NULL, NULL);
-  n->right = new_node(NULL, NULL);
+  GC_STORE(n->left, new_node(NULL, NULL));
+  GC_STORE(n->right, new_node(NULL, NULL));
   populate(depth, n->left);
   populate(depth, n->right);
 }

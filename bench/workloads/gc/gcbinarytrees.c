@@ -18,8 +18,8 @@ typedef struct node {
 static node_t *build(int depth) {
   node_t *n = GC_NEW(sizeof *n);
   if (depth > 0) {
-    n->left = build(depth - 1);
-    n->right = build(depth - 1);
+    GC_STORE(n->left, build(depth - 1));
+    GC_STORE(n->right, build(depth - 1));
   }
   return n;
 }

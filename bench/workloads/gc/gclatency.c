@@ -34,7 +34,7 @@ static rec_t *make_chain(int n) {
     rec_t *r = GC_NEW(sizeof *r);
     r->id = next_id++;
     r->tag = mix64(r->id);
-    r->next = head;
+    GC_STORE(r->next, head);
     head = r;
   }
   return head;
@@ -72,7 +72,7 @@ int main(int argc, char **argv) {
   long per_iter = (long)((replace + chain - 1) / chain); // chains replaced per iteration
 
   slots = GC_NEW(sizeof(rec_t *) * (size_t)nslots);
-  for (long s = 0; s < nslots; s++) slots[s] = make_chain(chain);
+  for (long s = 0; s < nslots; s++) GC_STORE(slots[s], make_chain(chain));
   GC_COLLECT();
 
   double *gaps = xmalloc(sizeof(double) * (size_t)iters);
@@ -83,7 +83,7 @@ int main(int argc, char **argv) {
     for (long c = 0; c < per_iter; c++) {
       long s = (long)(rng_next(&rng) % (uint64_t)nslots);
       h += walk(slots[s], chain);
-      slots[s] = make_chain(chain);
+      GC_STORE(slots[s], make_chain(chain));
     }
     double t = now_s();
     gaps[it] = t - prev;
