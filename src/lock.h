@@ -53,6 +53,7 @@ enum lock_rank {
   RANK_FIN,        // mfinal.c fin_lock: finalizer table and queue
   RANK_PENDING,    // interpose.c pending_lock: start blocks of new threads
   RANK_EXTRA,      // roots.c extra_lock: gm_add_roots ranges
+  RANK_BDW,        // bdw_alloc.c bdw_lock: libgc.so.1's uncollectable objects
   RANK_GCENTRAL,   // mgcsweep.c gc_central[].lock (array)
   RANK_LARGE,      // mgcsweep.c large_lock: large GC spans
   RANK_SHARED,     // mcache.c shared_lock: caches of threads sharing TLS

@@ -37,6 +37,7 @@ typedef struct fin_entry {
   uintptr_t obj; // 0: empty slot; FIN_TOMB: deleted
   void (*fn)(void *, void *);
   void *arg;
+  int order; // enum fin_order
 } fin_entry_t;
 
 #define FIN_TOMB ((uintptr_t)1)
@@ -47,6 +48,7 @@ static size_t table_cap, table_used; // slots, live + deleted entries (fin_lock)
 static _Atomic size_t table_n;       // live entries (written under fin_lock)
 static fin_entry_t *queue;           // finalizers to run (fin_lock)
 static size_t queue_cap, queue_n;
+static _Atomic size_t queue_n_pub; // queue_n, for readers without fin_lock
 static pthread_cond_t fin_cond = PTHREAD_COND_INITIALIZER;
 static bool fin_thread_started; // fin_lock
 
@@ -109,13 +111,16 @@ static bool object_start_gc(uintptr_t p) {
   return (uintptr_t)idx * s->elemsize == off;
 }
 
-GM_EXPORT void gm_set_finalizer(void *ptr, void (*fn)(void *, void *), void *arg) {
+bool fin_set(void *ptr, void (*fn)(void *, void *), void *arg, int order,
+             void (**old_fn)(void *, void *), void **old_arg) {
   uintptr_t p = (uintptr_t)ptr;
   if (!object_start_gc(p))
-    gm_fatal("gm_set_finalizer: not the start of a GC object", ptr);
+    return false;
   threads_register_self_or_die(); // never stopped while holding fin_lock
   gm_lock(&fin_lock);
   fin_entry_t *e = table_find(p);
+  *old_fn = e ? e->fn : NULL;
+  *old_arg = e ? e->arg : NULL;
   if (fn == NULL) {
     if (e != NULL) {
       e->obj = FIN_TOMB;
@@ -124,16 +129,25 @@ GM_EXPORT void gm_set_finalizer(void *ptr, void (*fn)(void *, void *), void *arg
   } else if (e != NULL) {
     e->fn = fn;
     e->arg = arg;
+    e->order = order;
   } else {
     if ((table_used + 1) * 2 > table_cap && !table_grow()) {
       gm_unlock(&fin_lock);
       gm_fatal("gm_set_finalizer: out of memory", ptr);
     }
-    table_insert_raw(table, table_cap, (fin_entry_t){p, fn, arg});
+    table_insert_raw(table, table_cap, (fin_entry_t){p, fn, arg, order});
     table_n++;
     table_used++;
   }
   gm_unlock(&fin_lock);
+  return true;
+}
+
+GM_EXPORT void gm_set_finalizer(void *ptr, void (*fn)(void *, void *), void *arg) {
+  void (*old_fn)(void *, void *);
+  void *old_arg;
+  if (!fin_set(ptr, fn, arg, FIN_ORDERED, &old_fn, &old_arg))
+    gm_fatal("gm_set_finalizer: not the start of a GC object", ptr);
 }
 
 // fin_forget drops obj's finalizer: gm_free released it.
@@ -149,10 +163,10 @@ void fin_forget(uintptr_t obj) {
   gm_unlock(&fin_lock);
 }
 
-void fin_for_each(void (*fn)(void *ctx, uintptr_t obj, uintptr_t arg), void *ctx) {
+void fin_for_each(void (*fn)(void *ctx, uintptr_t obj, uintptr_t arg, int order), void *ctx) {
   for (size_t i = 0; i < table_cap; i++)
     if (table[i].obj > FIN_TOMB)
-      fn(ctx, table[i].obj, (uintptr_t)table[i].arg);
+      fn(ctx, table[i].obj, (uintptr_t)table[i].arg, table[i].order);
 }
 
 // queue_reserve_locked makes room for `need` queued finalizers.
@@ -188,18 +202,19 @@ void fin_queue_roots(root_fn fn, void *ctx) {
 }
 
 // fin_queue_dead: world stopped, marking done.
-void fin_queue_dead(bool (*marked)(uintptr_t obj), void (*mark)(uintptr_t obj)) {
+void fin_queue_dead(bool (*marked)(uintptr_t obj), void (*mark)(uintptr_t obj, int order)) {
   for (size_t i = 0; i < table_cap; i++) {
     fin_entry_t e = table[i];
     if (e.obj <= FIN_TOMB || marked(e.obj))
       continue;
-    mark(e.obj); // what it points to is marked already: its contents were roots
+    mark(e.obj, e.order); // (FIN_ORDERED: what it points to is marked already)
     if (queue_n == queue_cap && !queue_reserve_locked(queue_n + 1))
       continue; // no room: it stays in the table, alive, for a later cycle
     queue[queue_n++] = e;
     table[i].obj = FIN_TOMB;
     table_n--;
   }
+  relaxed_store(&queue_n_pub, queue_n);
 }
 
 // The finalizer thread sleeps on fin_cond under wait_lock, a plain mutex
@@ -227,14 +242,54 @@ static void *fin_main(void *arg) {
       continue;
     }
     fin_entry_t e = queue[--queue_n];
+    relaxed_store(&queue_n_pub, queue_n);
     gm_unlock(&fin_lock);
     e.fn((void *)e.obj, e.arg);
   }
   return NULL;
 }
 
+// Finalizers run by the program (fin_manual, libgc.so.1's Boehm GC
+// semantics): no finalizer thread; after a cycle that queued some, the
+// notifier is called, and fin_run_queued runs them in the calling thread,
+// never nested in one of its own finalizers.
+bool fin_manual;
+void (*fin_notifier)(void);
+static _Thread_local bool fin_running;
+
+size_t fin_queued(void) {
+  return relaxed_load(&queue_n_pub);
+}
+
+size_t fin_run_queued(void) {
+  if (fin_running || relaxed_load(&queue_n_pub) == 0)
+    return 0;
+  threads_register_self_or_die(); // the object being finalized is on its stack
+  fin_running = true;
+  size_t n = 0;
+  for (;;) {
+    gm_lock(&fin_lock);
+    if (queue_n == 0) {
+      gm_unlock(&fin_lock);
+      break;
+    }
+    fin_entry_t e = queue[--queue_n];
+    relaxed_store(&queue_n_pub, queue_n);
+    gm_unlock(&fin_lock);
+    e.fn((void *)e.obj, e.arg);
+    n++;
+  }
+  fin_running = false;
+  return n;
+}
+
 // fin_wake: after a cycle (outside critical sections).
 void fin_wake(void) {
+  if (fin_manual) {
+    if (relaxed_load(&queue_n_pub) != 0 && fin_notifier != NULL)
+      fin_notifier();
+    return;
+  }
   gm_lock(&fin_lock);
   bool queued = queue_n != 0, start = queued && !fin_thread_started;
   if (start)
@@ -252,6 +307,135 @@ void fin_wake(void) {
   fin_pending = true;
   pthread_cond_signal(&fin_cond);
   gm_unlock_raw(&wait_lock);
+}
+
+// ---------------------------------------------------------------------------
+// Weak links (Boehm's disappearing links): (link, obj) pairs in an off-heap
+// open-addressing table keyed by the link's address (fin_lock), which the
+// collector does not scan. After marking, with the world stopped and before
+// finalizers are queued, a pair whose link lies in a dead GC object is
+// dropped, and a pair whose object is unmarked has its link cleared (NULL)
+// and is dropped: the link is cleared before the object's finalizer, if
+// any, runs (Boehm's short links).
+
+typedef struct weak_entry {
+  uintptr_t link; // 0: empty slot; FIN_TOMB: deleted
+  uintptr_t obj;
+} weak_entry_t;
+
+static weak_entry_t *weak;             // (fin_lock)
+static size_t weak_cap, weak_used;     // slots; live + deleted (fin_lock)
+static _Atomic size_t weak_n;          // live entries (written under fin_lock)
+
+static size_t weak_slot(uintptr_t link, size_t cap) {
+  return (size_t)((link >> 3) * 0x9e3779b97f4a7c15ull >> 20) & (cap - 1);
+}
+
+static weak_entry_t *weak_find(uintptr_t link) {
+  if (weak_cap == 0)
+    return NULL;
+  for (size_t i = weak_slot(link, weak_cap);; i = (i + 1) & (weak_cap - 1)) {
+    if (weak[i].link == link)
+      return &weak[i];
+    if (weak[i].link == 0)
+      return NULL;
+  }
+}
+
+static void weak_insert_raw(weak_entry_t *t, size_t cap, weak_entry_t e) {
+  size_t i = weak_slot(e.link, cap);
+  while (t[i].link > FIN_TOMB)
+    i = (i + 1) & (cap - 1);
+  t[i] = e;
+}
+
+static bool weak_grow(void) {
+  size_t cap = weak_cap ? weak_cap * 2 : 1024;
+  if (weak_n * 4 < weak_cap)
+    cap = weak_cap;
+  weak_entry_t *t = os_reserve(cap * sizeof *t, 0);
+  if (t == NULL)
+    return false;
+  for (size_t i = 0; i < weak_cap; i++)
+    if (weak[i].link > FIN_TOMB)
+      weak_insert_raw(t, cap, weak[i]);
+  if (weak)
+    os_unmap(weak, weak_cap * sizeof *weak);
+  weak = t;
+  weak_cap = cap;
+  weak_used = weak_n;
+  return true;
+}
+
+static void weak_drop(weak_entry_t *e) {
+  e->link = FIN_TOMB;
+  relaxed_store(&weak_n, weak_n - 1);
+}
+
+int fin_weak_register(void **link, void *obj) {
+  threads_register_self_or_die(); // never stopped while holding fin_lock
+  gm_lock(&fin_lock);
+  int r = 0;
+  if (weak_find((uintptr_t)link) != NULL) {
+    r = 1;
+  } else if ((weak_used + 1) * 2 > weak_cap && !weak_grow()) {
+    r = -1;
+  } else {
+    weak_insert_raw(weak, weak_cap, (weak_entry_t){(uintptr_t)link, (uintptr_t)obj});
+    relaxed_store(&weak_n, weak_n + 1);
+    weak_used++;
+  }
+  gm_unlock(&fin_lock);
+  return r;
+}
+
+bool fin_weak_unregister(void **link) {
+  if (relaxed_load(&weak_n) == 0)
+    return false;
+  gm_lock(&fin_lock);
+  weak_entry_t *e = weak_find((uintptr_t)link);
+  if (e != NULL)
+    weak_drop(e);
+  gm_unlock(&fin_lock);
+  return e != NULL;
+}
+
+int fin_weak_move(void **link, void **new_link) {
+  threads_register_self_or_die();
+  gm_lock(&fin_lock);
+  int r = 0;
+  weak_entry_t *e = weak_find((uintptr_t)link);
+  if (e == NULL) {
+    r = -1;
+  } else if (new_link != link) {
+    if (weak_find((uintptr_t)new_link) != NULL) {
+      r = 1;
+    } else {
+      uintptr_t obj = e->obj;
+      weak_drop(e);
+      weak_used++; // (the new entry may take a fresh slot)
+      weak_insert_raw(weak, weak_cap, (weak_entry_t){(uintptr_t)new_link, obj});
+      relaxed_store(&weak_n, weak_n + 1);
+    }
+  }
+  gm_unlock(&fin_lock);
+  return r;
+}
+
+void fin_weak_clear(bool (*alive)(uintptr_t addr)) {
+  if (relaxed_load(&weak_n) == 0)
+    return;
+  for (size_t i = 0; i < weak_cap; i++) {
+    weak_entry_t *e = &weak[i];
+    if (e->link <= FIN_TOMB)
+      continue;
+    if (!alive(e->link)) { // the link itself is in a dead object
+      weak_drop(e);
+    } else if (!alive(e->obj)) {
+      *(void **)e->link = NULL;
+      weak_drop(e);
+    }
+  }
 }
 
 void fin_init(void) {

@@ -13,16 +13,44 @@
 
 #include "roots.h"
 
+// Finalization orders (Boehm GC's): FIN_ORDERED, gm_set_finalizer's (Go's):
+// the object's contents are roots, so what it points to, and a finalizable
+// object it reaches, wait for its finalizer; FIN_NO_ORDER: they are not
+// (what it points to is still kept for its finalizer once it is queued).
+enum fin_order { FIN_ORDERED = 0, FIN_NO_ORDER = 1 };
+
 void fin_init(void);
-// fin_for_each calls fn on every finalizable object and its argument
-// (world stopped).
-void fin_for_each(void (*fn)(void *ctx, uintptr_t obj, uintptr_t arg), void *ctx);
+// fin_set sets, changes (fn != NULL) or removes (fn == NULL) ptr's
+// finalizer, returning the previous one in *old_fn, *old_arg (NULL if none);
+// false if ptr is not the start of a GC object.
+bool fin_set(void *ptr, void (*fn)(void *, void *), void *arg, int order,
+             void (**old_fn)(void *, void *), void **old_arg);
+// fin_for_each calls fn on every finalizable object, its argument and its
+// order (world stopped).
+void fin_for_each(void (*fn)(void *ctx, uintptr_t obj, uintptr_t arg, int order), void *ctx);
+extern bool fin_manual;            // set before the collector starts: no finalizer thread
+extern void (*fin_notifier)(void); // fin_manual: called after a cycle queued finalizers
+size_t fin_queued(void);           // finalizers waiting to run
+size_t fin_run_queued(void);       // fin_manual: runs them here; returns how many
+
+// Weak links: *link is set to NULL when obj becomes unreachable (before
+// obj's finalizer, if any, runs); obj is the start of a GC object.
+// register: 0, 1 if link is registered already, -1 out of memory;
+// unregister: whether it was; move: 0, 1 if new_link is registered
+// already, -1 if link is not. fin_weak_clear (world stopped, marking done):
+// alive(addr) tells whether addr lies outside the GC heap or in a marked
+// object.
+int fin_weak_register(void **link, void *obj);
+bool fin_weak_unregister(void **link);
+int fin_weak_move(void **link, void **new_link);
+void fin_weak_clear(bool (*alive)(uintptr_t addr));
 // fin_reserve (world running, before the stop): room in the queue for every
 // finalizer that the coming cycle could queue.
 void fin_reserve(void);
 // fin_queue_dead (world stopped, after the drain): every finalizable object
-// that is not marked is marked, and its finalizer queued.
-void fin_queue_dead(bool (*marked)(uintptr_t obj), void (*mark)(uintptr_t obj));
+// that is not marked is marked (mark gets its order), and its finalizer
+// queued.
+void fin_queue_dead(bool (*marked)(uintptr_t obj), void (*mark)(uintptr_t obj, int order));
 void fin_queue_roots(root_fn fn, void *ctx); // the queue: roots until run
 void fin_wake(void);                         // after a cycle: start the finalizer thread if needed
 void fin_forget(uintptr_t obj);              // obj freed by gm_free

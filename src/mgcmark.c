@@ -412,10 +412,10 @@ static void prepare_cache(mcache_t *c, void *ctx) {
 }
 
 // add_fin_root: a finalizable object's contents and its finalizer's argument.
-static void add_fin_root(void *ctx, uintptr_t obj, uintptr_t arg) {
+static void add_fin_root(void *ctx, uintptr_t obj, uintptr_t arg, int order) {
   (void)ctx;
   mspan_t *s = spanof(obj);
-  if (s != NULL && s->kind == SPAN_GC_SCAN)
+  if (s != NULL && s->kind == SPAN_GC_SCAN && order == FIN_ORDERED)
     add_root(NULL, obj, obj + object_size(s));
   add_word_root(arg);
 }
@@ -430,11 +430,26 @@ static bool is_marked(uintptr_t obj) {
 
 static uint64_t fin_marked_bytes;
 
-static void mark_one(uintptr_t obj) {
+// addr_alive: addr lies outside the GC heap, or in a marked GC object.
+static bool addr_alive(uintptr_t addr) {
+  mspan_t *s = spanof(addr);
+  if (s == NULL || s->kind == SPAN_MANUAL)
+    return true;
+  if (s->sizeclass != 0 && addr - s->base >= s->limit)
+    return false; // (the tail of a span holds no object)
+  return is_marked(addr);
+}
+
+// mark_one marks a finalizable object being queued; one of FIN_NO_ORDER,
+// whose contents were no roots, has them scanned now (a root job of the
+// drain that follows), so that what it points to lives for its finalizer.
+static void mark_one(uintptr_t obj, int order) {
   mspan_t *s = spanof(obj);
   uint32_t idx = s->sizeclass ? (uint32_t)(((uint64_t)(obj - s->base) * s->divmul) >> 32) : 0;
   atomic_fetch_or_explicit(&s->gc->mark[idx >> 6], 1ULL << (idx & 63), memory_order_relaxed);
   fin_marked_bytes += object_size(s);
+  if (order == FIN_NO_ORDER && s->kind == SPAN_GC_SCAN)
+    add_root(NULL, obj, obj + object_size(s));
 }
 
 // collect_roots records every root range as jobs (world stopped; the tiny
@@ -449,14 +464,21 @@ static void collect_roots(uintptr_t self_sp) {
   if (nwords)
     add_root(NULL, (uintptr_t)word_roots, (uintptr_t)(word_roots + nwords));
   wbbuf_roots(add_root, NULL); // (empty but at a concurrent cycle's last stop)
+  void (*hook)(root_fn, void *) = gc_roots_hook;
+  if (hook != NULL)
+    hook(add_root, NULL);
 }
 
 // mark_and_finalize drains from the root jobs on every worker, then queues
 // the finalizers of what stayed unmarked. Returns the bytes marked.
 static uint64_t mark_and_finalize(void) {
   uint64_t marked = run_workers();
+  fin_weak_clear(addr_alive);
   fin_marked_bytes = 0;
+  njobs = 0;
   fin_queue_dead(is_marked, mark_one);
+  if (njobs != 0) // the contents of queued FIN_NO_ORDER objects
+    marked += run_workers();
   return marked + fin_marked_bytes;
 }
 
@@ -485,6 +507,7 @@ uint64_t gc_mark(uintptr_t self_sp) {
 // parallel drain, the finalizers; the window snapshot for the sweep.
 
 _Atomic int gc_blacken;
+void (*gc_roots_hook)(root_fn fn, void *ctx);
 
 // blacken_cache (first stop): c's cached spans lose stale marks (as in
 // prepare_cache) and count as swept, so that their thread does not sweep

@@ -21,6 +21,11 @@ void gcmark_init(void);      // at gc_init
 void gcmark_fork_child(void);
 unsigned gc_nworkers(void);
 
+// gc_roots_hook, if set (before the collector starts), reports more root
+// ranges at every collection, with the world stopped (libgc.so.1's).
+#include "roots.h"
+extern void (*gc_roots_hook)(root_fn fn, void *ctx);
+
 // Concurrent marking (design.md §14). gc_blacken: set from the first stop
 // to the last; windows loaded meanwhile are allocated black.
 extern _Atomic int gc_blacken;

@@ -107,7 +107,18 @@ void *os_next_symbol(const char *name) {
     if (p != NULL)
       return p;
   }
-  return dlsym(RTLD_NEXT, name);
+  void *p = dlsym(RTLD_NEXT, name);
+  if (p != NULL)
+    return p;
+  // Loaded after the C library (libgc.so.1 of a program linked libc-first):
+  // RTLD_NEXT searches only what comes after us; any definition outside
+  // gomem's own object will do.
+  Dl_info self, found;
+  p = dlsym(RTLD_DEFAULT, name);
+  if (p == NULL || !dladdr(p, &found) || !dladdr(__extension__(void *)os_next_symbol, &self) ||
+      found.dli_fbase == self.dli_fbase)
+    return NULL;
+  return p;
 }
 
 size_t os_memory_limit(void) {

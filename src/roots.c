@@ -408,6 +408,14 @@ GM_EXPORT int gm_add_roots(void *lo, void *hi) {
   return 0;
 }
 
+void roots_clear_extra(void) {
+  gc_lock_cycle();
+  gm_lock(&extra_lock);
+  extra_ranges.n = 0;
+  gm_unlock(&extra_lock);
+  gc_unlock_cycle();
+}
+
 // gm_remove_roots waits for a collection in progress (gc_lock), so that the
 // caller may unmap the range as soon as it returns.
 GM_EXPORT void gm_remove_roots(void *lo, void *hi) {

@@ -45,5 +45,6 @@ void roots_threads(root_fn fn, void *ctx, uintptr_t self_sp);
 void roots_data_refresh(void);
 bool roots_data_stale(void);
 void roots_data(root_fn fn, void *ctx);
+void roots_clear_extra(void); // every gm_add_roots range goes (after any running cycle)
 
 #endif // GOMEM_ROOTS_H

@@ -1,0 +1,553 @@
+// bdw.c: Boehm GC's interface besides allocation (see bdw.h):
+// initialisation and settings, collection control, statistics, roots,
+// threads, warnings and out-of-memory.
+#include <dlfcn.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "bdw.h"
+#include "gomem.h"
+#include "lock.h"
+#include "mfinal.h"
+#include "mgc.h"
+#include "mgcmark.h"
+#include "os.h"
+#include "roots.h"
+#include "stw.h"
+#include "threads.h"
+
+#define BDW_VERSION 0x080202u // the bdwgc release whose interface this is (8.2.2)
+#define BDW_TIME_UNLIMITED 999999
+
+enum { BDW_SUCCESS = 0, BDW_DUPLICATE = 1, BDW_NO_THREADS = 2, BDW_UNIMPLEMENTED = 3,
+       BDW_NOT_FOUND = 4 };
+
+// Data symbols (Boehm's defaults).
+BDW_API int GC_all_interior_pointers = 1;
+BDW_API int GC_no_dls;
+BDW_API int GC_java_finalization = 1;
+BDW_API int GC_finalize_on_demand;
+BDW_API int GC_dont_gc;
+BDW_API void *GC_stackbottom;
+BDW_API void *GC_least_plausible_heap_addr = (void *)~(uintptr_t)0;
+BDW_API void *GC_greatest_plausible_heap_addr;
+typedef void (*bdw_push_fn)(void);
+BDW_API bdw_push_fn GC_push_other_roots;
+
+typedef void (*bdw_warn_fn)(char *msg, uintptr_t arg);
+typedef void *(*bdw_oom_fn)(size_t n);
+typedef void (*bdw_void_fn)(void);
+void bdw_uncoll_roots(void (*fn)(void *ctx, uintptr_t lo, uintptr_t hi), void *ctx);
+uint64_t bdw_total_bytes(void);
+
+static void default_warn(char *msg, uintptr_t arg) {
+  fprintf(stderr, msg, arg);
+}
+static void *default_oom(size_t n) {
+  (void)n;
+  return NULL;
+}
+
+// Settings that gomem keeps only to give them back (getter/setter pairs).
+static struct {
+  bdw_warn_fn warn;
+  bdw_oom_fn oom;
+  bdw_void_fn start_cb, notifier;
+  long free_space_divisor, full_freq, time_limit, max_retries, dont_expand, force_unmap;
+  long handle_fork, pages_executable, max_prior_attempts, min_bytes_allocd, rate;
+  long dont_precollect, find_leak, max_heap, disable_count;
+} st = {default_warn, default_oom, NULL, NULL, 3, 19, BDW_TIME_UNLIMITED, 0, 0, 0,
+        0, 0, 0, 1, 10, 0, 0, 0, 0};
+
+static pthread_once_t init_once = PTHREAD_ONCE_INIT;
+static _Atomic int allow_register;
+
+static void bdw_notify(void) {
+  bdw_void_fn fn = st.notifier;
+  if (fn != NULL && relaxed_load(&GC_finalize_on_demand))
+    fn();
+}
+
+// roots_hook: at every collection, world stopped: the uncollectable
+// objects, and the client's GC_push_other_roots (whose GC_set_mark_bit
+// calls collect the objects to keep in set_bits, a root range once it
+// returns).
+static root_fn push_fn;
+static void *push_ctx;
+static uintptr_t *set_bits;
+static size_t set_bits_n, set_bits_cap;
+
+static void roots_hook(root_fn fn, void *ctx) {
+  bdw_uncoll_roots(fn, ctx);
+  bdw_push_fn push = GC_push_other_roots;
+  if (push != NULL) {
+    push_fn = fn, push_ctx = ctx;
+    set_bits_n = 0;
+    push();
+    push_fn = NULL;
+    if (set_bits_n != 0)
+      fn(ctx, (uintptr_t)set_bits, (uintptr_t)(set_bits + set_bits_n));
+  }
+}
+
+static long env_long(const char *name, long dflt) {
+  const char *v = getenv(name);
+  return v != NULL && *v ? strtol(v, NULL, 10) : dflt;
+}
+
+static void init_once_fn(void) {
+  fin_manual = true; // finalizers run in the client's threads
+  fin_notifier = bdw_notify;
+  gc_roots_hook = roots_hook;
+  if (env_long("GC_DONT_GC", 0) || getenv("GC_DONT_GC") != NULL)
+    GC_dont_gc = 1;
+  long max = env_long("GC_MAXIMUM_HEAP_SIZE", 0);
+  if (max > 0)
+    gm_set_memory_limit(max);
+  gc_ensure_init();
+  if (GC_dont_gc)
+    gm_set_gc_percent(-1);
+}
+
+void bdw_init(void) {
+  pthread_once(&init_once, init_once_fn);
+}
+
+__attribute__((constructor)) static void bdw_load(void) {
+  fin_manual = true; // before any collection can queue a finalizer
+  fin_notifier = bdw_notify;
+  gc_roots_hook = roots_hook;
+}
+
+BDW_API void GC_init(void) {
+  bdw_init();
+}
+BDW_API int GC_is_init_called(void) {
+  return gc_is_inited();
+}
+BDW_API unsigned GC_get_version(void) {
+  return BDW_VERSION;
+}
+
+// ---------------------------------------------------------------------------
+// Warnings, out of memory
+
+void *bdw_oom(size_t n) {
+  return st.oom(n);
+}
+
+void bdw_warn(const char *msg, uintptr_t arg) {
+  st.warn((char *)msg, arg);
+}
+
+BDW_API void GC_set_warn_proc(bdw_warn_fn fn) {
+  st.warn = fn != NULL ? fn : default_warn;
+}
+BDW_API bdw_warn_fn GC_get_warn_proc(void) {
+  return st.warn;
+}
+BDW_API void GC_ignore_warn_proc(char *msg, uintptr_t arg) {
+  (void)msg, (void)arg;
+}
+BDW_API void GC_set_oom_fn(bdw_oom_fn fn) {
+  st.oom = fn != NULL ? fn : default_oom;
+}
+BDW_API bdw_oom_fn GC_get_oom_fn(void) {
+  return st.oom;
+}
+BDW_API void GC_abort_on_oom(void) {
+  fprintf(stderr, "GC: out of memory\n");
+  abort();
+}
+
+// ---------------------------------------------------------------------------
+// Collection control
+
+BDW_API void GC_gcollect(void) {
+  bdw_init();
+  if (relaxed_load(&GC_dont_gc) || relaxed_load(&st.disable_count) > 0)
+    return;
+  if (st.start_cb != NULL)
+    st.start_cb();
+  gm_collect();
+  bdw_after_alloc();
+}
+BDW_API void GC_gcollect_and_unmap(void) {
+  GC_gcollect();
+  gm_release_memory();
+}
+BDW_API int GC_try_to_collect(int (*stop)(void)) {
+  (void)stop; // (a collection is not interruptible)
+  GC_gcollect();
+  return 1;
+}
+// GC_collect_a_little: gomem's collections are not incremental; this only
+// runs finalizers that are due. Returns 0: no collection in progress.
+BDW_API int GC_collect_a_little(void) {
+  bdw_after_alloc();
+  return 0;
+}
+
+static gm_mutex_t disable_lock = GM_MUTEX_INIT(RANK_GC_INIT);
+static int saved_percent;
+
+BDW_API void GC_disable(void) {
+  bdw_init();
+  gm_lock_stoppable(&disable_lock);
+  if (st.disable_count++ == 0)
+    saved_percent = gm_set_gc_percent(-1);
+  gm_unlock_raw(&disable_lock);
+}
+BDW_API void GC_enable(void) {
+  gm_lock_stoppable(&disable_lock);
+  if (st.disable_count > 0 && --st.disable_count == 0 && !GC_dont_gc)
+    gm_set_gc_percent(saved_percent);
+  gm_unlock_raw(&disable_lock);
+}
+BDW_API int GC_is_disabled(void) {
+  return st.disable_count > 0 || GC_dont_gc;
+}
+
+// Incremental mode: gomem marks beside the program only when started with
+// GOMEM_GC_CONCURRENT=1 (or GOMEM_BARRIER=explicit); the call is a no-op.
+BDW_API void GC_enable_incremental(void) {
+}
+BDW_API int GC_is_incremental_mode(void) {
+  gm_stats_t s;
+  gm_stats(&s);
+  return (int)s.gc_concurrent;
+}
+
+BDW_API int GC_expand_hp(size_t bytes) {
+  (void)bytes; // (gomem grows its heap by arenas as needed)
+  return 1;
+}
+BDW_API void GC_set_max_heap_size(size_t n) {
+  st.max_heap = (long)n;
+  if (n != 0)
+    gm_set_memory_limit((int64_t)n);
+}
+
+// ---------------------------------------------------------------------------
+// Statistics
+
+static void stats(gm_stats_t *s) {
+  gm_stats(s);
+}
+
+static size_t heap_size(const gm_stats_t *s) {
+  return (size_t)(s->heap_inuse + s->heap_idle - s->heap_released);
+}
+
+BDW_API size_t GC_get_heap_size(void) {
+  gm_stats_t s;
+  stats(&s);
+  return heap_size(&s);
+}
+BDW_API size_t GC_get_free_bytes(void) {
+  gm_stats_t s;
+  stats(&s);
+  size_t h = heap_size(&s);
+  return h > s.gc_heap_alloc ? h - (size_t)s.gc_heap_alloc : 0;
+}
+BDW_API size_t GC_get_unmapped_bytes(void) {
+  gm_stats_t s;
+  stats(&s);
+  return (size_t)s.heap_released;
+}
+BDW_API size_t GC_get_bytes_since_gc(void) {
+  gm_stats_t s;
+  stats(&s);
+  return s.gc_heap_alloc > s.gc_heap_live ? (size_t)(s.gc_heap_alloc - s.gc_heap_live) : 0;
+}
+BDW_API size_t GC_get_total_bytes(void) {
+  return (size_t)bdw_total_bytes();
+}
+BDW_API size_t GC_get_gc_no(void) {
+  gm_stats_t s;
+  stats(&s);
+  return (size_t)s.num_gc;
+}
+BDW_API void GC_get_heap_usage_safe(size_t *heap, size_t *free_bytes, size_t *unmapped,
+                                    size_t *since_gc, size_t *total) {
+  gm_stats_t s;
+  stats(&s);
+  size_t h = heap_size(&s);
+  if (heap)
+    *heap = h;
+  if (free_bytes)
+    *free_bytes = h > s.gc_heap_alloc ? h - (size_t)s.gc_heap_alloc : 0;
+  if (unmapped)
+    *unmapped = (size_t)s.heap_released;
+  if (since_gc)
+    *since_gc = s.gc_heap_alloc > s.gc_heap_live ? (size_t)(s.gc_heap_alloc - s.gc_heap_live) : 0;
+  if (total)
+    *total = (size_t)bdw_total_bytes();
+}
+BDW_API size_t GC_get_memory_use(void) {
+  gm_stats_t s;
+  stats(&s);
+  return (size_t)s.gc_heap_alloc;
+}
+BDW_API void GC_dump(void) {
+  gm_print_stats_fd(1);
+}
+
+// ---------------------------------------------------------------------------
+// Roots
+
+BDW_API void GC_add_roots(void *lo, void *hi) {
+  bdw_init();
+  if (gm_add_roots(lo, hi) != 0)
+    bdw_warn("GC Warning: cannot add roots at %p\n", (uintptr_t)lo);
+}
+BDW_API void GC_remove_roots(void *lo, void *hi) {
+  gm_remove_roots(lo, hi);
+}
+BDW_API void GC_clear_roots(void) {
+  bdw_init();
+  roots_clear_extra();
+}
+// (GC_no_dls: gomem scans every library's data anyway; scanning more than
+// asked only keeps more alive)
+BDW_API void GC_set_no_dls(int v) {
+  GC_no_dls = v;
+}
+BDW_API int GC_get_no_dls(void) {
+  return GC_no_dls;
+}
+
+// GC_push_all and GC_push_conditional: inside GC_push_other_roots, a root
+// range of this collection.
+BDW_API void GC_push_all(void *lo, void *hi) {
+  if (push_fn != NULL)
+    push_fn(push_ctx, (uintptr_t)lo, (uintptr_t)hi);
+}
+BDW_API void GC_push_conditional(void *lo, void *hi, int all) {
+  (void)all;
+  GC_push_all(lo, hi);
+}
+BDW_API void GC_push_all_eager(void *lo, void *hi) {
+  GC_push_all(lo, hi);
+}
+BDW_API void GC_push_all_stack(void *lo, void *hi) {
+  GC_push_all(lo, hi);
+}
+// GC_set_mark_bit, inside GC_push_other_roots: the object at p lives
+// (and, conservatively, what it points to).
+BDW_API void GC_set_mark_bit(const void *p) {
+  if (push_fn == NULL)
+    return;
+  if (set_bits_n == set_bits_cap) {
+    size_t cap = set_bits_cap ? set_bits_cap * 2 : 512;
+    uintptr_t *t = os_reserve(cap * sizeof *t, 0);
+    if (t == NULL)
+      gm_fatal("GC_set_mark_bit: out of memory", (void *)p);
+    if (set_bits != NULL) {
+      memcpy(t, set_bits, set_bits_n * sizeof *t);
+      os_unmap(set_bits, set_bits_cap * sizeof *t);
+    }
+    set_bits = t, set_bits_cap = cap;
+  }
+  set_bits[set_bits_n++] = (uintptr_t)p;
+}
+
+BDW_API void GC_set_push_other_roots(bdw_push_fn fn) {
+  GC_push_other_roots = fn;
+}
+BDW_API bdw_push_fn GC_get_push_other_roots(void) {
+  return GC_push_other_roots;
+}
+
+// GC_is_visible: gomem scans every writable segment, stack and root range;
+// an address in none of them would not be seen.
+BDW_API void *GC_is_visible(void *p) {
+  return p;
+}
+
+// ---------------------------------------------------------------------------
+// Threads. gomem registers a thread at its first GC allocation and stops
+// registered threads with its own signal; these calls only make it earlier
+// or later.
+
+struct GC_stack_base {
+  void *mem_base;
+};
+typedef void *(*bdw_stack_fn)(struct GC_stack_base *sb, void *arg);
+typedef void *(*bdw_fn)(void *arg);
+
+BDW_API void GC_allow_register_threads(void) {
+  bdw_init();
+  atomic_store(&allow_register, 1);
+}
+BDW_API int GC_register_my_thread(const struct GC_stack_base *sb) {
+  (void)sb;
+  if (!atomic_load(&allow_register)) {
+    fprintf(stderr, "GC_register_my_thread: GC_allow_register_threads was not called\n");
+    abort();
+  }
+  bool known = gm_tls_m.thread != NULL && gm_tls_m.thread->bounded;
+  if (gm_thread_attach() != 0)
+    return BDW_NO_THREADS;
+  return known ? BDW_DUPLICATE : BDW_SUCCESS;
+}
+BDW_API int GC_unregister_my_thread(void) {
+  gm_thread_detach();
+  return BDW_SUCCESS;
+}
+BDW_API int GC_thread_is_registered(void) {
+  return gm_tls_m.thread != NULL && gm_tls_m.thread->bounded;
+}
+BDW_API int GC_get_stack_base(struct GC_stack_base *sb) {
+  pthread_attr_t a;
+  void *addr;
+  size_t size;
+  if (pthread_getattr_np(pthread_self(), &a) != 0)
+    return BDW_UNIMPLEMENTED;
+  pthread_attr_getstack(&a, &addr, &size);
+  pthread_attr_destroy(&a);
+  sb->mem_base = (char *)addr + size;
+  return BDW_SUCCESS;
+}
+BDW_API void *GC_call_with_stack_base(bdw_stack_fn fn, void *arg) {
+  struct GC_stack_base sb;
+  if (GC_get_stack_base(&sb) != BDW_SUCCESS)
+    sb.mem_base = __builtin_frame_address(0);
+  return fn(&sb, arg);
+}
+// (a blocking thread stays registered: gomem's stop signal interrupts any
+// system call, which the C library restarts)
+BDW_API void *GC_do_blocking(bdw_fn fn, void *arg) {
+  return fn(arg);
+}
+BDW_API void *GC_call_with_gc_active(bdw_fn fn, void *arg) {
+  return fn(arg);
+}
+// GC_call_with_alloc_lock: fn runs while no collection can start or run.
+BDW_API void *GC_call_with_alloc_lock(bdw_fn fn, void *arg) {
+  bdw_init();
+  gc_lock_cycle();
+  void *r = fn(arg);
+  gc_unlock_cycle();
+  return r;
+}
+BDW_API int GC_get_suspend_signal(void) {
+  return STOP_SIGNAL;
+}
+BDW_API int GC_get_thr_restart_signal(void) {
+  return STOP_SIGNAL; // (gomem resumes threads without a second signal)
+}
+
+// (as Boehm's, a thread created through it allows explicit registration)
+BDW_API int GC_pthread_create(pthread_t *t, const pthread_attr_t *a, void *(*fn)(void *),
+                              void *arg) {
+  bdw_init();
+  atomic_store(&allow_register, 1);
+  return pthread_create(t, a, fn, arg);
+}
+BDW_API int GC_pthread_join(pthread_t t, void **ret) {
+  return pthread_join(t, ret);
+}
+BDW_API int GC_pthread_detach(pthread_t t) {
+  return pthread_detach(t);
+}
+BDW_API int GC_pthread_cancel(pthread_t t) {
+  return pthread_cancel(t);
+}
+BDW_API void GC_pthread_exit(void *ret) {
+  pthread_exit(ret);
+}
+// GC_pthread_sigmask never blocks the stop signal.
+BDW_API int GC_pthread_sigmask(int how, const sigset_t *set, sigset_t *old) {
+  sigset_t s;
+  if (set != NULL && how != SIG_UNBLOCK) {
+    s = *set;
+    sigdelset(&s, STOP_SIGNAL);
+    set = &s;
+  }
+  return pthread_sigmask(how, set, old);
+}
+BDW_API void *GC_dlopen(const char *path, int mode) {
+  bdw_init();
+  return dlopen(path, mode);
+}
+
+// ---------------------------------------------------------------------------
+// Settings kept for their getters (gomem's pacer is GOGC's: GC_FREE_SPACE_
+// DIVISOR and the like do not change it)
+
+#define PAIR(name, field, type)                                                                    \
+  BDW_API void GC_set_##name(type v) {                                                             \
+    st.field = (long)v;                                                                            \
+  }                                                                                                \
+  BDW_API type GC_get_##name(void) {                                                               \
+    return (type)st.field;                                                                         \
+  }
+PAIR(free_space_divisor, free_space_divisor, unsigned long)
+PAIR(full_freq, full_freq, int)
+PAIR(time_limit, time_limit, unsigned long)
+PAIR(max_retries, max_retries, unsigned long)
+PAIR(dont_expand, dont_expand, int)
+PAIR(force_unmap_on_gcollect, force_unmap, int)
+PAIR(pages_executable, pages_executable, int)
+PAIR(max_prior_attempts, max_prior_attempts, int)
+PAIR(min_bytes_allocd, min_bytes_allocd, size_t)
+PAIR(rate, rate, int)
+PAIR(dont_precollect, dont_precollect, int)
+PAIR(find_leak, find_leak, int)
+
+BDW_API void GC_set_handle_fork(int v) {
+  st.handle_fork = v; // (gomem always handles fork)
+}
+BDW_API void GC_set_all_interior_pointers(int v) {
+  GC_all_interior_pointers = v != 0;
+}
+BDW_API int GC_get_all_interior_pointers(void) {
+  return GC_all_interior_pointers;
+}
+BDW_API void GC_set_finalize_on_demand(int v) {
+  GC_finalize_on_demand = v != 0;
+}
+BDW_API int GC_get_finalize_on_demand(void) {
+  return GC_finalize_on_demand;
+}
+BDW_API void GC_set_java_finalization(int v) {
+  GC_java_finalization = v != 0; // (gomem keeps what a queued object points to either way)
+}
+BDW_API int GC_get_java_finalization(void) {
+  return GC_java_finalization;
+}
+BDW_API void GC_set_dont_gc(int v) {
+  GC_dont_gc = v;
+}
+BDW_API int GC_get_dont_gc(void) {
+  return GC_dont_gc;
+}
+BDW_API void GC_set_finalizer_notifier(bdw_void_fn fn) {
+  st.notifier = fn;
+}
+BDW_API bdw_void_fn GC_get_finalizer_notifier(void) {
+  return st.notifier;
+}
+BDW_API void GC_set_start_callback(bdw_void_fn fn) {
+  st.start_cb = fn; // (called before explicit collections)
+}
+BDW_API bdw_void_fn GC_get_start_callback(void) {
+  return st.start_cb;
+}
+BDW_API int GC_get_parallel(void) {
+  return (int)gc_nworkers() > 1;
+}
+BDW_API void GC_set_markers_count(unsigned n) {
+  (void)n; // (gomem: GOMEM_GC_PROCS)
+}
+BDW_API void GC_start_mark_threads(void) {
+  // (gomem starts its mark helpers at the first collection)
+}
+// GC_register_displacement: gomem honours every interior pointer already.
+BDW_API void GC_register_displacement(size_t offset) {
+  (void)offset;
+}

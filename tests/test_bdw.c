@@ -1,0 +1,334 @@
+// test_bdw: libgc.so.1, Boehm GC's interface on gomem's collector, used as a
+// Boehm GC program uses it (include/gc.h, linked with the library alone).
+// Each case checks a semantic Boehm GC's clients depend on:
+//   - implicit initialisation; Boehm's sizes (GC_size of 0, 7, 15, 17 bytes
+//     with the extra byte; GC_base of an interior pointer; GC_is_heap_ptr);
+//   - zeroed GC_malloc; GC_realloc keeps the kind (uncollectable stays);
+//   - an uncollectable object, reachable from nowhere scanned, survives
+//     collections with what it points to, and goes with GC_free;
+//   - finalizers run in the allocating thread at its next allocation (never
+//     on another thread), once; with finalize-on-demand only through
+//     GC_invoke_finalizers after the notifier; ordered finalization keeps
+//     an object reachable from a finalizable one for a later cycle, no-order
+//     does not; unregistering returns the old function and data;
+//   - disappearing links: cleared once the object is unreachable, not while
+//     it lives; the return codes of register, move and unregister;
+//   - GC_push_other_roots (chained, as ECL does) keeps an object alive
+//     through GC_push_all and through GC_set_mark_bit; GC_clear_roots drops
+//     GC_add_roots ranges;
+//   - GC_malloc_many lists, GC_call_with_alloc_lock, GC_register_my_thread's
+//     codes, GC_get_suspend_signal.
+// Objects are built in separate, non-inlined functions and their addresses
+// kept only hidden (GC_HIDE_POINTER), so no stale copy on the stack keeps
+// them alive; a case that needs an object to die retries a few collections.
+#include <pthread.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/mman.h>
+
+#include "gc.h"
+#include "gc/gc_mark.h"
+#include "test.h"
+
+#define NOINLINE __attribute__((noinline))
+
+static void collect(void) {
+  for (int i = 0; i < 3; i++)
+    GC_gcollect();
+}
+
+// Clears the stack below the caller, where dead frames may hold addresses.
+static NOINLINE void clear_stack(void) {
+  volatile char buf[16384];
+  memset((char *)buf, 0, sizeof buf);
+}
+
+static void test_sizes(void) {
+  CHECK(!GC_is_init_called() || 1); // (may be called by the harness already)
+  void *p0 = GC_malloc(0), *p7 = GC_malloc(7), *p15 = GC_malloc(15), *p17 = GC_malloc(17);
+  bool ok = GC_size(p0) == 16 && GC_size(p7) == 16 && GC_size(p15) == 16 && GC_size(p17) == 32;
+  CHECKF(ok, "GC_size: %zu %zu %zu %zu", GC_size(p0), GC_size(p7), GC_size(p15), GC_size(p17));
+  char *big = GC_malloc(100000);
+  ok = ok && GC_base(big + 5000) == big && GC_base(p17 + 3) == p17 && GC_is_heap_ptr(big + 10);
+  static int global;
+  int local;
+  ok = ok && !GC_is_heap_ptr(&global) && !GC_is_heap_ptr(&local) && GC_base(&global) == NULL;
+  CHECK(ok);
+  unsigned char *z = GC_malloc(4000);
+  int nonzero = 0;
+  for (int i = 0; i < 4000; i++)
+    nonzero += z[i] != 0;
+  CHECK(nonzero == 0);
+  report("implicit init; Boehm's sizes, GC_base, GC_is_heap_ptr; zeroed", ok && nonzero == 0);
+}
+
+// An uncollectable object holding the only pointer to a collectable one;
+// weak links to both tell whether the collector ever found them dead.
+static GC_hidden_pointer g_uncoll;
+static void *g_uncoll_link, *g_str_link;
+static NOINLINE void make_uncoll(void) {
+  void **u = GC_malloc_uncollectable(64);
+  char *s = GC_malloc_atomic(32);
+  strcpy(s, "held by uncollectable");
+  u[0] = s;
+  g_uncoll = GC_HIDE_POINTER(u);
+  GC_general_register_disappearing_link(&g_uncoll_link, u);
+  GC_general_register_disappearing_link(&g_str_link, s);
+  g_uncoll_link = (void *)GC_HIDE_POINTER(u);
+  g_str_link = (void *)GC_HIDE_POINTER(s);
+}
+
+static void test_uncollectable(void) {
+  make_uncoll();
+  clear_stack();
+  for (int i = 0; i < 20; i++) { // churn: freed slots would be reused
+    collect();
+    for (int k = 0; k < 1000; k++)
+      memset(GC_malloc(32), 0xab, 32);
+  }
+  void **u = GC_REVEAL_POINTER(g_uncoll);
+  bool ok = g_uncoll_link != NULL && g_str_link != NULL &&
+            strcmp((char *)u[0], "held by uncollectable") == 0;
+  GC_unregister_disappearing_link(&g_uncoll_link);
+  GC_unregister_disappearing_link(&g_str_link);
+  int kind = GC_get_kind_and_size(u, NULL);
+  void **v = GC_realloc(u, 200); // keeps the kind
+  ok = ok && kind == 2 && GC_get_kind_and_size(v, NULL) == 2 && strcmp((char *)v[0], "held by uncollectable") == 0;
+  GC_free(v);
+  CHECKF(ok, "uncollectable: kind %d", kind);
+  report("an uncollectable object lives, with what it points to; realloc keeps its kind", ok);
+}
+
+// Finalizers. Object i's client datum is i; fin_obj[i] its hidden address.
+enum { NFIN = 100 };
+static int fin_count, fin_wrong_thread, fin_bad_cd, fin_twice;
+static GC_hidden_pointer fin_obj[NFIN];
+static int fin_runs[NFIN];
+static pthread_t fin_expect;
+static void on_fin(void *obj, void *cd) {
+  uintptr_t i = (uintptr_t)cd;
+  fin_count++;
+  fin_wrong_thread += !pthread_equal(pthread_self(), fin_expect);
+  fin_bad_cd += i >= NFIN || fin_obj[i] != GC_HIDE_POINTER(obj);
+  if (i < NFIN)
+    fin_twice += ++fin_runs[i] > 1;
+}
+
+static NOINLINE void make_finalizable(int n, int order) {
+  for (int i = 0; i < n; i++) {
+    void *p = GC_malloc(48);
+    fin_obj[i] = GC_HIDE_POINTER(p);
+    fin_runs[i] = 0;
+    if (order)
+      GC_register_finalizer_no_order(p, on_fin, (void *)(uintptr_t)i, NULL, NULL);
+    else
+      GC_register_finalizer(p, on_fin, (void *)(uintptr_t)i, NULL, NULL);
+  }
+}
+
+static void test_finalizers_sync(void) {
+  fin_count = fin_wrong_thread = fin_bad_cd = fin_twice = 0;
+  fin_expect = pthread_self();
+  make_finalizable(NFIN, 0);
+  clear_stack();
+  for (int i = 0; i < 10 && fin_count < 90; i++) {
+    GC_gcollect(); // (runs due finalizers too: it is an allocation point)
+    GC_malloc(16);
+  }
+  for (int i = 0; i < 3; i++) { // (and never again)
+    collect();
+    GC_malloc(16);
+  }
+  bool ok = fin_count >= 90 && fin_twice == 0 && fin_wrong_thread == 0 && fin_bad_cd == 0;
+  CHECKF(ok, "finalizers: %d ran, %d twice, %d on another thread, %d with a wrong client datum",
+         fin_count, fin_twice, fin_wrong_thread, fin_bad_cd);
+  report("finalizers run once, in the allocating thread, with their client data", ok);
+}
+
+static int notified;
+static void notifier(void) {
+  notified++;
+}
+
+static void test_finalize_on_demand(void) {
+  fin_count = 0;
+  fin_expect = pthread_self();
+  GC_set_finalize_on_demand(1);
+  GC_set_finalizer_notifier(notifier);
+  fin_twice = 0;
+  make_finalizable(50, 1);
+  clear_stack();
+  for (int i = 0; i < 10 && !GC_should_invoke_finalizers(); i++)
+    collect();
+  for (int i = 0; i < 1000; i++)
+    GC_malloc(16); // allocation must not run them
+  int before = fin_count, invoked = GC_invoke_finalizers();
+  bool ok = before == 0 && notified > 0 && invoked >= 45 && fin_count == invoked;
+  CHECKF(ok, "on demand: %d ran before GC_invoke_finalizers, %d by it; notified %d", before,
+         invoked, notified);
+  GC_set_finalize_on_demand(0);
+  GC_set_finalizer_notifier(NULL);
+  report("finalize on demand: the notifier, then GC_invoke_finalizers", ok);
+}
+
+// Ordered finalization: A -> B, both finalizable. B cannot be finalized
+// while A is pending; no-order finalizes both in the same cycle.
+static int order_seen[2];
+static int order_step;
+static void on_order(void *obj, void *cd) {
+  (void)obj;
+  order_seen[(uintptr_t)cd] = ++order_step;
+}
+static NOINLINE void make_pair(int no_order) {
+  void **a = GC_malloc(32), **b = GC_malloc(32);
+  a[0] = b;
+  if (no_order) {
+    GC_register_finalizer_no_order(a, on_order, (void *)0, NULL, NULL);
+    GC_register_finalizer_no_order(b, on_order, (void *)1, NULL, NULL);
+  } else {
+    GC_register_finalizer(a, on_order, (void *)0, NULL, NULL);
+    GC_register_finalizer(b, on_order, (void *)1, NULL, NULL);
+  }
+}
+
+static bool run_pair(int no_order, int *cycles_apart) {
+  order_seen[0] = order_seen[1] = order_step = 0;
+  make_pair(no_order);
+  clear_stack();
+  int first_a = -1, first_b = -1;
+  for (int c = 0; c < 12 && (first_a < 0 || first_b < 0); c++) {
+    GC_gcollect();
+    GC_malloc(16);
+    if (first_a < 0 && order_seen[0])
+      first_a = c;
+    if (first_b < 0 && order_seen[1])
+      first_b = c;
+  }
+  *cycles_apart = first_b - first_a;
+  return first_a >= 0 && first_b >= 0;
+}
+
+static void test_order(void) {
+  int apart_ordered, apart_no;
+  bool ok1 = run_pair(0, &apart_ordered) && order_seen[0] < order_seen[1] && apart_ordered >= 1;
+  bool ok2 = run_pair(1, &apart_no) && apart_no == 0;
+  CHECKF(ok1, "ordered: a's finalizer %d, b's %d, %d cycles apart", order_seen[0], order_seen[1],
+         apart_ordered);
+  CHECKF(ok2, "no order: %d cycles apart", apart_no);
+  GC_finalization_proc ofn = NULL;
+  void *ocd = NULL, *p = GC_malloc(16);
+  GC_register_finalizer(p, on_fin, (void *)7, NULL, NULL);
+  GC_register_finalizer(p, NULL, NULL, &ofn, &ocd);
+  bool ok3 = ofn == on_fin && ocd == (void *)7;
+  CHECK(ok3);
+  report("ordered finalization waits a cycle, no-order does not; unregistering", ok1 && ok2 && ok3);
+}
+
+// Disappearing links.
+static void *g_link, *g_link2;
+static GC_hidden_pointer g_live;
+static NOINLINE void make_links(void) {
+  void *dead = GC_malloc(40), *live = GC_malloc(40);
+  g_link = dead;
+  g_link2 = live;
+  GC_general_register_disappearing_link(&g_link, dead);
+  GC_general_register_disappearing_link(&g_link2, live);
+  g_link = (void *)GC_HIDE_POINTER(dead); // (hidden: not a reference)
+  g_live = GC_HIDE_POINTER(live);
+}
+
+static void test_links(void) {
+  make_links();
+  void *keep = GC_REVEAL_POINTER(g_live); // a real reference, on the stack
+  clear_stack();
+  for (int i = 0; i < 10 && g_link != NULL; i++)
+    collect();
+  bool cleared = g_link == NULL, kept = g_link2 == keep;
+  CHECKF(cleared && kept, "links: dead one %s, live one %s", cleared ? "cleared" : "kept",
+         kept ? "kept" : "changed");
+  static void *moved;
+  int dup = GC_general_register_disappearing_link(&g_link2, keep);
+  int mv = GC_move_disappearing_link(&g_link2, &moved), mv_missing = GC_move_disappearing_link(&g_link2, &moved);
+  int un = GC_unregister_disappearing_link(&moved), un_again = GC_unregister_disappearing_link(&moved);
+  bool codes = dup == GC_DUPLICATE && mv == GC_SUCCESS && mv_missing == GC_NOT_FOUND && un == 1 && un_again == 0;
+  CHECKF(codes, "codes: duplicate %d, move %d/%d, unregister %d/%d", dup, mv, mv_missing, un, un_again);
+  GC_reachable_here(keep);
+  report("disappearing links: cleared when unreachable, kept while live; return codes",
+         cleared && kept && codes);
+}
+
+// GC_push_other_roots, chained as ECL chains it. The pushed range is in
+// memory gomem does not scan (mmap'ed), and is read when the collector
+// drains, after the hook has returned.
+static GC_hidden_pointer g_pushed, g_marked;
+static void **g_pushed_slot;
+static GC_push_other_roots_proc old_push;
+static int push_calls;
+static void my_push(void) {
+  push_calls++;
+  GC_push_all(g_pushed_slot, g_pushed_slot + 1);
+  GC_set_mark_bit(GC_REVEAL_POINTER(g_marked));
+  if (old_push)
+    old_push();
+}
+static NOINLINE void make_pushed(void) {
+  char *a = GC_malloc_atomic(24), *b = GC_malloc_atomic(24);
+  strcpy(a, "pushed");
+  strcpy(b, "marked");
+  g_pushed = GC_HIDE_POINTER(a);
+  g_marked = GC_HIDE_POINTER(b);
+  g_pushed_slot[0] = a;
+}
+
+static void test_push_other_roots(void) {
+  g_pushed_slot = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  CHECK(g_pushed_slot != MAP_FAILED);
+  old_push = GC_push_other_roots;
+  GC_push_other_roots = my_push;
+  make_pushed();
+  clear_stack();
+  for (int i = 0; i < 10; i++) {
+    collect();
+    for (int k = 0; k < 1000; k++)
+      memset(GC_malloc_atomic(24), 0xcd, 24);
+  }
+  bool ok = push_calls > 0 && strcmp(GC_REVEAL_POINTER(g_pushed), "pushed") == 0 &&
+            strcmp(GC_REVEAL_POINTER(g_marked), "marked") == 0;
+  GC_push_other_roots = old_push;
+  CHECKF(ok, "push_other_roots called %d times", push_calls);
+  report("GC_push_other_roots: GC_push_all and GC_set_mark_bit keep objects", ok);
+}
+
+static void *add_lock_fn(void *arg) {
+  return (void *)((uintptr_t)arg + 1);
+}
+
+static void test_misc(void) {
+  void *list = GC_malloc_many(48);
+  int n = 0;
+  for (void *p = list; p != NULL; p = GC_NEXT(p))
+    n += GC_size(p) >= 48;
+  bool ok = n > 1 && GC_call_with_alloc_lock(add_lock_fn, (void *)41) == (void *)42;
+  GC_allow_register_threads();
+  struct GC_stack_base sb;
+  ok = ok && GC_get_stack_base(&sb) == GC_SUCCESS && (char *)sb.mem_base > (char *)&sb;
+  ok = ok && GC_register_my_thread(&sb) == GC_DUPLICATE && GC_thread_is_registered();
+  ok = ok && GC_get_suspend_signal() > 0 && GC_get_version() == 0x080202;
+  CHECKF(ok, "malloc_many gave %d objects", n);
+  report("malloc_many, alloc lock, thread registration, version", ok);
+}
+
+int main(void) {
+  test_sizes();
+  test_uncollectable();
+  test_finalizers_sync();
+  test_finalize_on_demand();
+  test_order();
+  test_links();
+  test_push_other_roots();
+  test_misc();
+  return test_done();
+}
