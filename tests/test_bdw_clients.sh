@@ -8,7 +8,7 @@
 #      ../shared/bdwgc-8.2.2 beside the repository; never part of it) and
 #      linked against gomem's library: they test the binary interface. Each
 #      must exit 0. Skipped when the sources are absent.
-#   2. Debian's clients of libgc1 (w3m, poke, neko; installed by
+#   2. Debian's clients of libgc1 (w3m, poke, neko, ecl; installed by
 #      tools/install-deps.sh test), unmodified binaries, with LD_LIBRARY_PATH
 #      pointing at gomem's library: each must print exactly what it prints on
 #      Debian's libgc.so.1, and gomem's library must really be the one loaded
@@ -129,6 +129,30 @@ EOF
     bad neko "nekoc failed"
 else
   skipped neko "not installed"
+fi
+
+if command -v ecl >/dev/null; then
+  # Lists, arrays and strings as garbage, a weak hash table, a thread.
+  cat >"$WORK/t.lsp" <<'EOF'
+(defun make-garbage (n)
+  (let ((acc 0))
+    (dotimes (i n)
+      (let ((l (make-list 20 :initial-element i))
+            (v (make-array 50 :initial-element i)))
+        (incf acc (+ (length l) (aref v 10)))))
+    acc))
+(defvar *weak* (make-hash-table :weakness :key))
+(dotimes (i 1000) (setf (gethash (list i) *weak*) i))
+(si::gc t)
+(format t "garbage ~a~%" (make-garbage 200000))
+(let ((th (mp:process-run-function 'worker (lambda () (make-garbage 100000)))))
+  (mp:process-join th))
+(format t "threads done ~a~%" (make-garbage 1000))
+(format t "strings ~a~%" (length (with-output-to-string (s) (dotimes (i 20000) (format s "~a," i)))))
+EOF
+  client ecl ecl --norc --shell "$WORK/t.lsp"
+else
+  skipped ecl "not installed"
 fi
 
 echo "$pass passed, $fail failed, $skip skipped"
