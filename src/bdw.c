@@ -10,7 +10,9 @@
 
 #include "bdw.h"
 #include "gomem.h"
+#include "internal.h"
 #include "lock.h"
+#include "mallocint.h"
 #include "mfinal.h"
 #include "mgc.h"
 #include "mgcmark.h"
@@ -107,6 +109,12 @@ static void init_once_fn(void) {
   long max = env_long("GC_MAXIMUM_HEAP_SIZE", 0);
   if (max > 0)
     gm_set_memory_limit(max);
+  gm_ensure_init(); // gomem's options are read: Boehm's variables may add to them
+  if (getenv("GC_PRINT_STATS") != NULL)
+    gm_opt.gctrace = true; // (gomem's gctrace lines)
+  long markers = env_long("GC_MARKERS", 0);
+  if (markers > 0 && getenv("GOMEM_GC_PROCS") == NULL)
+    gm_opt.gc_procs = (unsigned)markers;
   gc_ensure_init();
   if (GC_dont_gc)
     gm_set_gc_percent(-1);

@@ -28,6 +28,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/wait.h>
 
 #include "gc.h"
 #include "gc/gc_mark.h"
@@ -321,7 +322,32 @@ static void test_misc(void) {
   report("malloc_many, alloc lock, thread registration, version", ok);
 }
 
-int main(void) {
+// env_child (a re-executed child): 64 MiB of garbage; exit status 0 if no
+// collection ran, 1 otherwise.
+static int env_child(void) {
+  for (int i = 0; i < 1 << 16; i++)
+    memset(GC_malloc(1024), 1, 1024);
+  return GC_get_gc_no() == 0 ? 0 : 1;
+}
+
+static void test_environment(void) {
+  if (strcmp(GOMEM_SANITIZE, "valgrind") == 0) { // (re-executing would run valgrind's binary)
+    test_skip("GC_DONT_GC and GC_PRINT_STATS from the environment", "under valgrind");
+    return;
+  }
+  char out[8192];
+  int st = test_run_self("env", "GC_DONT_GC=1", 2, out, sizeof out);
+  bool dont = st != -1 && WIFEXITED(st) && WEXITSTATUS(st) == 0;
+  st = test_run_self("env", "GC_PRINT_STATS=1", 2, out, sizeof out);
+  bool stats = st != -1 && WIFEXITED(st) && WEXITSTATUS(st) == 1 && strstr(out, "gc 1 @") != NULL;
+  CHECKF(dont && stats, "GC_DONT_GC %s, GC_PRINT_STATS %s", dont ? "ok" : "collected",
+         stats ? "ok" : "silent");
+  report("GC_DONT_GC and GC_PRINT_STATS from the environment", dont && stats);
+}
+
+int main(int argc, char **argv) {
+  if (argc > 1 && strcmp(argv[1], "env") == 0)
+    return env_child();
   test_sizes();
   test_uncollectable();
   test_finalizers_sync();
@@ -330,5 +356,6 @@ int main(void) {
   test_links();
   test_push_other_roots();
   test_misc();
+  test_environment();
   return test_done();
 }
