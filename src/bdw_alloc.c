@@ -396,7 +396,7 @@ BDW_API int GC_general_register_disappearing_link(void **link, const void *obj) 
              (uintptr_t)obj);
     return BDW_NOT_FOUND;
   }
-  int r = fin_weak_register(link, (void *)bdw_base((uintptr_t)obj, &size));
+  int r = fin_weak_register(link, (void *)bdw_base((uintptr_t)obj, &size), false);
   return r == 0 ? 0 : r == 1 ? 1 : BDW_NO_MEMORY;
 }
 
@@ -414,12 +414,34 @@ BDW_API int GC_register_disappearing_link(void **link) {
 }
 
 BDW_API int GC_unregister_disappearing_link(void **link) {
-  return fin_weak_unregister(link);
+  return fin_weak_unregister(link, false);
 }
 
 BDW_API int GC_move_disappearing_link(void **link, void **new_link) {
-  int r = fin_weak_move(link, new_link);
-  return r == 0 ? 0 : r == 1 ? 1 : BDW_NOT_FOUND;
+  int r = fin_weak_move(link, new_link, false);
+  return r == 0 ? 0 : r == 1 ? 1 : r == -1 ? BDW_NOT_FOUND : BDW_NO_MEMORY;
+}
+
+// Long links: cleared only once no finalizer can make the object
+// reachable again.
+BDW_API int GC_register_long_link(void **link, const void *obj) {
+  size_t size;
+  uintptr_t b = bdw_base((uintptr_t)obj, &size);
+  if (((uintptr_t)link & (sizeof(void *) - 1)) != 0 || b == 0) {
+    bdw_warn("GOMEM: GC_register_long_link: bad link or object %p\n", (uintptr_t)obj);
+    return BDW_NOT_FOUND;
+  }
+  int r = fin_weak_register(link, (void *)b, true);
+  return r == 0 ? 0 : r == 1 ? 1 : BDW_NO_MEMORY;
+}
+
+BDW_API int GC_unregister_long_link(void **link) {
+  return fin_weak_unregister(link, true);
+}
+
+BDW_API int GC_move_long_link(void **link, void **new_link) {
+  int r = fin_weak_move(link, new_link, true);
+  return r == 0 ? 0 : r == 1 ? 1 : r == -1 ? BDW_NOT_FOUND : BDW_NO_MEMORY;
 }
 
 // ---------------------------------------------------------------------------

@@ -312,11 +312,14 @@ void fin_wake(void) {
 // ---------------------------------------------------------------------------
 // Weak links (Boehm's disappearing links): (link, obj) pairs in an off-heap
 // open-addressing table keyed by the link's address (fin_lock), which the
-// collector does not scan. After marking, with the world stopped and before
-// finalizers are queued, a pair whose link lies in a dead GC object is
-// dropped, and a pair whose object is unmarked has its link cleared (NULL)
-// and is dropped: the link is cleared before the object's finalizer, if
-// any, runs (Boehm's short links).
+// collector does not scan; a long link's key has bit 0 set (links are
+// word-aligned). After marking, with the world stopped and before
+// finalizers are queued, a short pair whose link lies in a dead GC object is
+// dropped, and one whose object is unmarked has its link cleared (NULL) and
+// is dropped: the link is cleared before the object's finalizer, if any,
+// runs. Long pairs get the same treatment after the objects of queued
+// finalizers are marked: a long link survives while a finalizer may still
+// make its object reachable (Boehm's long links).
 
 typedef struct weak_entry {
   uintptr_t link; // 0: empty slot; FIN_TOMB: deleted
@@ -372,16 +375,17 @@ static void weak_drop(weak_entry_t *e) {
   relaxed_store(&weak_n, weak_n - 1);
 }
 
-int fin_weak_register(void **link, void *obj) {
+int fin_weak_register(void **link, void *obj, bool is_long) {
+  uintptr_t key = (uintptr_t)link | is_long;
   threads_register_self_or_die(); // never stopped while holding fin_lock
   gm_lock(&fin_lock);
   int r = 0;
-  if (weak_find((uintptr_t)link) != NULL) {
+  if (weak_find(key) != NULL) {
     r = 1;
   } else if ((weak_used + 1) * 2 > weak_cap && !weak_grow()) {
     r = -1;
   } else {
-    weak_insert_raw(weak, weak_cap, (weak_entry_t){(uintptr_t)link, (uintptr_t)obj});
+    weak_insert_raw(weak, weak_cap, (weak_entry_t){key, (uintptr_t)obj});
     relaxed_store(&weak_n, weak_n + 1);
     weak_used++;
   }
@@ -389,32 +393,36 @@ int fin_weak_register(void **link, void *obj) {
   return r;
 }
 
-bool fin_weak_unregister(void **link) {
+bool fin_weak_unregister(void **link, bool is_long) {
   if (relaxed_load(&weak_n) == 0)
     return false;
   gm_lock(&fin_lock);
-  weak_entry_t *e = weak_find((uintptr_t)link);
+  weak_entry_t *e = weak_find((uintptr_t)link | is_long);
   if (e != NULL)
     weak_drop(e);
   gm_unlock(&fin_lock);
   return e != NULL;
 }
 
-int fin_weak_move(void **link, void **new_link) {
+int fin_weak_move(void **link, void **new_link, bool is_long) {
+  uintptr_t key = (uintptr_t)link | is_long, new_key = (uintptr_t)new_link | is_long;
   threads_register_self_or_die();
   gm_lock(&fin_lock);
   int r = 0;
-  weak_entry_t *e = weak_find((uintptr_t)link);
+  weak_entry_t *e = weak_find(key);
   if (e == NULL) {
     r = -1;
-  } else if (new_link != link) {
-    if (weak_find((uintptr_t)new_link) != NULL) {
+  } else if (new_key != key) {
+    if (weak_find(new_key) != NULL) {
       r = 1;
+    } else if ((weak_used + 1) * 2 > weak_cap && !weak_grow()) {
+      r = -2;
     } else {
+      e = weak_find(key); // (the table may have moved)
       uintptr_t obj = e->obj;
       weak_drop(e);
-      weak_used++; // (the new entry may take a fresh slot)
-      weak_insert_raw(weak, weak_cap, (weak_entry_t){(uintptr_t)new_link, obj});
+      weak_used++;
+      weak_insert_raw(weak, weak_cap, (weak_entry_t){new_key, obj});
       relaxed_store(&weak_n, weak_n + 1);
     }
   }
@@ -422,17 +430,18 @@ int fin_weak_move(void **link, void **new_link) {
   return r;
 }
 
-void fin_weak_clear(bool (*alive)(uintptr_t addr)) {
+void fin_weak_clear(bool (*alive)(uintptr_t addr), bool is_long) {
   if (relaxed_load(&weak_n) == 0)
     return;
   for (size_t i = 0; i < weak_cap; i++) {
     weak_entry_t *e = &weak[i];
-    if (e->link <= FIN_TOMB)
+    if (e->link <= FIN_TOMB || (e->link & 1) != (uintptr_t)is_long)
       continue;
-    if (!alive(e->link)) { // the link itself is in a dead object
+    uintptr_t link = e->link & ~(uintptr_t)1;
+    if (!alive(link)) { // the link itself is in a dead object
       weak_drop(e);
     } else if (!alive(e->obj)) {
-      *(void **)e->link = NULL;
+      *(void **)link = NULL;
       weak_drop(e);
     }
   }

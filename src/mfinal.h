@@ -33,17 +33,18 @@ extern void (*fin_notifier)(void); // fin_manual: called after a cycle queued fi
 size_t fin_queued(void);           // finalizers waiting to run
 size_t fin_run_queued(void);       // fin_manual: runs them here; returns how many
 
-// Weak links: *link is set to NULL when obj becomes unreachable (before
-// obj's finalizer, if any, runs); obj is the start of a GC object.
+// Weak links: *link is set to NULL when obj becomes unreachable: a short
+// link before obj's finalizer, if any, is queued, a long one only once no
+// finalizer keeps obj (is_long). obj is the start of a GC object.
 // register: 0, 1 if link is registered already, -1 out of memory;
 // unregister: whether it was; move: 0, 1 if new_link is registered
-// already, -1 if link is not. fin_weak_clear (world stopped, marking done):
-// alive(addr) tells whether addr lies outside the GC heap or in a marked
-// object.
-int fin_weak_register(void **link, void *obj);
-bool fin_weak_unregister(void **link);
-int fin_weak_move(void **link, void **new_link);
-void fin_weak_clear(bool (*alive)(uintptr_t addr));
+// already, -1 if link is not, -2 out of memory. fin_weak_clear (world
+// stopped, marking done): alive(addr) tells whether addr lies outside the
+// GC heap or in a marked object.
+int fin_weak_register(void **link, void *obj, bool is_long);
+bool fin_weak_unregister(void **link, bool is_long);
+int fin_weak_move(void **link, void **new_link, bool is_long);
+void fin_weak_clear(bool (*alive)(uintptr_t addr), bool is_long);
 // fin_reserve (world running, before the stop): room in the queue for every
 // finalizer that the coming cycle could queue.
 void fin_reserve(void);

@@ -473,12 +473,13 @@ static void collect_roots(uintptr_t self_sp) {
 // the finalizers of what stayed unmarked. Returns the bytes marked.
 static uint64_t mark_and_finalize(void) {
   uint64_t marked = run_workers();
-  fin_weak_clear(addr_alive);
+  fin_weak_clear(addr_alive, false);
   fin_marked_bytes = 0;
   njobs = 0;
   fin_queue_dead(is_marked, mark_one);
   if (njobs != 0) // the contents of queued FIN_NO_ORDER objects
     marked += run_workers();
+  fin_weak_clear(addr_alive, true);
   return marked + fin_marked_bytes;
 }
 

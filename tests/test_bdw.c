@@ -175,17 +175,20 @@ static void test_finalize_on_demand(void) {
   report("finalize on demand: the notifier, then GC_invoke_finalizers", ok);
 }
 
-// Ordered finalization: A -> B, both finalizable. B cannot be finalized
-// while A is pending; no-order finalizes both in the same cycle.
+// Ordered finalization: A -> B, both finalizable: B's finalizer runs in a
+// later cycle than A's. A cycle A <-> B of finalizable objects: never
+// finalized in order (Boehm's rule), both finalized without order.
 static int order_seen[2];
 static int order_step;
 static void on_order(void *obj, void *cd) {
   (void)obj;
   order_seen[(uintptr_t)cd] = ++order_step;
 }
-static NOINLINE void make_pair(int no_order) {
+static NOINLINE void make_pair(int no_order, int cycle) {
   void **a = GC_malloc(32), **b = GC_malloc(32);
   a[0] = b;
+  if (cycle)
+    b[0] = a;
   if (no_order) {
     GC_register_finalizer_no_order(a, on_order, (void *)0, NULL, NULL);
     GC_register_finalizer_no_order(b, on_order, (void *)1, NULL, NULL);
@@ -195,37 +198,42 @@ static NOINLINE void make_pair(int no_order) {
   }
 }
 
-static bool run_pair(int no_order, int *cycles_apart) {
+// run_pair: collections until both finalizers ran (at most 12); the cycles
+// at which a's and b's first ran (-1: never).
+static void run_pair(int no_order, int cycle, int *at_a, int *at_b) {
   order_seen[0] = order_seen[1] = order_step = 0;
-  make_pair(no_order);
+  make_pair(no_order, cycle);
   clear_stack();
-  int first_a = -1, first_b = -1;
-  for (int c = 0; c < 12 && (first_a < 0 || first_b < 0); c++) {
+  *at_a = *at_b = -1;
+  for (int c = 0; c < 12 && (*at_a < 0 || *at_b < 0); c++) {
     GC_gcollect();
     GC_malloc(16);
-    if (first_a < 0 && order_seen[0])
-      first_a = c;
-    if (first_b < 0 && order_seen[1])
-      first_b = c;
+    if (*at_a < 0 && order_seen[0])
+      *at_a = c;
+    if (*at_b < 0 && order_seen[1])
+      *at_b = c;
   }
-  *cycles_apart = first_b - first_a;
-  return first_a >= 0 && first_b >= 0;
 }
 
 static void test_order(void) {
-  int apart_ordered, apart_no;
-  bool ok1 = run_pair(0, &apart_ordered) && order_seen[0] < order_seen[1] && apart_ordered >= 1;
-  bool ok2 = run_pair(1, &apart_no) && apart_no == 0;
-  CHECKF(ok1, "ordered: a's finalizer %d, b's %d, %d cycles apart", order_seen[0], order_seen[1],
-         apart_ordered);
-  CHECKF(ok2, "no order: %d cycles apart", apart_no);
+  int a, b, ca, cb, na, nb;
+  run_pair(0, 0, &a, &b);
+  bool ok1 = a >= 0 && b > a;
+  run_pair(0, 1, &ca, &cb);
+  bool ok2 = ca < 0 && cb < 0;
+  run_pair(1, 1, &na, &nb);
+  bool ok3 = na >= 0 && nb >= 0;
+  CHECKF(ok1, "ordered chain: a's finalizer at cycle %d, b's at %d", a, b);
+  CHECKF(ok2, "ordered cycle: finalized at cycles %d and %d", ca, cb);
+  CHECKF(ok3, "no-order cycle: finalized at cycles %d and %d", na, nb);
   GC_finalization_proc ofn = NULL;
   void *ocd = NULL, *p = GC_malloc(16);
   GC_register_finalizer(p, on_fin, (void *)7, NULL, NULL);
   GC_register_finalizer(p, NULL, NULL, &ofn, &ocd);
-  bool ok3 = ofn == on_fin && ocd == (void *)7;
-  CHECK(ok3);
-  report("ordered finalization waits a cycle, no-order does not; unregistering", ok1 && ok2 && ok3);
+  bool ok4 = ofn == on_fin && ocd == (void *)7;
+  CHECK(ok4);
+  report("ordered finalization: chains in order, cycles never; no-order: cycles too; unregistering",
+         ok1 && ok2 && ok3 && ok4);
 }
 
 // Disappearing links.
@@ -259,6 +267,37 @@ static void test_links(void) {
   GC_reachable_here(keep);
   report("disappearing links: cleared when unreachable, kept while live; return codes",
          cleared && kept && codes);
+}
+
+// Long links: an object with a finalizer loses its short link in the cycle
+// that queues the finalizer, its long link only once it is really gone.
+static void *g_short, *g_long;
+static int long_fin_ran;
+static void on_long_fin(void *obj, void *cd) {
+  (void)obj, (void)cd;
+  long_fin_ran++;
+}
+static NOINLINE void make_long(void) {
+  void *p = GC_malloc(64);
+  GC_register_finalizer(p, on_long_fin, NULL, NULL, NULL);
+  GC_general_register_disappearing_link(&g_short, p);
+  GC_register_long_link(&g_long, p);
+  g_short = g_long = (void *)GC_HIDE_POINTER(p);
+}
+
+static void test_long_links(void) {
+  make_long();
+  clear_stack();
+  bool long_after_short = false;
+  for (int i = 0; i < 12 && g_long != NULL; i++) {
+    GC_gcollect(); // (runs due finalizers at its end)
+    if (g_short == NULL && g_long != NULL && long_fin_ran)
+      long_after_short = true;
+  }
+  bool ok = long_after_short && g_long == NULL && long_fin_ran == 1;
+  CHECKF(ok, "long links: short %p, long %p, finalizer ran %d times", g_short, g_long,
+         long_fin_ran);
+  report("a long link outlives the short one until the finalized object is gone", ok);
 }
 
 // GC_push_other_roots, chained as ECL chains it. The pushed range is in
@@ -354,6 +393,7 @@ int main(int argc, char **argv) {
   test_finalize_on_demand();
   test_order();
   test_links();
+  test_long_links();
   test_push_other_roots();
   test_misc();
   test_environment();

@@ -3,8 +3,8 @@
 # libgc.so.1.
 #
 #   1. bdwgc 8.2.2's own test programs (huge_test, realloc_test, middle,
-#      threadkey_test, initsecondarythread, subthread_create,
-#      staticrootstest), compiled against bdwgc's headers (BDWGC_DIR, default
+#      threadkey_test, initsecondarythread, subthread_create, gctest with
+#      threads, fork and long links, staticrootstest), compiled against bdwgc's headers (BDWGC_DIR, default
 #      ../shared/bdwgc-8.2.2 beside the repository; never part of it) and
 #      linked against gomem's library: they test the binary interface. Each
 #      must exit 0. Skipped when the sources are absent.
@@ -49,6 +49,18 @@ if [ -d "$BDWGC_DIR/tests" ]; then
     if timeout 120 "$WORK/$t" >"$WORK/$t.out" 2>&1; then ok "bdwgc $t"
     else bad "bdwgc $t" "exit $?: $(tail -c 300 "$WORK/$t.out" | tr '\n' ' ')"; fi
   done
+  # gctest (tests/test.c): threads, finalization, disappearing and long
+  # links, typed objects, fork, sizes, setters and getters, heap bounds.
+  if [ $have_aops = 0 ]; then
+    skipped "bdwgc gctest" "no atomic_ops.h (libatomic-ops-dev)"
+  elif ! bdw_cc gctest "$BDWGC_DIR/tests/test.c"; then
+    bad "bdwgc gctest" "does not build: $(grep -m3 -E 'error|undefined' "$WORK/gctest.cc" | tr '\n' ' ')"
+  elif timeout 300 "$WORK/gctest" >"$WORK/gctest.out" 2>&1 &&
+    grep -q "Collector appears to work" "$WORK/gctest.out"; then
+    ok "bdwgc gctest: $(grep -o 'Finalized [0-9/]* objects' "$WORK/gctest.out")"
+  else
+    bad "bdwgc gctest" "$(tail -c 400 "$WORK/gctest.out" | tr '\n' ' ')"
+  fi
   # staticrootstest: roots in the data of a library, loaded at start.
   if gcc -O1 -shared -fPIC -I"$BDWGC_DIR/include" -o "$WORK/libstaticrootslib.so" \
       "$BDWGC_DIR/tests/staticrootslib.c" -L"$LIBDIR" -lgc -w 2>"$WORK/srl.cc" &&

@@ -116,6 +116,10 @@ GC_API int GC_general_register_disappearing_link(void **link, const void *obj);
 GC_API int GC_register_disappearing_link(void **link); /* link inside the object */
 GC_API int GC_move_disappearing_link(void **link, void **new_link);
 GC_API int GC_unregister_disappearing_link(void **link);
+/* Long links: cleared only once no finalizer can bring obj back. */
+GC_API int GC_register_long_link(void **link, const void *obj);
+GC_API int GC_move_long_link(void **link, void **new_link);
+GC_API int GC_unregister_long_link(void **link);
 
 /* Collection. */
 GC_API void GC_gcollect(void);
