@@ -16,6 +16,7 @@
 #include "mfinal.h"
 #include "mgc.h"
 #include "mgcmark.h"
+#include "mheap.h"
 #include "os.h"
 #include "roots.h"
 #include "stw.h"
@@ -83,6 +84,8 @@ static uintptr_t *set_bits;
 static size_t set_bits_n, set_bits_cap;
 
 static void roots_hook(root_fn fn, void *ctx) {
+  GC_least_plausible_heap_addr = (void *)relaxed_load(&gm_heap.arena_lo);
+  GC_greatest_plausible_heap_addr = (void *)relaxed_load(&gm_heap.arena_hi);
   bdw_uncoll_roots(fn, ctx);
   bdw_push_fn push = GC_push_other_roots;
   if (push != NULL) {
@@ -128,6 +131,7 @@ __attribute__((constructor)) static void bdw_load(void) {
   fin_manual = true; // before any collection can queue a finalizer
   fin_notifier = bdw_notify;
   gc_roots_hook = roots_hook;
+  bdw_kinds_init();
 }
 
 BDW_API void GC_init(void) {

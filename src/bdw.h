@@ -48,5 +48,9 @@ void *bdw_alloc(size_t n, int kind);  // one object of a kind; NULL (after the o
 void bdw_after_alloc(void);           // finalizers due at an allocation
 void *bdw_oom(size_t n);              // the oom function's answer
 void bdw_warn(const char *msg, uintptr_t arg);
+void *bdw_kind_alloc(size_t n, int kind); // a kind of GC_new_kind's (bdw_kinds.c)
+void bdw_kinds_init(void);                // installs the collector hook
+int bdw_kind_of(uintptr_t obj);           // its GC_new_kind kind, or -1
+void bdw_kind_forget(uintptr_t obj);      // GC_free: no longer of its kind
 
 #endif // GOMEM_BDW_H

@@ -174,12 +174,10 @@ BDW_API void *GC_malloc_atomic_ignore_off_page(size_t n) {
   return bdw_alloc(n, BDW_PTRFREE);
 }
 
-// GC_generic_malloc: kinds 0-3; others (GC_new_kind's) are not supported.
+// GC_generic_malloc: kinds 0-3 here, GC_new_kind's in bdw_kinds.c.
 BDW_API void *GC_generic_malloc(size_t n, int kind) {
-  if (kind < BDW_PTRFREE || kind > BDW_AUNCOLLECTABLE) {
-    bdw_warn("GOMEM: GC_generic_malloc of an unsupported kind %ld\n", (uintptr_t)kind);
-    return NULL;
-  }
+  if (kind < BDW_PTRFREE || kind > BDW_AUNCOLLECTABLE)
+    return bdw_kind_alloc(n, kind);
   return bdw_alloc(n, kind);
 }
 
@@ -236,6 +234,9 @@ BDW_API size_t GC_size(const void *p) {
 }
 
 static int kind_of(uintptr_t base) {
+  int k = bdw_kind_of(base);
+  if (k >= 0)
+    return k;
   bool scan = spanof(base)->kind == SPAN_GC_SCAN;
   if (uncoll_has(base))
     return scan ? BDW_UNCOLLECTABLE : BDW_AUNCOLLECTABLE;
@@ -258,6 +259,7 @@ BDW_API void GC_free(void *p) {
   if (p == NULL || b == 0)
     return;
   uncoll_remove(b);
+  bdw_kind_forget(b);
   gm_free((void *)b);
 }
 
@@ -279,7 +281,7 @@ BDW_API void *GC_realloc(void *p, size_t n) {
   size_t want = bdw_size(n);
   if (want != 0 && want <= old && want > old / 2)
     return p;
-  void *q = bdw_alloc(n, kind);
+  void *q = kind <= BDW_AUNCOLLECTABLE ? bdw_alloc(n, kind) : bdw_kind_alloc(n, kind);
   if (q == NULL)
     return NULL;
   memcpy(q, p, n < old ? n : old);
@@ -496,36 +498,6 @@ BDW_API void *GC_calloc_explicitly_typed(size_t k, size_t n, uintptr_t d) {
   if (n != 0 && k > SIZE_MAX / n)
     return NULL;
   return GC_malloc(k * n);
-}
-
-// Kinds with mark procedures: a client's procedure would be the only way to
-// find memory it alone knows (Guile's VM stacks), which gomem's marker does
-// not call yet: the process stops with a message rather than lose objects.
-static void no_mark_procs(const char *fn) {
-  fprintf(stderr,
-          "GOMEM: %s: mark procedures and new object kinds are not supported by gomem's "
-          "libgc.so.1 yet\n",
-          fn);
-  abort();
-}
-BDW_API void **GC_new_free_list(void) {
-  no_mark_procs("GC_new_free_list");
-  return NULL;
-}
-BDW_API unsigned GC_new_proc(void *proc) {
-  (void)proc;
-  no_mark_procs("GC_new_proc");
-  return 0;
-}
-BDW_API unsigned GC_new_kind(void **fl, uintptr_t descr, int adjust, int clear) {
-  (void)fl, (void)descr, (void)adjust, (void)clear;
-  no_mark_procs("GC_new_kind");
-  return 0;
-}
-BDW_API void *GC_mark_and_push(void *obj, void *msp, void *lim, void **src) {
-  (void)obj, (void)lim, (void)src;
-  no_mark_procs("GC_mark_and_push");
-  return msp;
 }
 
 // Stubborn objects and the manual dirty bits: gomem needs no notice of a

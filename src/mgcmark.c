@@ -420,7 +420,7 @@ static void add_fin_root(void *ctx, uintptr_t obj, uintptr_t arg, int order) {
   add_word_root(arg);
 }
 
-static bool is_marked(uintptr_t obj) {
+bool gc_is_marked(uintptr_t obj) {
   mspan_t *s = spanof(obj);
   if (s->sizeclass == 0)
     return relaxed_load(&s->gc->mark[0]) & 1;
@@ -437,7 +437,7 @@ static bool addr_alive(uintptr_t addr) {
     return true;
   if (s->sizeclass != 0 && addr - s->base >= s->limit)
     return false; // (the tail of a span holds no object)
-  return is_marked(addr);
+  return gc_is_marked(addr);
 }
 
 // mark_one marks a finalizable object being queued; one of FIN_NO_ORDER,
@@ -464,22 +464,31 @@ static void collect_roots(uintptr_t self_sp) {
   if (nwords)
     add_root(NULL, (uintptr_t)word_roots, (uintptr_t)(word_roots + nwords));
   wbbuf_roots(add_root, NULL); // (empty but at a concurrent cycle's last stop)
-  void (*hook)(root_fn, void *) = gc_roots_hook;
-  if (hook != NULL)
-    hook(add_root, NULL);
+  if (gc_roots_hook != NULL)
+    gc_roots_hook(add_root, NULL);
 }
 
-// mark_and_finalize drains from the root jobs on every worker, then queues
-// the finalizers of what stayed unmarked. Returns the bytes marked.
-static uint64_t mark_and_finalize(void) {
+// drain_all drains on every worker, then has gc_mark_more_hook grey more
+// (mark procedures of marked objects) until it finds nothing new.
+static uint64_t drain_all(void) {
   uint64_t marked = run_workers();
+  for (bool (*more)(bool) = gc_mark_more_hook; more != NULL && (njobs = 0, more(false));)
+    marked += run_workers();
+  return marked;
+}
+
+// mark_and_finalize drains, then queues the finalizers of what stayed
+// unmarked and drains again. Returns the bytes marked.
+static uint64_t mark_and_finalize(void) {
+  uint64_t marked = drain_all();
   fin_weak_clear(addr_alive, false);
   fin_marked_bytes = 0;
   njobs = 0;
-  fin_queue_dead(is_marked, mark_one);
-  if (njobs != 0) // the contents of queued FIN_NO_ORDER objects
-    marked += run_workers();
+  fin_queue_dead(gc_is_marked, mark_one);
+  marked += drain_all(); // (the contents of queued FIN_NO_ORDER objects)
   fin_weak_clear(addr_alive, true);
+  if (gc_mark_more_hook != NULL)
+    gc_mark_more_hook(true);
   return marked + fin_marked_bytes;
 }
 
@@ -487,28 +496,20 @@ static uint64_t mark_and_finalize(void) {
 // stopped and every uncached GC span swept (mark bits clear).
 uint64_t gc_mark(uintptr_t self_sp) {
   relaxed_store(&gc_scan_done, 0);
-  njobs = 0;
-  nwords = 0;
+  njobs = nwords = 0;
   mcache_for_each(prepare_cache, NULL);
   collect_roots(self_sp);
   return mark_and_finalize();
 }
 
 // ---------------------------------------------------------------------------
-// Concurrent marking (mgc.c's concurrent cycle; design.md §14)
-//
-// First stop (gc_mark_begin): stale marks of cached spans cleared, the free
-// slots of every cached window marked (whatever they hand out while marking
-// runs is allocated black, and mgcalloc.c blackens every window loaded while
-// gc_blacken is set), the roots scanned and their objects greyed. Then,
-// beside the program, the collecting thread alone drains the grey objects
-// (gc_mark_drain), and rescans the marked objects on the pages the program
-// wrote (gc_mark_rescan_written, fed by os_wtrack) until few remain. Last
-// stop (gc_mark_end): the written pages once more, every root again, a
-// parallel drain, the finalizers; the window snapshot for the sweep.
+// Concurrent marking (mgc.c's concurrent cycle, whose comment tells the
+// steps; design.md §14). Whatever the windows hand out while gc_blacken is
+// set is allocated black.
 
 _Atomic int gc_blacken;
 void (*gc_roots_hook)(root_fn fn, void *ctx);
+bool (*gc_mark_more_hook)(bool done);
 
 // blacken_cache (first stop): c's cached spans lose stale marks (as in
 // prepare_cache) and count as swept, so that their thread does not sweep

@@ -25,6 +25,12 @@ unsigned gc_nworkers(void);
 // ranges at every collection, with the world stopped (libgc.so.1's).
 #include "roots.h"
 extern void (*gc_roots_hook)(root_fn fn, void *ctx);
+// gc_mark_more_hook, if set, is called with the world stopped once a drain
+// is done (done false): it may grey more objects (gc_mark_shade) and
+// returns true if it did (the drain resumes); and once marking is complete
+// (done true). gc_is_marked tells whether an object is marked then.
+extern bool (*gc_mark_more_hook)(bool done);
+bool gc_is_marked(uintptr_t obj);
 
 // Concurrent marking (design.md §14). gc_blacken: set from the first stop
 // to the last; windows loaded meanwhile are allocated black.

@@ -342,6 +342,65 @@ static void test_push_other_roots(void) {
   report("GC_push_other_roots: GC_push_all and GC_set_mark_bit keep objects", ok);
 }
 
+// Mark procedures (Guile's threads): objects of a kind whose procedure is
+// the only way to find what they hold, in memory no collector scans.
+typedef struct holder {
+  void **side; // mmap'ed: invisible to the collector
+  int n;
+} holder_t;
+static int proc_calls;
+static struct GC_ms_entry *holder_mark(GC_word *addr, struct GC_ms_entry *msp,
+                                        struct GC_ms_entry *lim, GC_word env) {
+  holder_t *h = (holder_t *)addr;
+  proc_calls += env == 42;
+  for (int i = 0; i < h->n; i++)
+    msp = GC_MARK_AND_PUSH(h->side[i], msp, lim, (void **)&h->side[i]);
+  return msp;
+}
+static unsigned holder_kind;
+static GC_hidden_pointer g_holder;
+static void *g_held_link[2];
+
+// make_holder: a holder of the kind holding, in its side area, strings
+// "held 0" and "held 1"; weak links tell whether they were ever found dead.
+static NOINLINE holder_t *make_holder(void) {
+  holder_t *h = GC_generic_malloc(sizeof *h, (int)holder_kind);
+  h->side = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  h->n = 2;
+  for (int i = 0; i < 2; i++) {
+    char *str = GC_malloc_atomic(16);
+    snprintf(str, 16, "held %d", i);
+    h->side[i] = str;
+    GC_general_register_disappearing_link(&g_held_link[i], str);
+    g_held_link[i] = (void *)GC_HIDE_POINTER(str);
+  }
+  return h;
+}
+
+static void test_mark_procs(void) {
+  holder_kind = GC_new_kind(GC_new_free_list(), GC_MAKE_PROC(GC_new_proc(holder_mark), 42), 0, 1);
+  holder_t *h = make_holder(); // reachable from this stack frame
+  g_holder = GC_HIDE_POINTER(h);
+  clear_stack();
+  for (int i = 0; i < 5; i++) {
+    collect();
+    for (int k = 0; k < 1000; k++)
+      memset(GC_malloc_atomic(16), 0xee, 16);
+  }
+  bool kept = g_held_link[0] != NULL && g_held_link[1] != NULL &&
+              strcmp(h->side[0], "held 0") == 0 && strcmp(h->side[1], "held 1") == 0;
+  int calls = proc_calls;
+  GC_reachable_here(h);
+  h = NULL;
+  clear_stack();
+  for (int i = 0; i < 12 && g_held_link[0] != NULL; i++)
+    collect(); // the holder is unreachable: its procedure no longer runs
+  bool gone = g_held_link[0] == NULL && g_held_link[1] == NULL;
+  CHECKF(kept && calls > 0 && gone, "mark procedure: called %d times; held strings %s, then %s",
+         calls, kept ? "kept" : "lost", gone ? "freed" : "still held");
+  report("a kind's mark procedure keeps what only it can find", kept && calls > 0 && gone);
+}
+
 static void *add_lock_fn(void *arg) {
   return (void *)((uintptr_t)arg + 1);
 }
@@ -395,6 +454,7 @@ int main(int argc, char **argv) {
   test_links();
   test_long_links();
   test_push_other_roots();
+  test_mark_procs();
   test_misc();
   test_environment();
   return test_done();

@@ -8,7 +8,7 @@
 #      ../shared/bdwgc-8.2.2 beside the repository; never part of it) and
 #      linked against gomem's library: they test the binary interface. Each
 #      must exit 0. Skipped when the sources are absent.
-#   2. Debian's clients of libgc1 (w3m, poke, neko, ecl; installed by
+#   2. Debian's clients of libgc1 (w3m, poke, neko, ecl, guile; installed by
 #      tools/install-deps.sh test), unmodified binaries, with LD_LIBRARY_PATH
 #      pointing at gomem's library: each must print exactly what it prints on
 #      Debian's libgc.so.1, and gomem's library must really be the one loaded
@@ -165,6 +165,37 @@ EOF
   client ecl ecl --norc --shell "$WORK/t.lsp"
 else
   skipped ecl "not installed"
+fi
+
+if command -v guile >/dev/null; then
+  # A thread, a weak table, a guardian, and deep recursion whose values live
+  # only on Guile's VM stack (mmap'ed: found by its mark procedure alone).
+  cat >"$WORK/t.scm" <<'EOF'
+(use-modules (ice-9 threads))
+(define (make-garbage n)
+  (let loop ((i 0) (acc 0))
+    (if (= i n) acc
+        (let ((l (make-list 20 i)) (v (make-vector 50 i)))
+          (loop (+ i 1) (+ acc (length l) (vector-ref v 10)))))))
+(define weak (make-weak-key-hash-table))
+(do ((i 0 (+ i 1))) ((= i 1000)) (hash-set! weak (list i) i))
+(gc)
+(display (list 'garbage (make-garbage 200000))) (newline)
+(define g (make-guardian))
+(do ((i 0 (+ i 1))) ((= i 100)) (g (list i)))
+(gc)
+(define th (call-with-new-thread (lambda () (make-garbage 100000))))
+(display (list 'thread (join-thread th))) (newline)
+(define (deep n)
+  (if (= n 0) 0
+      (let* ((x (make-list 10 n)) (y (make-vector 20 x)) (z (deep (- n 1))))
+        (when (= 0 (modulo n 5000)) (gc))
+        (+ z (length (vector-ref y 19)) (car x)))))
+(display (list 'deep (deep 100000))) (newline)
+EOF
+  client guile guile --no-auto-compile "$WORK/t.scm"
+else
+  skipped guile "not installed"
 fi
 
 echo "$pass passed, $fail failed, $skip skipped"

@@ -11,7 +11,7 @@
 #   7  threads stw roots interpose mgc mgcpacer mgcalloc mgcmark mgcwork
 #      mwbbuf mgcsweep mfinal
 #                                           the collector
-#   8  bdw bdw_alloc bdw_extra              libgc.so.1: Boehm GC's interface
+#   8  bdw bdw_alloc bdw_extra bdw_kinds    libgc.so.1: Boehm GC's interface
 #
 # A file may include only headers of its own layer or below, so no allocator
 # file (layers 0-6) includes a collector header, and the heap's lower layers
@@ -32,7 +32,7 @@ layer() {
   mcentral) echo 5 ;;
   mcache | free | mallocint | malloc | mstats | override | secure | secure_large | secure_api) echo 6 ;;
   threads | stw | roots | interpose | mgc | mgcpacer | mgcalloc | mgcmark | mgcwork | mwbbuf | mgcsweep | mfinal) echo 7 ;;
-  bdw | bdw_alloc | bdw_extra) echo 8 ;;
+  bdw | bdw_alloc | bdw_extra | bdw_kinds) echo 8 ;;
   *) echo "" ;;
   esac
 }
