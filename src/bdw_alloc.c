@@ -477,29 +477,6 @@ BDW_API void GC_debug_register_finalizer_ignore_self(void *obj, bdw_fin_fn fn, v
 // ---------------------------------------------------------------------------
 // Typed objects, kinds and mark procedures
 
-// GC_make_descriptor, GC_malloc_explicitly_typed: the layout bitmap is not
-// honoured; a typed object is scanned conservatively as a whole, so a field
-// the bitmap leaves out (a weak table's) keeps what it points to alive:
-// more memory retained, never a live object lost.
-BDW_API uintptr_t GC_make_descriptor(const uintptr_t *bitmap, size_t len) {
-  (void)bitmap, (void)len;
-  return 0;
-}
-BDW_API void *GC_malloc_explicitly_typed(size_t n, uintptr_t d) {
-  (void)d;
-  return GC_malloc(n);
-}
-BDW_API void *GC_malloc_explicitly_typed_ignore_off_page(size_t n, uintptr_t d) {
-  (void)d;
-  return GC_malloc(n);
-}
-BDW_API void *GC_calloc_explicitly_typed(size_t k, size_t n, uintptr_t d) {
-  (void)d;
-  if (n != 0 && k > SIZE_MAX / n)
-    return NULL;
-  return GC_malloc(k * n);
-}
-
 // Stubborn objects and the manual dirty bits: gomem needs no notice of a
 // change (its collections see every write), so these only store.
 BDW_API void GC_end_stubborn_change(const void *p) {

@@ -51,10 +51,16 @@ static struct {
 } kinds[MAX_KINDS];
 static unsigned nkinds = FIRST_KIND;
 
+// A listed object: of a procedure's kind, or typed (kind TYPED_KIND: its
+// layout `layout`, repeated `reps` times every `stride` words).
+#define TYPED_KIND 0xffffffffu
+typedef struct layout layout_t;
 typedef struct pobj {
   uintptr_t obj; // 0: empty; 1: deleted
   uint32_t kind;
-  uint32_t seen; // its procedure ran this cycle
+  uint32_t seen; // its procedure ran, or its pointers were greyed, this cycle
+  const layout_t *layout;
+  uint32_t stride, reps;
 } pobj_t;
 static pobj_t *objs;
 static size_t objs_cap, objs_used, objs_live;
@@ -72,7 +78,8 @@ static void insert_raw(pobj_t *t, size_t cap, pobj_t e) {
 
 // objs_add lists obj (kinds_lock). A larger set is filled before it
 // replaces the old one.
-static bool objs_add(uintptr_t obj, unsigned kind) {
+static bool objs_add(uintptr_t obj, unsigned kind, const layout_t *layout, size_t stride,
+                     size_t reps) {
   if ((objs_used + 1) * 2 > objs_cap) {
     size_t cap = objs_live * 4 < objs_cap ? objs_cap : objs_cap ? objs_cap * 2 : 1024;
     pobj_t *t = os_reserve(cap * sizeof *t, 0);
@@ -87,7 +94,7 @@ static bool objs_add(uintptr_t obj, unsigned kind) {
     if (old != NULL)
       os_unmap(old, old_cap * sizeof *old);
   }
-  insert_raw(objs, objs_cap, (pobj_t){obj, kind, 0});
+  insert_raw(objs, objs_cap, (pobj_t){obj, kind, 0, layout, (uint32_t)stride, (uint32_t)reps});
   objs_used++, objs_live++;
   return true;
 }
@@ -115,6 +122,8 @@ static void run_proc(pobj_t *e) {
   }
 }
 
+static void grey_typed(const pobj_t *e);
+
 static bool mark_more(bool done) {
   bool ran = false;
   for (size_t i = 0; i < objs_cap; i++) {
@@ -127,7 +136,10 @@ static bool mark_more(bool done) {
       e->seen = 0;
     } else if (!e->seen && gc_is_marked(e->obj)) {
       e->seen = 1;
-      run_proc(e);
+      if (e->kind == TYPED_KIND)
+        grey_typed(e);
+      else
+        run_proc(e);
       ran = true;
     }
   }
@@ -197,7 +209,7 @@ void *bdw_kind_alloc(size_t n, int kind) {
   if (kinds[kind].clear)
     memset(p, 0, n);
   gm_lock(&kinds_lock);
-  bool ok = objs_add((uintptr_t)p, (unsigned)kind);
+  bool ok = objs_add((uintptr_t)p, (unsigned)kind, NULL, 0, 0);
   gm_unlock(&kinds_lock);
   return ok ? p : bdw_oom(n);
 }
@@ -243,4 +255,74 @@ void bdw_kind_forget(uintptr_t obj) {
       break;
     }
   gm_unlock(&kinds_lock);
+}
+
+// ---------------------------------------------------------------------------
+// Typed objects (gc_typed.h): pointer-free GC objects, listed with their
+// layout; once marked, only the words the layout's bitmap names are greyed
+// (a weak table's other fields keep nothing alive). A layout of all
+// pointers is an ordinary scanned object, one of none an atomic one.
+
+struct layout {
+  size_t len;         // words described
+  uintptr_t bits[];   // bit i: word i holds a pointer
+};
+
+static void grey_typed(const pobj_t *e) {
+  uintptr_t *w = (uintptr_t *)e->obj;
+  const layout_t *l = e->layout;
+  for (size_t r = 0; r < e->reps; r++, w += e->stride)
+    for (size_t i = 0; i < l->len; i++)
+      if (l->bits[i / 64] >> (i % 64) & 1)
+        gc_mark_shade(&w[i], 1);
+}
+
+// Descriptors: 0 (no pointers), ~0 (all pointers), or a layout's address.
+#define DESCR_NONE ((uintptr_t)0)
+#define DESCR_ALL (~(uintptr_t)0)
+
+BDW_API uintptr_t GC_make_descriptor(const uintptr_t *bitmap, size_t len) {
+  size_t set = 0;
+  for (size_t i = 0; i < len; i++)
+    set += bitmap[i / 64] >> (i % 64) & 1;
+  if (set == 0)
+    return DESCR_NONE;
+  if (set == len)
+    return DESCR_ALL;
+  size_t words = (len + 63) / 64;
+  layout_t *l = os_reserve(sizeof *l + words * sizeof(uintptr_t), 0); // (once per type)
+  if (l == NULL)
+    return DESCR_ALL; // conservative: Boehm's answer when out of memory too
+  l->len = len;
+  memcpy(l->bits, bitmap, words * sizeof(uintptr_t));
+  return (uintptr_t)l;
+}
+
+// typed_alloc: reps elements of elem bytes each, laid out as d.
+static void *typed_alloc(size_t elem, size_t reps, uintptr_t d) {
+  if (elem != 0 && reps > SIZE_MAX / elem)
+    return NULL;
+  size_t n = elem * reps;
+  if (d == DESCR_ALL)
+    return bdw_alloc(n, BDW_NORMAL);
+  void *p = bdw_alloc(n, BDW_PTRFREE);
+  if (p == NULL || d == DESCR_NONE)
+    return p;
+  memset(p, 0, n);
+  if (reps > UINT32_MAX || elem / sizeof(uintptr_t) > UINT32_MAX)
+    return bdw_alloc(n, BDW_NORMAL);
+  gm_lock(&kinds_lock);
+  bool ok = objs_add((uintptr_t)p, TYPED_KIND, (const layout_t *)d, elem / sizeof(uintptr_t), reps);
+  gm_unlock(&kinds_lock);
+  return ok ? p : bdw_oom(n);
+}
+
+BDW_API void *GC_malloc_explicitly_typed(size_t n, uintptr_t d) {
+  return typed_alloc(n, 1, d);
+}
+BDW_API void *GC_malloc_explicitly_typed_ignore_off_page(size_t n, uintptr_t d) {
+  return typed_alloc(n, 1, d);
+}
+BDW_API void *GC_calloc_explicitly_typed(size_t k, size_t n, uintptr_t d) {
+  return typed_alloc(n, k, d);
 }

@@ -32,6 +32,7 @@
 
 #include "gc.h"
 #include "gc/gc_mark.h"
+#include "gc/gc_typed.h"
 #include "test.h"
 
 #define NOINLINE __attribute__((noinline))
@@ -401,6 +402,38 @@ static void test_mark_procs(void) {
   report("a kind's mark procedure keeps what only it can find", kept && calls > 0 && gone);
 }
 
+// Typed objects: a pointer in a field the bitmap names keeps its object; one
+// in a field it leaves out does not (a weak table's entry).
+static GC_hidden_pointer g_typed;
+static void *g_typed_link[2];
+static NOINLINE void make_typed(GC_descr d) {
+  void **t = GC_malloc_explicitly_typed(4 * sizeof(void *), d);
+  for (int i = 0; i < 2; i++) {
+    char *str = GC_malloc_atomic(16);
+    snprintf(str, 16, "field %d", i);
+    t[i] = str;
+    GC_general_register_disappearing_link(&g_typed_link[i], str);
+    g_typed_link[i] = (void *)GC_HIDE_POINTER(str);
+  }
+  g_typed = GC_HIDE_POINTER(t);
+}
+
+static void test_typed(void) {
+  GC_word bitmap[1] = {0};
+  GC_set_bit(bitmap, 0); // word 0 a pointer, words 1-3 not
+  GC_descr d = GC_make_descriptor(bitmap, 4);
+  make_typed(d);
+  void **t = GC_REVEAL_POINTER(g_typed); // the object itself stays reachable
+  clear_stack();
+  for (int i = 0; i < 12 && g_typed_link[1] != NULL; i++)
+    collect();
+  bool ok = g_typed_link[0] != NULL && g_typed_link[1] == NULL && strcmp(t[0], "field 0") == 0;
+  CHECKF(ok, "typed: the named field's object %s, the other's %s",
+         g_typed_link[0] ? "kept" : "lost", g_typed_link[1] ? "kept" : "freed");
+  GC_reachable_here(t);
+  report("typed objects: only the fields the bitmap names keep objects", ok);
+}
+
 static void *add_lock_fn(void *arg) {
   return (void *)((uintptr_t)arg + 1);
 }
@@ -455,6 +488,7 @@ int main(int argc, char **argv) {
   test_long_links();
   test_push_other_roots();
   test_mark_procs();
+  test_typed();
   test_misc();
   test_environment();
   return test_done();

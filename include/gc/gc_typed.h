@@ -1,7 +1,6 @@
-/* gc/gc_typed.h: typed allocation. gomem's libgc.so.1 does not honour the
- * layout bitmap: a typed object is scanned conservatively as a whole, so a
- * field the bitmap leaves out keeps what it points to alive (more memory
- * retained, never a live object lost). */
+/* gc/gc_typed.h: typed allocation. A typed object's fields that the
+ * descriptor's bitmap names hold pointers (scanned conservatively); the
+ * others, and the words past the bitmap, are never read by the collector. */
 #ifndef GOMEM_GC_TYPED_H
 #define GOMEM_GC_TYPED_H
 
