@@ -4,7 +4,7 @@ JOBS ?= 2
 CMAKE ?= cmake
 BUILD ?= build
 
-.PHONY: all secure demo test test-release test-debug test-asan test-tsan test-valgrind test-nogc test-secure test-secure-tsan check-layers security fuzz fuzz-build bench bench-quick bench-smoke format clean deps
+.PHONY: bench-bdw all secure demo test test-release test-debug test-asan test-tsan test-valgrind test-nogc test-secure test-secure-tsan check-layers security fuzz fuzz-build bench bench-quick bench-smoke format clean deps
 
 all:
 	$(CMAKE) -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=Release >/dev/null
@@ -109,6 +109,10 @@ bench-quick: all
 
 bench-smoke: all
 	bench/run.sh --smoke
+
+# Boehm GC's clients on Debian's libgc and on gomem's libgc.so.1.
+bench-bdw: all
+	bench/bdw.sh
 
 format:
 	clang-format -i src/*.c src/*.h include/*.h tests/*.c tests/*.h examples/*.c

@@ -104,8 +104,23 @@ static bool objs_add(uintptr_t obj, unsigned kind, const layout_t *layout, size_
 
 static ms_entry_t stack[256]; // what procedures push themselves (collector only)
 
+// Words to grey, batched: one gc_mark_shade (a work buffer taken and
+// published) per PENDING words rather than per word (a Guile VM stack is
+// pushed slot by slot). Collector only.
+#define PENDING 4096
+static uintptr_t pending[PENDING];
+static size_t npending;
+
+static void shade_flush(void) {
+  if (npending != 0)
+    gc_mark_shade(pending, npending);
+  npending = 0;
+}
+
 static void shade(uintptr_t p) {
-  gc_mark_shade(&p, 1);
+  if (npending == PENDING)
+    shade_flush();
+  pending[npending++] = p;
 }
 
 // run_proc calls the procedure of marked object e, then scans the entries
@@ -115,9 +130,10 @@ static void run_proc(pobj_t *e) {
   bdw_proc_t proc = procs[(descr >> DS_TAG_BITS) % MAX_PROCS];
   ms_entry_t *top = proc((uintptr_t *)e->obj, stack, stack + 256, descr >> (DS_TAG_BITS + 6));
   for (ms_entry_t *m = stack + 1; m <= top && m < stack + 256; m++) {
-    if ((m->descr & 3) == 0) // a length: a range to scan
+    if ((m->descr & 3) == 0) { // a length: a range to scan
+      shade_flush();
       gc_mark_shade(m->start, m->descr / sizeof(uintptr_t));
-    else
+    } else
       shade((uintptr_t)m->start);
   }
 }
@@ -143,6 +159,7 @@ static bool mark_more(bool done) {
       ran = true;
     }
   }
+  shade_flush();
   return ran;
 }
 
@@ -274,7 +291,7 @@ static void grey_typed(const pobj_t *e) {
   for (size_t r = 0; r < e->reps; r++, w += e->stride)
     for (size_t i = 0; i < l->len; i++)
       if (l->bits[i / 64] >> (i % 64) & 1)
-        gc_mark_shade(&w[i], 1);
+        shade(w[i]);
 }
 
 // Descriptors: 0 (no pointers), ~0 (all pointers), or a layout's address.

@@ -4,11 +4,12 @@
 #
 #   1. bdwgc 8.2.2's own test programs (huge_test, realloc_test, middle,
 #      threadkey_test, initsecondarythread, subthread_create, gctest with
-#      threads, fork and long links, staticrootstest), compiled against bdwgc's headers (BDWGC_DIR, default
+#      threads, fork and long links, staticrootstest), compiled against bdwgc's headers (BDWGC_SRC, default
 #      ../shared/bdwgc-8.2.2 beside the repository; never part of it) and
 #      linked against gomem's library: they test the binary interface. Each
 #      must exit 0. Skipped when the sources are absent.
-#   2. Debian's clients of libgc1 (w3m, poke, neko, ecl, guile; installed by
+#   2. Debian's clients of libgc1 (w3m, poke, neko, ecl, guile, nix,
+#      stalin and the program it compiles; installed by
 #      tools/install-deps.sh test), unmodified binaries, with LD_LIBRARY_PATH
 #      pointing at gomem's library: each must print exactly what it prints on
 #      Debian's libgc.so.1, and gomem's library must really be the one loaded
@@ -18,7 +19,7 @@ set -u
 LIB=$(readlink -f "$1")
 LIBDIR=$(dirname "$LIB")
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
-BDWGC_DIR=${BDWGC_DIR:-$ROOT/../shared/bdwgc-8.2.2}
+BDWGC_DIR=${BDWGC_SRC:-${BDWGC_DIR:-$ROOT/../shared/bdwgc-8.2.2}}
 WORK=$(mktemp -d)
 trap 'rm -rf "$WORK"' EXIT
 pass=0 fail=0 skip=0
@@ -76,20 +77,24 @@ else
 fi
 
 # --- 2. Debian's clients ----------------------------------------------------
-# client NAME CMD...: the same output on Debian's libgc and on gomem's.
+# client NAME BINARY COMMAND: the same output on Debian's libgc and on
+# gomem's, gomem's library really loaded, and collecting.
 client() {
-  local name=$1; shift
-  if ! LD_LIBRARY_PATH=$LIBDIR ldd "$(command -v "$1")" 2>/dev/null | grep -q "libgc.so.1 => $LIBDIR"; then
+  local name=$1 bin=$2 cmd=$3
+  if ! LD_LIBRARY_PATH=$LIBDIR ldd "$bin" 2>/dev/null | grep -q "libgc.so.1 => $LIBDIR"; then
     bad "$name" "gomem's libgc.so.1 is not the one loaded"
     return
   fi
-  "$@" >"$WORK/$name.ref" 2>&1 </dev/null
+  (cd "$WORK" && sh -c "$cmd") >"$WORK/$name.ref" 2>"$WORK/$name.referr" </dev/null
   local rc_ref=$?
-  LD_LIBRARY_PATH=$LIBDIR GOMEM_GCTRACE=1 "$@" >"$WORK/$name.out" 2>"$WORK/$name.trace" </dev/null
+  (cd "$WORK" && LD_LIBRARY_PATH=$LIBDIR GOMEM_GCTRACE=1 sh -c "$cmd") >"$WORK/$name.out" \
+    2>"$WORK/$name.trace" </dev/null
   local rc=$?
   local gcs
   gcs=$(grep -c '^gc ' "$WORK/$name.trace")
-  grep -v '^gc ' "$WORK/$name.trace" >>"$WORK/$name.out"
+  grep -v '^gc ' "$WORK/$name.trace" >"$WORK/$name.err"
+  cat "$WORK/$name.referr" >>"$WORK/$name.ref"
+  cat "$WORK/$name.err" >>"$WORK/$name.out"
   if [ $rc != $rc_ref ] || ! cmp -s "$WORK/$name.ref" "$WORK/$name.out"; then
     bad "$name" "exit $rc (Boehm GC: $rc_ref); output differs: $(diff "$WORK/$name.ref" "$WORK/$name.out" | head -5 | tr '\n' ' ')"
   elif [ "$gcs" -lt 2 ]; then
@@ -98,105 +103,15 @@ client() {
     ok "$name: same output as on Boehm GC ($gcs collections)"
   fi
 }
-if command -v w3m >/dev/null; then
-  python3 - "$WORK/big.html" <<'EOF'
-import sys
-rows = ''.join('<tr><td>%d</td><td><a href="x%d.html">link %d</a></td><td>%s</td></tr>\n'
-               % (i, i, i, 'word ' * (i % 7)) for i in range(4000))
-open(sys.argv[1], 'w').write('<html><body><h1>T</h1><table>' + rows + '</table></body></html>')
-EOF
-  client w3m w3m -dump -cols 120 "$WORK/big.html"
-else
-  skipped w3m "not installed"
-fi
-if command -v poke >/dev/null; then
-  cat >"$WORK/t.pk" <<'EOF'
-var total = 0;
-for (var i = 0; i < 20000; i++) {
-  var a = [i, i+1, i+2, i+3];
-  var s = format ("%v-%v", i, a[2]);
-  total = total + a[3] + s'length;
-}
-print (format ("total %v\n", total));
-EOF
-  client poke poke -q -L "$WORK/t.pk"
-else
-  skipped poke "not installed"
-fi
-if command -v neko >/dev/null && command -v nekoc >/dev/null; then
-  cat >"$WORK/t.neko" <<'EOF'
-var total = 0;
-var i = 0;
-while i < 200000 {
-  var a = $array(i, i + 1, i + 2);
-  var o = $new(null);
-  o.x = a;
-  var s = $string(i) + "-" + $string(a[2]);
-  total = total + $ssize(s);
-  i = i + 1;
-}
-$print("total ", total, "\n");
-EOF
-  (cd "$WORK" && nekoc t.neko >/dev/null 2>&1) && client neko neko "$WORK/t.n" ||
-    bad neko "nekoc failed"
-else
-  skipped neko "not installed"
-fi
-
-if command -v ecl >/dev/null; then
-  # Lists, arrays and strings as garbage, a weak hash table, a thread.
-  cat >"$WORK/t.lsp" <<'EOF'
-(defun make-garbage (n)
-  (let ((acc 0))
-    (dotimes (i n)
-      (let ((l (make-list 20 :initial-element i))
-            (v (make-array 50 :initial-element i)))
-        (incf acc (+ (length l) (aref v 10)))))
-    acc))
-(defvar *weak* (make-hash-table :weakness :key))
-(dotimes (i 1000) (setf (gethash (list i) *weak*) i))
-(si::gc t)
-(format t "garbage ~a~%" (make-garbage 200000))
-(let ((th (mp:process-run-function 'worker (lambda () (make-garbage 100000)))))
-  (mp:process-join th))
-(format t "threads done ~a~%" (make-garbage 1000))
-(format t "strings ~a~%" (length (with-output-to-string (s) (dotimes (i 20000) (format s "~a," i)))))
-EOF
-  client ecl ecl --norc --shell "$WORK/t.lsp"
-else
-  skipped ecl "not installed"
-fi
-
-if command -v guile >/dev/null; then
-  # A thread, a weak table, a guardian, and deep recursion whose values live
-  # only on Guile's VM stack (mmap'ed: found by its mark procedure alone).
-  cat >"$WORK/t.scm" <<'EOF'
-(use-modules (ice-9 threads))
-(define (make-garbage n)
-  (let loop ((i 0) (acc 0))
-    (if (= i n) acc
-        (let ((l (make-list 20 i)) (v (make-vector 50 i)))
-          (loop (+ i 1) (+ acc (length l) (vector-ref v 10)))))))
-(define weak (make-weak-key-hash-table))
-(do ((i 0 (+ i 1))) ((= i 1000)) (hash-set! weak (list i) i))
-(gc)
-(display (list 'garbage (make-garbage 200000))) (newline)
-(define g (make-guardian))
-(do ((i 0 (+ i 1))) ((= i 100)) (g (list i)))
-(gc)
-(define th (call-with-new-thread (lambda () (make-garbage 100000))))
-(display (list 'thread (join-thread th))) (newline)
-(define (deep n)
-  (if (= n 0) 0
-      (let* ((x (make-list 10 n)) (y (make-vector 20 x)) (z (deep (- n 1))))
-        (when (= 0 (modulo n 5000)) (gc))
-        (+ z (length (vector-ref y 19)) (car x)))))
-(display (list 'deep (deep 100000))) (newline)
-EOF
-  client guile guile --no-auto-compile "$WORK/t.scm"
-else
-  skipped guile "not installed"
-fi
+. "$ROOT/tests/bdw_clients/clients.sh"
+seen=" "
+while IFS='|' read -r name bin cmd; do
+  client "$name" "$bin" "$cmd"
+  seen="$seen$name "
+done < <(bdw_clients "$WORK")
+for c in w3m poke neko ecl guile nix stalin; do
+  [[ $seen == *" $c "* ]] || skipped "$c" "not installed"
+done
 
 echo "$pass passed, $fail failed, $skip skipped"
 [ $fail -gt 0 ] && exit 1

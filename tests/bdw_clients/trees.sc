@@ -1,0 +1,5 @@
+(define (make-tree d) (if (= d 0) (cons #f #f) (cons (make-tree (- d 1)) (make-tree (- d 1)))))
+(define (check t) (if (car t) (+ 1 (check (car t)) (check (cdr t))) 1))
+(define (loop i acc) (if (= i 0) acc (loop (- i 1) (+ acc (check (make-tree 14))))))
+(write (loop 100 0))
+(newline)
