@@ -19,7 +19,9 @@ set -u
 LIB=$(readlink -f "$1")
 LIBDIR=$(dirname "$LIB")
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
-BDWGC_DIR=${BDWGC_SRC:-${BDWGC_DIR:-$ROOT/../shared/bdwgc-8.2.2}}
+CACHE=${GOMEM_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/gomem}
+BDWGC_DIR=${BDWGC_SRC:-$ROOT/../shared/bdwgc-8.2.2}
+[ -d "$BDWGC_DIR/tests" ] || BDWGC_DIR=$CACHE/bdwgc-8.2.2 # (tools/install-deps.sh test)
 WORK=$(mktemp -d)
 trap 'rm -rf "$WORK"' EXIT
 pass=0 fail=0 skip=0
