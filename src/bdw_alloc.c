@@ -260,6 +260,7 @@ BDW_API void GC_free(void *p) {
     return;
   uncoll_remove(b);
   bdw_kind_forget(b);
+  fin_weak_forget_within(b, b + size); // (else a dead target's clearing writes into its next tenant)
   gm_free((void *)b);
 }
 

@@ -430,6 +430,18 @@ int fin_weak_move(void **link, void **new_link, bool is_long) {
   return r;
 }
 
+void fin_weak_forget_within(uintptr_t lo, uintptr_t hi) {
+  if (relaxed_load(&weak_n) == 0)
+    return;
+  gm_lock(&fin_lock);
+  for (size_t i = 0; i < weak_cap; i++) {
+    uintptr_t link = weak[i].link & ~(uintptr_t)1;
+    if (weak[i].link > FIN_TOMB && link >= lo && link < hi)
+      weak_drop(&weak[i]);
+  }
+  gm_unlock(&fin_lock);
+}
+
 void fin_weak_clear(bool (*alive)(uintptr_t addr), bool is_long) {
   if (relaxed_load(&weak_n) == 0)
     return;

@@ -45,6 +45,9 @@ int fin_weak_register(void **link, void *obj, bool is_long);
 bool fin_weak_unregister(void **link, bool is_long);
 int fin_weak_move(void **link, void **new_link, bool is_long);
 void fin_weak_clear(bool (*alive)(uintptr_t addr), bool is_long);
+// fin_weak_forget_within: the memory [lo, hi) is freed (its slot may soon
+// hold another object): links inside it are dropped. O(links).
+void fin_weak_forget_within(uintptr_t lo, uintptr_t hi);
 // fin_reserve (world running, before the stop): room in the queue for every
 // finalizer that the coming cycle could queue.
 void fin_reserve(void);

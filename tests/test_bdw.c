@@ -270,6 +270,45 @@ static void test_links(void) {
          cleared && kept && codes);
 }
 
+// A link inside an object that GC_free releases goes with it: when its
+// target later dies, nothing is written into the slot, which by then holds
+// another object.
+static NOINLINE GC_hidden_pointer make_target(void) {
+  void *t = GC_malloc(40);
+  (void)GC_malloc_atomic(16); // (the last allocation's address lingers in registers)
+  return GC_HIDE_POINTER(t);
+}
+
+static void test_link_in_freed_object(void) {
+  void **holder = GC_malloc(64);
+  void *target = GC_REVEAL_POINTER(make_target());
+  GC_general_register_disappearing_link(&holder[2], target);
+  holder[2] = (void *)GC_HIDE_POINTER(target);
+  target = NULL;
+  GC_free(holder);
+  enum { N = 4096 };
+  uintptr_t **all = GC_malloc(N * sizeof *all); // objects of holder's size, reachable
+  for (int i = 0; i < N; i++) {
+    all[i] = GC_malloc(64);
+    for (int k = 0; k < 8; k++)
+      all[i][k] = 0x5151515151515151u;
+  }
+  clear_stack();
+  for (int i = 0; i < 4; i++)
+    collect();
+  int overwritten = 0;
+  bool reused = false;
+  for (int i = 0; i < N; i++) {
+    reused |= (void *)all[i] == (void *)holder;
+    for (int k = 0; k < 8; k++)
+      overwritten += all[i][k] != 0x5151515151515151u;
+  }
+  CHECKF(overwritten == 0 && reused, "%d words of live objects overwritten (holder's slot reused: %s)",
+         overwritten, reused ? "yes" : "no");
+  GC_reachable_here(all);
+  report("a link inside a freed object is forgotten with it", overwritten == 0 && reused);
+}
+
 // Long links: an object with a finalizer loses its short link in the cycle
 // that queues the finalizer, its long link only once it is really gone.
 static void *g_short, *g_long;
@@ -488,6 +527,7 @@ int main(int argc, char **argv) {
   test_finalize_on_demand();
   test_order();
   test_links();
+  test_link_in_freed_object();
   test_long_links();
   test_push_other_roots();
   test_mark_procs();
