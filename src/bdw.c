@@ -16,6 +16,7 @@
 #include "mfinal.h"
 #include "mgc.h"
 #include "mgcmark.h"
+#include "mgcpacer.h"
 #include "mheap.h"
 #include "os.h"
 #include "roots.h"
@@ -44,7 +45,6 @@ typedef void (*bdw_warn_fn)(char *msg, uintptr_t arg);
 typedef void *(*bdw_oom_fn)(size_t n);
 typedef void (*bdw_void_fn)(void);
 void bdw_uncoll_roots(void (*fn)(void *ctx, uintptr_t lo, uintptr_t hi), void *ctx);
-uint64_t bdw_total_bytes(void);
 
 static void default_warn(char *msg, uintptr_t arg) {
   fprintf(stderr, msg, arg);
@@ -66,6 +66,8 @@ static struct {
         0, 0, 0, 1, 10, 0, 0, 0, 0};
 
 static pthread_once_t init_once = PTHREAD_ONCE_INIT;
+static gm_mutex_t disable_lock = GM_MUTEX_INIT(RANK_GC_INIT);
+static int saved_percent = 100; // GOGC while GC_disable'd (disable_lock)
 static _Atomic int allow_register;
 
 static void bdw_notify(void) {
@@ -103,15 +105,58 @@ static long env_long(const char *name, long dflt) {
   return v != NULL && *v ? strtol(v, NULL, 10) : dflt;
 }
 
+// env_bytes: a size with Boehm's optional suffix (k, m or g, either case).
+static uint64_t env_bytes(const char *name) {
+  const char *v = getenv(name);
+  char *end;
+  if (v == NULL || *v < '0' || *v > '9')
+    return 0;
+  uint64_t n = strtoull(v, &end, 10);
+  unsigned shift = *end == 'k' || *end == 'K'   ? 10
+                   : *end == 'm' || *end == 'M' ? 20
+                   : *end == 'g' || *end == 'G' ? 30
+                                                : 0;
+  return n > (UINT64_MAX >> shift) ? UINT64_MAX : n << shift;
+}
+
+// Heap sizing. A Boehm heap starts at GC_INITIAL_HEAP_SIZE (64 KiB by
+// default), grows by GC_expand_hp, and collects once the program has
+// allocated 1/GC_free_space_divisor of what a collection would scan (about
+// two thirds of the live heap at the default divisor, 3). On gomem's pacer:
+// GOGC is 200/divisor (66) unless GOMEM_GOGC says otherwise, and the
+// smallest goal (4 MiB in libgomem, Go's) is the initial size, BDW_MIN_HEAP
+// if none is given, plus what GC_expand_hp added.
+#define BDW_MIN_HEAP ((uint64_t)1 << 20)
+static uint64_t initial_heap = BDW_MIN_HEAP, expanded; // heap_lock
+static gm_mutex_t heap_lock = GM_MUTEX_INIT(RANK_BDW);
+
+static void apply_heap_size(void) {
+  if (!gc_is_inited())
+    return;
+  gm_lock_stoppable(&heap_lock);
+  uint64_t min = initial_heap + expanded;
+  gm_unlock_raw(&heap_lock);
+  pacer_set_min_heap(min);
+}
+
+static int divisor_percent(long divisor) {
+  return divisor < 1 ? 200 : (int)(200 / divisor);
+}
+
 static void init_once_fn(void) {
   fin_manual = true; // finalizers run in the client's threads
   fin_notifier = bdw_notify;
   gc_roots_hook = roots_hook;
   if (env_long("GC_DONT_GC", 0) || getenv("GC_DONT_GC") != NULL)
     GC_dont_gc = 1;
-  long max = env_long("GC_MAXIMUM_HEAP_SIZE", 0);
+  uint64_t max = env_bytes("GC_MAXIMUM_HEAP_SIZE"), initial = env_bytes("GC_INITIAL_HEAP_SIZE");
   if (max > 0)
-    gm_set_memory_limit(max);
+    gm_set_memory_limit((int64_t)(max > INT64_MAX ? INT64_MAX : max));
+  if (initial > 0)
+    initial_heap = initial;
+  long divisor = env_long("GC_FREE_SPACE_DIVISOR", 0);
+  if (divisor > 0)
+    st.free_space_divisor = divisor;
   gm_ensure_init(); // gomem's options are read: Boehm's variables may add to them
   if (getenv("GC_PRINT_STATS") != NULL)
     gm_opt.gctrace = true; // (gomem's gctrace lines)
@@ -119,8 +164,9 @@ static void init_once_fn(void) {
   if (markers > 0 && getenv("GOMEM_GC_PROCS") == NULL)
     gm_opt.gc_procs = (unsigned)markers;
   gc_ensure_init();
-  if (GC_dont_gc)
-    gm_set_gc_percent(-1);
+  apply_heap_size();
+  saved_percent = gm_opt.gogc_set ? gm_opt.gogc : divisor_percent(st.free_space_divisor);
+  gm_set_gc_percent(GC_dont_gc ? -1 : saved_percent);
 }
 
 void bdw_init(void) {
@@ -203,9 +249,6 @@ BDW_API int GC_collect_a_little(void) {
   return 0;
 }
 
-static gm_mutex_t disable_lock = GM_MUTEX_INIT(RANK_GC_INIT);
-static int saved_percent;
-
 BDW_API void GC_disable(void) {
   bdw_init();
   gm_lock_stoppable(&disable_lock);
@@ -234,78 +277,16 @@ BDW_API int GC_is_incremental_mode(void) {
 }
 
 BDW_API int GC_expand_hp(size_t bytes) {
-  (void)bytes; // (gomem grows its heap by arenas as needed)
+  gm_lock_stoppable(&heap_lock);
+  expanded = bytes > UINT64_MAX / 2 - expanded ? UINT64_MAX / 2 : expanded + bytes;
+  gm_unlock_raw(&heap_lock);
+  apply_heap_size(); // (or at GC_init)
   return 1;
 }
 BDW_API void GC_set_max_heap_size(size_t n) {
   st.max_heap = (long)n;
   if (n != 0)
     gm_set_memory_limit((int64_t)n);
-}
-
-// ---------------------------------------------------------------------------
-// Statistics
-
-static void stats(gm_stats_t *s) {
-  gm_stats(s);
-}
-
-static size_t heap_size(const gm_stats_t *s) {
-  return (size_t)(s->heap_inuse + s->heap_idle - s->heap_released);
-}
-
-BDW_API size_t GC_get_heap_size(void) {
-  gm_stats_t s;
-  stats(&s);
-  return heap_size(&s);
-}
-BDW_API size_t GC_get_free_bytes(void) {
-  gm_stats_t s;
-  stats(&s);
-  size_t h = heap_size(&s);
-  return h > s.gc_heap_alloc ? h - (size_t)s.gc_heap_alloc : 0;
-}
-BDW_API size_t GC_get_unmapped_bytes(void) {
-  gm_stats_t s;
-  stats(&s);
-  return (size_t)s.heap_released;
-}
-BDW_API size_t GC_get_bytes_since_gc(void) {
-  gm_stats_t s;
-  stats(&s);
-  return s.gc_heap_alloc > s.gc_heap_live ? (size_t)(s.gc_heap_alloc - s.gc_heap_live) : 0;
-}
-BDW_API size_t GC_get_total_bytes(void) {
-  return (size_t)bdw_total_bytes();
-}
-BDW_API size_t GC_get_gc_no(void) {
-  gm_stats_t s;
-  stats(&s);
-  return (size_t)s.num_gc;
-}
-BDW_API void GC_get_heap_usage_safe(size_t *heap, size_t *free_bytes, size_t *unmapped,
-                                    size_t *since_gc, size_t *total) {
-  gm_stats_t s;
-  stats(&s);
-  size_t h = heap_size(&s);
-  if (heap)
-    *heap = h;
-  if (free_bytes)
-    *free_bytes = h > s.gc_heap_alloc ? h - (size_t)s.gc_heap_alloc : 0;
-  if (unmapped)
-    *unmapped = (size_t)s.heap_released;
-  if (since_gc)
-    *since_gc = s.gc_heap_alloc > s.gc_heap_live ? (size_t)(s.gc_heap_alloc - s.gc_heap_live) : 0;
-  if (total)
-    *total = (size_t)bdw_total_bytes();
-}
-BDW_API size_t GC_get_memory_use(void) {
-  gm_stats_t s;
-  stats(&s);
-  return (size_t)s.gc_heap_alloc;
-}
-BDW_API void GC_dump(void) {
-  gm_print_stats_fd(1);
 }
 
 // ---------------------------------------------------------------------------
@@ -488,8 +469,8 @@ BDW_API void *GC_dlopen(const char *path, int mode) {
 }
 
 // ---------------------------------------------------------------------------
-// Settings kept for their getters (gomem's pacer is GOGC's: GC_FREE_SPACE_
-// DIVISOR and the like do not change it)
+// Settings kept for their getters (gomem's pacer has no use for them; the
+// free-space divisor, which it has, follows)
 
 #define PAIR(name, field, type)                                                                    \
   BDW_API void GC_set_##name(type v) {                                                             \
@@ -498,7 +479,6 @@ BDW_API void *GC_dlopen(const char *path, int mode) {
   BDW_API type GC_get_##name(void) {                                                               \
     return (type)st.field;                                                                         \
   }
-PAIR(free_space_divisor, free_space_divisor, unsigned long)
 PAIR(full_freq, full_freq, int)
 PAIR(time_limit, time_limit, unsigned long)
 PAIR(max_retries, max_retries, unsigned long)
@@ -511,6 +491,22 @@ PAIR(rate, rate, int)
 PAIR(dont_precollect, dont_precollect, int)
 PAIR(find_leak, find_leak, int)
 
+// GC_set_free_space_divisor: GOGC = 200 / divisor (see apply_heap_size),
+// unless GOMEM_GOGC is set; kept for GC_enable if collection is disabled.
+BDW_API void GC_set_free_space_divisor(unsigned long v) {
+  st.free_space_divisor = (long)v;
+  if (!gc_is_inited() || gm_opt.gogc_set)
+    return; // (GC_init applies it)
+  gm_lock_stoppable(&disable_lock);
+  if (st.disable_count > 0 || GC_dont_gc)
+    saved_percent = divisor_percent((long)v);
+  else
+    gm_set_gc_percent(divisor_percent((long)v));
+  gm_unlock_raw(&disable_lock);
+}
+BDW_API unsigned long GC_get_free_space_divisor(void) {
+  return (unsigned long)st.free_space_divisor;
+}
 BDW_API void GC_set_handle_fork(int v) {
   st.handle_fork = v; // (gomem always handles fork)
 }

@@ -46,6 +46,7 @@ extern BDW_API int GC_finalize_on_demand, GC_dont_gc;
 void bdw_init(void);                  // idempotent; GC_init
 void *bdw_alloc(size_t n, int kind);  // one object of a kind; NULL (after the oom fn) on failure
 void bdw_after_alloc(void);           // finalizers due at an allocation
+uint64_t bdw_total_bytes(void);       // bytes allocated since start (GC_get_total_bytes)
 void *bdw_oom(size_t n);              // the oom function's answer
 void bdw_warn(const char *msg, uintptr_t arg);
 void *bdw_kind_alloc(size_t n, int kind); // a kind of GC_new_kind's (bdw_kinds.c)

@@ -356,22 +356,17 @@ BDW_API void GC_register_finalizer(void *obj, bdw_fin_fn fn, void *cd, bdw_fin_f
                                    void **ocd) {
   register_finalizer(obj, fn, cd, FIN_ORDERED, ofn, ocd);
 }
-// (ignore-self: gomem cannot tell a self-pointer among the object's
-// contents, so this is ordered finalization: an object that points to
-// itself is never finalized, as with GC_register_finalizer)
 BDW_API void GC_register_finalizer_ignore_self(void *obj, bdw_fin_fn fn, void *cd,
                                                bdw_fin_fn *ofn, void **ocd) {
-  register_finalizer(obj, fn, cd, FIN_ORDERED, ofn, ocd);
+  register_finalizer(obj, fn, cd, FIN_IGNORE_SELF, ofn, ocd);
 }
 BDW_API void GC_register_finalizer_no_order(void *obj, bdw_fin_fn fn, void *cd, bdw_fin_fn *ofn,
                                             void **ocd) {
   register_finalizer(obj, fn, cd, FIN_NO_ORDER, ofn, ocd);
 }
-// (unreachable order: Boehm's "finalize when unreachable even from other
-// finalizable objects" is no-order finalization here)
 BDW_API void GC_register_finalizer_unreachable(void *obj, bdw_fin_fn fn, void *cd,
                                                bdw_fin_fn *ofn, void **ocd) {
-  register_finalizer(obj, fn, cd, FIN_NO_ORDER, ofn, ocd);
+  register_finalizer(obj, fn, cd, FIN_UNREACHABLE, ofn, ocd);
 }
 
 BDW_API int GC_should_invoke_finalizers(void) {

@@ -1,7 +1,7 @@
 // bdw_extra.c: the rest of Boehm GC's interface, which no Debian client
 // imports but bdwgc's own test program (gctest) does: settings and hooks
-// kept for their getters, printing, statistics in Boehm's layout, object
-// queries (see bdw.h). Hooks gomem has no event for (collection events,
+// kept for their getters, printing, statistics (Boehm's getters and its
+// layout), object queries (see bdw.h). Hooks gomem has no event for (collection events,
 // heap resizing, thread events, toggle-refs) are stored and never called;
 // the suspend and restart signals cannot be changed (gomem's is SIGPWR).
 #include <stdarg.h>
@@ -249,4 +249,69 @@ BDW_API void GC_atfork_prepare(void) {
 BDW_API void GC_atfork_parent(void) {
 }
 BDW_API void GC_atfork_child(void) {
+}
+
+// ---------------------------------------------------------------------------
+// Statistics
+
+static void stats(gm_stats_t *s) {
+  gm_stats(s);
+}
+
+static size_t heap_size(const gm_stats_t *s) {
+  return (size_t)(s->heap_inuse + s->heap_idle - s->heap_released);
+}
+
+BDW_API size_t GC_get_heap_size(void) {
+  gm_stats_t s;
+  stats(&s);
+  return heap_size(&s);
+}
+BDW_API size_t GC_get_free_bytes(void) {
+  gm_stats_t s;
+  stats(&s);
+  size_t h = heap_size(&s);
+  return h > s.gc_heap_alloc ? h - (size_t)s.gc_heap_alloc : 0;
+}
+BDW_API size_t GC_get_unmapped_bytes(void) {
+  gm_stats_t s;
+  stats(&s);
+  return (size_t)s.heap_released;
+}
+BDW_API size_t GC_get_bytes_since_gc(void) {
+  gm_stats_t s;
+  stats(&s);
+  return s.gc_heap_alloc > s.gc_heap_live ? (size_t)(s.gc_heap_alloc - s.gc_heap_live) : 0;
+}
+BDW_API size_t GC_get_total_bytes(void) {
+  return (size_t)bdw_total_bytes();
+}
+BDW_API size_t GC_get_gc_no(void) {
+  gm_stats_t s;
+  stats(&s);
+  return (size_t)s.num_gc;
+}
+BDW_API void GC_get_heap_usage_safe(size_t *heap, size_t *free_bytes, size_t *unmapped,
+                                    size_t *since_gc, size_t *total) {
+  gm_stats_t s;
+  stats(&s);
+  size_t h = heap_size(&s);
+  if (heap)
+    *heap = h;
+  if (free_bytes)
+    *free_bytes = h > s.gc_heap_alloc ? h - (size_t)s.gc_heap_alloc : 0;
+  if (unmapped)
+    *unmapped = (size_t)s.heap_released;
+  if (since_gc)
+    *since_gc = s.gc_heap_alloc > s.gc_heap_live ? (size_t)(s.gc_heap_alloc - s.gc_heap_live) : 0;
+  if (total)
+    *total = (size_t)bdw_total_bytes();
+}
+BDW_API size_t GC_get_memory_use(void) {
+  gm_stats_t s;
+  stats(&s);
+  return (size_t)s.gc_heap_alloc;
+}
+BDW_API void GC_dump(void) {
+  gm_print_stats_fd(1);
 }

@@ -202,10 +202,11 @@ void fin_queue_roots(root_fn fn, void *ctx) {
 }
 
 // fin_queue_dead: world stopped, marking done.
-void fin_queue_dead(bool (*marked)(uintptr_t obj), void (*mark)(uintptr_t obj, int order)) {
+void fin_queue_dead(bool (*marked)(uintptr_t obj), void (*mark)(uintptr_t obj, int order),
+                    bool late) {
   for (size_t i = 0; i < table_cap; i++) {
     fin_entry_t e = table[i];
-    if (e.obj <= FIN_TOMB || marked(e.obj))
+    if (e.obj <= FIN_TOMB || (e.order == FIN_UNREACHABLE) != late || marked(e.obj))
       continue;
     mark(e.obj, e.order); // (FIN_ORDERED: what it points to is marked already)
     if (queue_n == queue_cap && !queue_reserve_locked(queue_n + 1))

@@ -15,9 +15,13 @@
 
 // Finalization orders (Boehm GC's): FIN_ORDERED, gm_set_finalizer's (Go's):
 // the object's contents are roots, so what it points to, and a finalizable
-// object it reaches, wait for its finalizer; FIN_NO_ORDER: they are not
-// (what it points to is still kept for its finalizer once it is queued).
-enum fin_order { FIN_ORDERED = 0, FIN_NO_ORDER = 1 };
+// object it reaches, wait for its finalizer; FIN_IGNORE_SELF: the same, but
+// for the words that point into the object itself (an object that points to
+// itself is still finalized); FIN_NO_ORDER: they are not (what it points to
+// is still kept for its finalizer once it is queued); FIN_UNREACHABLE: as
+// FIN_ORDERED, and it also waits while an object queued this cycle with
+// FIN_NO_ORDER reaches it (it is queued only after those are marked from).
+enum fin_order { FIN_ORDERED = 0, FIN_NO_ORDER = 1, FIN_IGNORE_SELF = 2, FIN_UNREACHABLE = 3 };
 
 void fin_init(void);
 // fin_set sets, changes (fn != NULL) or removes (fn == NULL) ptr's
@@ -53,8 +57,10 @@ void fin_weak_forget_within(uintptr_t lo, uintptr_t hi);
 void fin_reserve(void);
 // fin_queue_dead (world stopped, after the drain): every finalizable object
 // that is not marked is marked (mark gets its order), and its finalizer
-// queued.
-void fin_queue_dead(bool (*marked)(uintptr_t obj), void (*mark)(uintptr_t obj, int order));
+// queued; those of FIN_UNREACHABLE only if late, the others only if not
+// (the collector drains between the two calls).
+void fin_queue_dead(bool (*marked)(uintptr_t obj), void (*mark)(uintptr_t obj, int order),
+                    bool late);
 void fin_queue_roots(root_fn fn, void *ctx); // the queue: roots until run
 void fin_wake(void);                         // after a cycle: start the finalizer thread if needed
 void fin_forget(uintptr_t obj);              // obj freed by gm_free

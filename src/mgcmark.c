@@ -31,7 +31,6 @@
 // list counts itself idle; when every worker is idle and no work is
 // published, marking is done (nobody can produce more).
 #include <sched.h>
-#include <string.h>
 #include <sys/sysinfo.h>
 
 #include "arena.h"
@@ -44,6 +43,7 @@
 #include "mheap.h"
 #include "os.h"
 #include "roots.h"
+#include "vec.h"
 
 #ifdef GM_VALGRIND
 #include <valgrind/memcheck.h>
@@ -81,7 +81,7 @@ static uint64_t work_gen;          // bumped to start helpers (work_lock)
 static unsigned helpers_done;      // helpers finished this cycle (work_lock)
 static unsigned helpers;           // helper threads started (work_lock)
 static uint64_t helper_marked;     // bytes marked by helpers this cycle (work_lock)
-static _Atomic int helpers_on = 1; // 0: marking beside the program, no helpers
+_Atomic int gc_mark_helpers = 1;   // 0: the caller marks alone (see mgcmark.h)
 
 // Tiny blocks of every cache and finalizers' arguments, as one root range
 // (world stopped; off-heap).
@@ -96,18 +96,13 @@ unsigned gc_nworkers(void) {
   return nworkers;
 }
 
-// grow_array doubles an off-heap array of elem-sized items.
+// grow_array doubles a full off-heap array of elem-sized items.
 static void *grow_array(void *old, size_t *cap, size_t elem) {
-  size_t ncap = *cap ? *cap * 2 : 1024;
-  void *p = os_reserve(ncap * elem, 0);
-  if (p == NULL)
+  vec_t v = {old, *cap, *cap, elem};
+  if (!vec_reserve(&v, *cap * 2 > 1024 ? *cap * 2 : 1024))
     gm_fatal("out of memory for the collector's root table", NULL);
-  if (old) {
-    memcpy(p, old, *cap * elem);
-    os_unmap(old, *cap * elem);
-  }
-  *cap = ncap;
-  return p;
+  *cap = v.cap;
+  return v.v;
 }
 
 // add_root is the root_fn: it records [lo, hi) as jobs, aligned inward.
@@ -354,7 +349,7 @@ void gc_start_helpers(void) {
 // run_workers runs the mark workers (the caller is one of them) until the
 // heap reachable from the root jobs is marked. Returns the bytes marked.
 static uint64_t run_workers(void) {
-  if (!relaxed_load(&helpers_on)) { // the concurrent phase: the caller alone
+  if (!relaxed_load(&gc_mark_helpers)) { // the concurrent phase: the caller alone
     nactive = 1;
     atomic_store(&nidle, 0);
     atomic_store(&job_next, 0);
@@ -411,12 +406,16 @@ static void prepare_cache(mcache_t *c, void *ctx) {
   c->gc_alloc_local = 0; // counted into the live heap by this mark
 }
 
-// add_fin_root: a finalizable object's contents and its finalizer's argument.
-static void add_fin_root(void *ctx, uintptr_t obj, uintptr_t arg, int order) {
-  (void)ctx;
+// add_fin_root: a finalizable object's contents (those that do not point
+// into it, for FIN_IGNORE_SELF) and its finalizer's argument.
+GM_NO_SANITIZE static void add_fin_root(void *ctx, uintptr_t obj, uintptr_t arg, int order) {
   mspan_t *s = spanof(obj);
-  if (s != NULL && s->kind == SPAN_GC_SCAN && order == FIN_ORDERED)
-    add_root(NULL, obj, obj + object_size(s));
+  size_t size = s != NULL && s->kind == SPAN_GC_SCAN && order != FIN_NO_ORDER ? object_size(s) : 0;
+  if (order != FIN_IGNORE_SELF)
+    add_root(ctx, obj, obj + size); // (nothing if size is 0)
+  for (size_t i = 0; order == FIN_IGNORE_SELF && i < size / sizeof(uintptr_t); i++)
+    if (((const uintptr_t *)obj)[i] - obj >= size)
+      add_word_root(((const uintptr_t *)obj)[i]);
   add_word_root(arg);
 }
 
@@ -484,8 +483,9 @@ static uint64_t mark_and_finalize(void) {
   fin_weak_clear(addr_alive, false);
   fin_marked_bytes = 0;
   njobs = 0;
-  fin_queue_dead(gc_is_marked, mark_one);
+  fin_queue_dead(gc_is_marked, mark_one, false);
   marked += drain_all(); // (the contents of queued FIN_NO_ORDER objects)
+  fin_queue_dead(gc_is_marked, mark_one, true);
   fin_weak_clear(addr_alive, true);
   if (gc_mark_more_hook != NULL)
     gc_mark_more_hook(true);
@@ -545,9 +545,9 @@ uint64_t gc_mark_begin(uintptr_t self_sp) {
 
 uint64_t gc_mark_drain(void) {
   njobs = 0;
-  relaxed_store(&helpers_on, 0);
+  relaxed_store(&gc_mark_helpers, 0);
   uint64_t marked = run_workers();
-  relaxed_store(&helpers_on, 1);
+  relaxed_store(&gc_mark_helpers, 1);
   return marked;
 }
 

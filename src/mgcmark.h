@@ -16,6 +16,10 @@
 // gc_mark runs the mark phase with the world stopped: roots, parallel drain,
 // finalizers. Returns the bytes marked.
 uint64_t gc_mark(uintptr_t self_sp);
+// gc_mark_helpers: 1 (the default) if the helper threads take part in the
+// drains; 0 while marking runs beside the program, and for a small stop-the-
+// world mark, where waking them costs more than they save (mgc.c decides).
+extern _Atomic int gc_mark_helpers;
 void gc_start_helpers(void); // before the world stops
 void gcmark_init(void);      // at gc_init
 void gcmark_fork_child(void);

@@ -65,6 +65,7 @@ static _Atomic uint64_t mark_live0, mark_room0;      // at the first stop (gc_lo
 static _Atomic uint64_t mark_assisted;               // scan work of this cycle's assists
 
 #define HEAP_MINIMUM ((uint64_t)4 << 20)
+static _Atomic uint64_t heap_minimum = HEAP_MINIMUM; // at GOGC=100 (gc_lock writes)
 #define LIMITER_CAP (50 * 1000 * 1000ull) // ns of collection beyond half the time
 #define ASSIST_MAX_SCAN ((uint64_t)256 << 10)
 #define ASSIST_MAX_NAPS 40 // 50 us each: no allocation waits more than 2 ms
@@ -76,7 +77,10 @@ static uint64_t goal_for(uint64_t live, int percent) {
   if (percent < 0)
     return UINT64_MAX;
   uint64_t goal = live + live / 100 * (uint64_t)percent;
-  uint64_t min = HEAP_MINIMUM * (uint64_t)percent / 100;
+  uint64_t min;
+  if (__builtin_mul_overflow(relaxed_load(&heap_minimum), (uint64_t)percent, &min))
+    min = UINT64_MAX;
+  min /= 100;
   return goal > min ? goal : min;
 }
 
@@ -142,6 +146,10 @@ void pacer_concurrent(bool on) {
 bool pacer_far_past_goal(void) {
   uint64_t goal = relaxed_load(&gc_goal);
   return goal != UINT64_MAX && relaxed_load(&gc_heap_live) / 2 >= goal;
+}
+
+uint64_t pacer_scan_estimate(void) {
+  return relaxed_load(&scan_estimate);
 }
 
 uint64_t pacer_mark_done(uint64_t marked, uint64_t scanned, uint64_t grew, bool conc) {
@@ -220,6 +228,14 @@ void gc_assist(uint64_t bytes) {
 
 // gm_set_gc_percent: the trigger is moved under gc_lock, so a cycle ending
 // meanwhile cannot overwrite it with the goal for the old percentage.
+void pacer_set_min_heap(uint64_t bytes) {
+  gc_ensure_init();
+  gc_lock_cycle();
+  relaxed_store(&heap_minimum, bytes);
+  set_goal(relaxed_load(&heap_marked), relaxed_load(&gc_percent));
+  gc_unlock_cycle();
+}
+
 GM_EXPORT int gm_set_gc_percent(int percent) {
   gc_ensure_init();
   if (percent < 0)

@@ -29,10 +29,14 @@ int gc_due(void);
 // goal.
 uint64_t pacer_mark_done(uint64_t marked, uint64_t scanned, uint64_t grew, bool conc);
 void pacer_cycle_done(uint64_t end, uint64_t pause); // the limiter's account
+uint64_t pacer_scan_estimate(void);                  // bytes the last mark scanned (roots included)
 // gc_assist: the calling thread (outside critical sections) handed out
 // bytes while marking runs beside the program; it pays with scan work.
 void gc_assist(uint64_t bytes);
 void pacer_mark_begin(void); // the first stop: the runway the assists pace against
+// pacer_set_min_heap: the smallest goal at GOGC=100 (4 MiB, Go's); it
+// scales with GOGC as the goal does.
+void pacer_set_min_heap(uint64_t bytes);
 bool pacer_far_past_goal(void); // the heap passed twice the goal
 void pacer_stats(gm_stats_t *st);
 uint64_t pacer_assist_ns(void); // time threads spent in assists, in total

@@ -10,14 +10,18 @@
 //     on another thread), once; with finalize-on-demand only through
 //     GC_invoke_finalizers after the notifier; ordered finalization keeps
 //     an object reachable from a finalizable one for a later cycle, no-order
-//     does not; unregistering returns the old function and data;
+//     does not; ignore-self finalizes an object that points to itself,
+//     still in order along chains; unreachable order waits while a no-order
+//     object reaches it; unregistering returns the old function and data;
 //   - disappearing links: cleared once the object is unreachable, not while
 //     it lives; the return codes of register, move and unregister;
 //   - GC_push_other_roots (chained, as ECL does) keeps an object alive
 //     through GC_push_all and through GC_set_mark_bit; GC_clear_roots drops
 //     GC_add_roots ranges;
 //   - GC_malloc_many lists, GC_call_with_alloc_lock, GC_register_my_thread's
-//     codes, GC_get_suspend_signal.
+//     codes, GC_get_suspend_signal;
+//   - heap sizing: the free-space divisor (set or from the environment),
+//     GC_expand_hp and GC_INITIAL_HEAP_SIZE change how often it collects.
 // Objects are built in separate, non-inlined functions and their addresses
 // kept only hidden (GC_HIDE_POINTER), so no stale copy on the stack keeps
 // them alive; a case that needs an object to die retries a few collections.
@@ -26,6 +30,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/wait.h>
@@ -178,33 +183,58 @@ static void test_finalize_on_demand(void) {
 
 // Ordered finalization: A -> B, both finalizable: B's finalizer runs in a
 // later cycle than A's. A cycle A <-> B of finalizable objects: never
-// finalized in order (Boehm's rule), both finalized without order.
+// finalized in order (Boehm's rule), both finalized without order. An object
+// pointing to itself: never finalized in order, finalized with ignore-self.
+// No-order A -> unreachable-order B: B waits for A's finalizer.
+enum { ORD, NO_ORD, SELF, UNREACH };
 static int order_seen[2];
 static int order_step;
+static uintptr_t order_gen; // the pair being watched (one of an older pair may die late)
 static void on_order(void *obj, void *cd) {
   (void)obj;
-  order_seen[(uintptr_t)cd] = ++order_step;
+  if ((uintptr_t)cd >> 1 == order_gen)
+    order_seen[(uintptr_t)cd & 1] = ++order_step;
 }
-static NOINLINE void make_pair(int no_order, int cycle) {
+static void reg(void *p, int mode, uintptr_t cd) {
+  if (mode == ORD)
+    GC_register_finalizer(p, on_order, (void *)cd, NULL, NULL);
+  else if (mode == NO_ORD)
+    GC_register_finalizer_no_order(p, on_order, (void *)cd, NULL, NULL);
+  else if (mode == SELF)
+    GC_register_finalizer_ignore_self(p, on_order, (void *)cd, NULL, NULL);
+  else
+    GC_register_finalizer_unreachable(p, on_order, (void *)cd, NULL, NULL);
+}
+// make_pair: a -> b (and b -> a if cycle), a -> a and b -> b (if self),
+// finalizers of modes ma and mb.
+static NOINLINE void make_pair(int ma, int mb, int cycle, int self) {
   void **a = GC_malloc(32), **b = GC_malloc(32);
   a[0] = b;
   if (cycle)
     b[0] = a;
-  if (no_order) {
-    GC_register_finalizer_no_order(a, on_order, (void *)0, NULL, NULL);
-    GC_register_finalizer_no_order(b, on_order, (void *)1, NULL, NULL);
-  } else {
-    GC_register_finalizer(a, on_order, (void *)0, NULL, NULL);
-    GC_register_finalizer(b, on_order, (void *)1, NULL, NULL);
-  }
+  if (self)
+    a[1] = a, b[1] = (char *)b + 8; // (an interior pointer is a self-pointer too)
+  reg(a, ma, order_gen << 1);
+  reg(b, mb, order_gen << 1 | 1);
+}
+
+// The pair is made by a thread of its own, so that no stale copy of an
+// address on this stack or in its registers keeps it alive.
+static void *pair_thread(void *arg) {
+  const int *m = arg;
+  make_pair(m[0], m[1], m[2], m[3]);
+  return NULL;
 }
 
 // run_pair: collections until both finalizers ran (at most 12); the cycles
 // at which a's and b's first ran (-1: never).
-static void run_pair(int no_order, int cycle, int *at_a, int *at_b) {
+static void run_pair(int ma, int mb, int cycle, int self, int *at_a, int *at_b) {
   order_seen[0] = order_seen[1] = order_step = 0;
-  make_pair(no_order, cycle);
-  clear_stack();
+  order_gen++;
+  int m[4] = {ma, mb, cycle, self};
+  pthread_t t;
+  if (pthread_create(&t, NULL, pair_thread, m) != 0 || pthread_join(t, NULL) != 0)
+    abort();
   *at_a = *at_b = -1;
   for (int c = 0; c < 12 && (*at_a < 0 || *at_b < 0); c++) {
     GC_gcollect();
@@ -218,11 +248,11 @@ static void run_pair(int no_order, int cycle, int *at_a, int *at_b) {
 
 static void test_order(void) {
   int a, b, ca, cb, na, nb;
-  run_pair(0, 0, &a, &b);
+  run_pair(ORD, ORD, 0, 0, &a, &b);
   bool ok1 = a >= 0 && b > a;
-  run_pair(0, 1, &ca, &cb);
+  run_pair(ORD, ORD, 1, 0, &ca, &cb);
   bool ok2 = ca < 0 && cb < 0;
-  run_pair(1, 1, &na, &nb);
+  run_pair(NO_ORD, NO_ORD, 1, 0, &na, &nb);
   bool ok3 = na >= 0 && nb >= 0;
   CHECKF(ok1, "ordered chain: a's finalizer at cycle %d, b's at %d", a, b);
   CHECKF(ok2, "ordered cycle: finalized at cycles %d and %d", ca, cb);
@@ -234,6 +264,25 @@ static void test_order(void) {
   bool ok4 = ofn == on_fin && ocd == (void *)7;
   CHECK(ok4);
   report("ordered finalization: chains in order, cycles never; no-order: cycles too; unregistering",
+         ok1 && ok2 && ok3 && ok4);
+}
+
+static void test_order_self(void) {
+  int a, b, sa, sb, ua, ub, na, nb;
+  run_pair(ORD, ORD, 0, 1, &a, &b);
+  bool ok1 = a < 0 && b < 0;
+  run_pair(SELF, SELF, 0, 1, &sa, &sb);
+  bool ok2 = sa >= 0 && sb > sa;
+  run_pair(NO_ORD, UNREACH, 0, 0, &ua, &ub);
+  bool ok3 = ua >= 0 && ub > ua;
+  run_pair(NO_ORD, NO_ORD, 0, 0, &na, &nb);
+  bool ok4 = na >= 0 && nb == na;
+  CHECKF(ok1, "ordered, pointing to themselves: finalized at cycles %d and %d", a, b);
+  CHECKF(ok2, "ignore-self chain, pointing to themselves: at cycles %d and %d", sa, sb);
+  CHECKF(ok3, "no-order a -> unreachable-order b: at cycles %d and %d", ua, ub);
+  CHECKF(ok4, "no-order a -> no-order b: at cycles %d and %d", na, nb);
+  report("ignore-self finalization ignores self-pointers only; unreachable order waits for "
+         "no-order objects that reach it",
          ok1 && ok2 && ok3 && ok4);
 }
 
@@ -398,7 +447,6 @@ static struct GC_ms_entry *holder_mark(GC_word *addr, struct GC_ms_entry *msp,
   return msp;
 }
 static unsigned holder_kind;
-static GC_hidden_pointer g_holder;
 static void *g_held_link[2];
 
 // make_holder: a holder of the kind holding, in its side area, strings
@@ -418,21 +466,28 @@ static NOINLINE holder_t *make_holder(void) {
   return h;
 }
 
+// holder_kept: the holder (kept in g_holder_root meanwhile) still holds
+// both strings; then the root goes.
+static void *volatile g_holder_root;
+static NOINLINE bool holder_kept(void) {
+  holder_t *h = g_holder_root;
+  bool kept = g_held_link[0] != NULL && g_held_link[1] != NULL &&
+              strcmp(h->side[0], "held 0") == 0 && strcmp(h->side[1], "held 1") == 0;
+  g_holder_root = NULL;
+  return kept;
+}
+
 static void test_mark_procs(void) {
   holder_kind = GC_new_kind(GC_new_free_list(), GC_MAKE_PROC(GC_new_proc(holder_mark), 42), 0, 1);
-  holder_t *h = make_holder(); // reachable from this stack frame
-  g_holder = GC_HIDE_POINTER(h);
+  g_holder_root = make_holder();
   clear_stack();
   for (int i = 0; i < 5; i++) {
     collect();
     for (int k = 0; k < 1000; k++)
       memset(GC_malloc_atomic(16), 0xee, 16);
   }
-  bool kept = g_held_link[0] != NULL && g_held_link[1] != NULL &&
-              strcmp(h->side[0], "held 0") == 0 && strcmp(h->side[1], "held 1") == 0;
+  bool kept = holder_kept();
   int calls = proc_calls;
-  GC_reachable_here(h);
-  h = NULL;
   clear_stack();
   for (int i = 0; i < 12 && g_held_link[0] != NULL; i++)
     collect(); // the holder is unreachable: its procedure no longer runs
@@ -518,14 +573,62 @@ static void test_environment(void) {
   report("GC_DONT_GC and GC_PRINT_STATS from the environment", dont && stats);
 }
 
+// Heap sizing: collections while 64 MiB of short-lived objects are
+// allocated, at the free-space divisor the environment gives, then at
+// divisor 1 (fewer), then after GC_expand_hp(256 MiB) (none).
+static size_t churn(void) {
+  size_t before = GC_get_gc_no();
+  for (int i = 0; i < 1 << 16; i++)
+    memset(GC_malloc(1000), 1, 1000);
+  return GC_get_gc_no() - before;
+}
+static int heap_child(void) {
+  size_t start = churn();
+  GC_set_free_space_divisor(1);
+  size_t one = churn();
+  GC_expand_hp((size_t)256 << 20);
+  size_t expanded = churn();
+  printf("%zu %zu %zu %lu\n", start, one, expanded, GC_get_free_space_divisor());
+  return 0;
+}
+
+static bool heap_run(const char *env, size_t n[4]) {
+  char out[256];
+  int st = test_run_self("heap", env, 1, out, sizeof out);
+  return st != -1 && WIFEXITED(st) && WEXITSTATUS(st) == 0 &&
+         sscanf(out, "%zu %zu %zu %zu", &n[0], &n[1], &n[2], &n[3]) == 4;
+}
+
+static void test_heap_sizing(void) {
+  if (strcmp(GOMEM_SANITIZE, "valgrind") == 0) {
+    test_skip("heap sizing: the free-space divisor, GC_expand_hp", "under valgrind");
+    return;
+  }
+  size_t d[4], big[4], div6[4];
+  bool ok = heap_run("GOMEM_X=1", d) && heap_run("GC_INITIAL_HEAP_SIZE=128M", big) &&
+            heap_run("GC_FREE_SPACE_DIVISOR=6", div6);
+  CHECKF(ok, "a child failed");
+  bool ok1 = ok && d[0] > 2 * d[1] && d[1] > 0 && d[2] == 0 && d[3] == 1;
+  bool ok2 = ok && big[0] == 0;
+  bool ok3 = ok && div6[0] > d[0] + d[0] / 2;
+  CHECKF(ok1, "collections: %zu at divisor 3, %zu at 1, %zu after GC_expand_hp", d[0], d[1], d[2]);
+  CHECKF(ok2, "GC_INITIAL_HEAP_SIZE=128M: %zu collections for 64 MiB", big[0]);
+  CHECKF(ok3, "GC_FREE_SPACE_DIVISOR=6: %zu collections (%zu at 3)", div6[0], d[0]);
+  report("heap sizing: the free-space divisor, GC_expand_hp, GC_INITIAL_HEAP_SIZE",
+         ok1 && ok2 && ok3);
+}
+
 int main(int argc, char **argv) {
   if (argc > 1 && strcmp(argv[1], "env") == 0)
     return env_child();
+  if (argc > 1 && strcmp(argv[1], "heap") == 0)
+    return heap_child();
   test_sizes();
   test_uncollectable();
   test_finalizers_sync();
   test_finalize_on_demand();
   test_order();
+  test_order_self();
   test_links();
   test_link_in_freed_object();
   test_long_links();
@@ -534,5 +637,6 @@ int main(int argc, char **argv) {
   test_typed();
   test_misc();
   test_environment();
+  test_heap_sizing();
   return test_done();
 }
