@@ -126,6 +126,40 @@ void gm_store_bulk(void **dst, void *const *src, size_t n);
 // order).
 void gm_set_finalizer(void *p, void (*fn)(void *obj, void *arg), void *arg);
 
+// Weak pointers (Go's weak.Pointer). gm_weak_make(p), p the start of a GC
+// object (or a tiny object), returns p's weak handle, or NULL (errno EINVAL
+// if p is not one, ENOMEM): gm_weak_get(w) gives p while p is reachable,
+// and NULL from the collection that finds p unreachable on, for every
+// handle to p, even if a finalizer makes p reachable again. Handles are
+// canonical: while a handle to p is alive, gm_weak_make(p) returns it, so
+// handles to one object compare equal. A handle is itself a small GC object
+// that does not keep p alive: keep it where the collector looks (a GC
+// object, a stack, a global, a gm_add_roots range), as any GC pointer.
+// gm_free(p) clears p's handle. A tiny object's handle is cleared when its
+// whole block is unreachable (see gm_alloc_noscan).
+typedef struct gm_weak *gm_weak_t;
+gm_weak_t gm_weak_make(void *p);
+void *gm_weak_get(gm_weak_t w);
+
+// Cleanups (Go's runtime.AddCleanup). gm_add_cleanup arranges for fn(arg) to
+// run once, on gomem's finalizer thread, after p (as for gm_weak_make)
+// becomes unreachable; an object may have several, and they never bring p
+// back (fn gets arg, not p). arg is kept alive until fn has run: if arg
+// reaches p, p never becomes unreachable and fn never runs. If p also has a
+// finalizer, its cleanups run only once the finalizer has run and p is
+// unreachable again. Returns a handle for gm_cancel_cleanup, or 0 (errno
+// EINVAL or ENOMEM). gm_cancel_cleanup of a cleanup that ran, or was
+// cancelled, does nothing. gm_free(p) drops p's cleanups, as it drops its
+// finalizer.
+typedef unsigned long long gm_cleanup_t;
+gm_cleanup_t gm_add_cleanup(void *p, void (*fn)(void *arg), void *arg);
+void gm_cancel_cleanup(gm_cleanup_t c);
+
+// gm_keep_alive(p) (Go's runtime.KeepAlive): p is reachable until this call,
+// however the compiler arranges the caller's variables; used after the last
+// use of an object whose cleanup or finalizer must not run early.
+void gm_keep_alive(const void *p);
+
 // gm_add_roots makes [lo, hi) a root range: every aligned word in it is
 // scanned at each collection. gm_remove_roots removes a range added with the
 // same lo (hi is ignored). Returns 0, or -1 with errno = ENOMEM.

@@ -51,6 +51,7 @@ enum lock_rank {
   RANK_WORK,       // mgcmark.c work_lock: mark helpers' start and end
   RANK_WBUF,       // mgcwork.c wb_lock: work buffer lists
   RANK_FIN,        // mfinal.c fin_lock: finalizer table and queue
+  RANK_CLEANUP,    // mcleanup.c cleanup_lock: weak handles and cleanups
   RANK_PENDING,    // interpose.c pending_lock: start blocks of new threads
   RANK_EXTRA,      // roots.c extra_lock: gm_add_roots ranges
   RANK_BDW,        // bdw_alloc.c bdw_lock: libgc.so.1's uncollectable objects

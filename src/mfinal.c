@@ -28,6 +28,7 @@
 #include "internal.h"
 #include "interpose.h"
 #include "mallocint.h"
+#include "mcleanup.h"
 #include "mfinal.h"
 #include "mgcalloc.h"
 #include "os.h"
@@ -93,10 +94,10 @@ static bool table_grow(void) {
   return true;
 }
 
-// object_start_gc reports whether p is the start of an allocated GC object.
+// fin_object_start reports whether p is the start of an allocated GC object.
 // A tiny object may lie anywhere in its block: its finalizer runs when the
 // whole block is unreachable (Go's rule: the block is what is marked).
-static bool object_start_gc(uintptr_t p) {
+bool fin_object_start(uintptr_t p) {
   mspan_t *s = spanof(p);
   if (s == NULL || s->kind == SPAN_MANUAL)
     return false;
@@ -114,7 +115,7 @@ static bool object_start_gc(uintptr_t p) {
 bool fin_set(void *ptr, void (*fn)(void *, void *), void *arg, int order,
              void (**old_fn)(void *, void *), void **old_arg) {
   uintptr_t p = (uintptr_t)ptr;
-  if (!object_start_gc(p))
+  if (!fin_object_start(p))
     return false;
   threads_register_self_or_die(); // never stopped while holding fin_lock
   gm_lock(&fin_lock);
@@ -152,6 +153,7 @@ GM_EXPORT void gm_set_finalizer(void *ptr, void (*fn)(void *, void *), void *arg
 
 // fin_forget drops obj's finalizer: gm_free released it.
 void fin_forget(uintptr_t obj) {
+  cleanup_forget(obj);
   if (relaxed_load(&table_n) == 0)
     return;
   gm_lock(&fin_lock);
@@ -189,16 +191,36 @@ static bool queue_reserve_locked(size_t need) {
 }
 
 void fin_reserve(void) {
-  if (relaxed_load(&table_n) == 0)
+  size_t n = relaxed_load(&table_n) + cleanup_count();
+  if (n == 0)
     return;
   gm_lock(&fin_lock);
-  queue_reserve_locked(queue_n + relaxed_load(&table_n));
+  queue_reserve_locked(queue_n + n);
   gm_unlock(&fin_lock);
 }
 
 void fin_queue_roots(root_fn fn, void *ctx) {
   if (queue_n)
     fn(ctx, (uintptr_t)queue, (uintptr_t)(queue + queue_n));
+  cleanup_roots(fn, ctx);
+}
+
+// A cleanup queued as a finalizer: run_call(fn, arg) calls fn(arg) (the
+// entry's fn field is run_call; obj holds fn, no heap address).
+static void run_call(void *fnp, void *arg) {
+  void (*fn)(void *);
+  memcpy(&fn, &fnp, sizeof fn);
+  fn(arg);
+}
+static bool queue_call(void (*fn)(void *), void *arg) {
+  if (queue_n == queue_cap && !queue_reserve_locked(queue_n + 1))
+    return false;
+  queue[queue_n++] = (fin_entry_t){(uintptr_t)fn, run_call, arg, FIN_NO_ORDER};
+  return true;
+}
+static void (*keep_fn)(uintptr_t obj, int order);
+static void keep_obj(uintptr_t obj) {
+  keep_fn(obj, FIN_ORDERED);
 }
 
 // fin_queue_dead: world stopped, marking done.
@@ -214,6 +236,10 @@ void fin_queue_dead(bool (*marked)(uintptr_t obj), void (*mark)(uintptr_t obj, i
     queue[queue_n++] = e;
     table[i].obj = FIN_TOMB;
     table_n--;
+  }
+  if (late) {
+    keep_fn = mark;
+    cleanup_queue_dead(marked, keep_obj, queue_call);
   }
   relaxed_store(&queue_n_pub, queue_n);
 }
@@ -444,6 +470,8 @@ void fin_weak_forget_within(uintptr_t lo, uintptr_t hi) {
 }
 
 void fin_weak_clear(bool (*alive)(uintptr_t addr), bool is_long) {
+  if (!is_long)
+    cleanup_clear_handles(alive); // (Go's weak pointers are short)
   if (relaxed_load(&weak_n) == 0)
     return;
   for (size_t i = 0; i < weak_cap; i++) {
@@ -461,6 +489,7 @@ void fin_weak_clear(bool (*alive)(uintptr_t addr), bool is_long) {
 }
 
 void fin_init(void) {
+  cleanup_init();
   lock_fork_register(&fin_lock);
   lock_fork_register(&wait_lock);
 }

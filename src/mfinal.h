@@ -24,6 +24,7 @@
 enum fin_order { FIN_ORDERED = 0, FIN_NO_ORDER = 1, FIN_IGNORE_SELF = 2, FIN_UNREACHABLE = 3 };
 
 void fin_init(void);
+bool fin_object_start(uintptr_t p); // p starts an allocated GC object (or a tiny one)
 // fin_set sets, changes (fn != NULL) or removes (fn == NULL) ptr's
 // finalizer, returning the previous one in *old_fn, *old_arg (NULL if none);
 // false if ptr is not the start of a GC object.

@@ -2,14 +2,14 @@
 # check-layers.sh: gomem's layers, checked from the includes of src/.
 #
 #   0  gmcore bits sizeclasses              what every file may use
-#   1  lock os dlist vec                    critical sections, locks, the OS
+#   1  lock os dlist vec omap               critical sections, locks, the OS, tables
 #   2  internal mpagealloc mpallocbits mfixalloc   geometry, options, pages, records
 #   3  mspan                                spans, their windows and bitmaps
 #   4  arena mheap mgcscavenge              the heap, and the scavenger that trims it
 #   5  mcentral                             central lists
 #   6  mcache free mallocint mstats         the allocator's top: caches, free, malloc
 #   7  threads stw roots interpose mgc mgcpacer mgcalloc mgcmark mgcwork
-#      mwbbuf mgcsweep mfinal
+#      mwbbuf mgcsweep mfinal mcleanup
 #                                           the collector
 #   8  bdw bdw_alloc bdw_extra bdw_kinds    libgc.so.1: Boehm GC's interface
 #
@@ -25,13 +25,13 @@ LIMIT=620
 layer() {
   case "$1" in
   gmcore | bits | sizeclasses) echo 0 ;;
-  lock | os | os_linux | os_wtrack | dlist | vec) echo 1 ;;
+  lock | os | os_linux | os_wtrack | dlist | vec | omap) echo 1 ;;
   internal | mpagealloc | mpallocbits | mfixalloc | options) echo 2 ;;
   mspan) echo 3 ;;
   arena | mheap | mgcscavenge) echo 4 ;;
   mcentral) echo 5 ;;
   mcache | free | mallocint | malloc | mstats | override | secure | secure_large | secure_api) echo 6 ;;
-  threads | stw | roots | interpose | mgc | mgcpacer | mgcalloc | mgcmark | mgcwork | mwbbuf | mgcsweep | mfinal) echo 7 ;;
+  threads | stw | roots | interpose | mgc | mgcpacer | mgcalloc | mgcmark | mgcwork | mwbbuf | mgcsweep | mfinal | mcleanup) echo 7 ;;
   bdw | bdw_alloc | bdw_extra | bdw_kinds) echo 8 ;;
   *) echo "" ;;
   esac
