@@ -155,6 +155,22 @@ typedef unsigned long long gm_cleanup_t;
 gm_cleanup_t gm_add_cleanup(void *p, void (*fn)(void *arg), void *arg);
 void gm_cancel_cleanup(gm_cleanup_t c);
 
+// Pools (Go's sync.Pool): a cache of GC objects for reuse, e.g. per-request
+// scratch buffers. gm_pool_new makes a pool (NULL, errno ENOMEM, on
+// failure); pools live for the whole process. gm_pool_get returns an object
+// that was put back, else new_fn(arg), else gm_alloc(size) if new_fn is
+// NULL; the object is as it was put (not cleared). gm_pool_put gives an
+// object to the pool; the pool may drop it at any time. Each collection
+// empties the pool in two steps (Go 1.13's victim cache), so an object
+// unused for two cycles is gone and a pool never keeps memory alive for
+// long. Get and put are thread-safe and take no lock on the fast path (a
+// per-thread slot), other threads' parts being reached when one's own is
+// empty.
+typedef struct gm_pool gm_pool_t;
+gm_pool_t *gm_pool_new(size_t size, void *(*new_fn)(void *arg), void *arg);
+void *gm_pool_get(gm_pool_t *p);
+void gm_pool_put(gm_pool_t *p, void *x);
+
 // gm_keep_alive(p) (Go's runtime.KeepAlive): p is reachable until this call,
 // however the compiler arranges the caller's variables; used after the last
 // use of an object whose cleanup or finalizer must not run early.

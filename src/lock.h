@@ -52,6 +52,7 @@ enum lock_rank {
   RANK_WBUF,       // mgcwork.c wb_lock: work buffer lists
   RANK_FIN,        // mfinal.c fin_lock: finalizer table and queue
   RANK_CLEANUP,    // mcleanup.c cleanup_lock: weak handles and cleanups
+  RANK_POOL,       // pool.c pools_lock: the pools and their locals' lists
   RANK_PENDING,    // interpose.c pending_lock: start blocks of new threads
   RANK_EXTRA,      // roots.c extra_lock: gm_add_roots ranges
   RANK_BDW,        // bdw_alloc.c bdw_lock: libgc.so.1's uncollectable objects
@@ -64,6 +65,7 @@ enum lock_rank {
   RANK_SCAV,       // mgcscavenge.c scav_lock: the scavenger's wake-ups
   RANK_FIXALLOC,   // mfixalloc.c: each fixalloc's lock (array of leaves)
   RANK_SECURE,     // secure.c lq_lock: the hardened build's large-object quarantine
+  RANK_POOL_LOCAL, // pool.c: each pool local's lock (a leaf)
   RANK_COUNT
 };
 

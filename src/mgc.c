@@ -54,6 +54,7 @@
 #include "mgcsweep.h"
 #include "mheap.h"
 #include "os.h"
+#include "pool.h"
 #include "roots.h"
 #include "stw.h"
 
@@ -103,6 +104,7 @@ void gc_init(void) {
     gcmark_init();
     gcalloc_init();
     fin_init();
+    pool_init();
     pacer_init();
     conc_init();
     start_ns = os_nanotime();
@@ -216,6 +218,7 @@ static void gc_cycle(bool forced, int due) {
     sched_yield();
   }
   ct.t_stopped = os_nanotime();
+  pool_cleanup();         // primaries become victims
   if (gc_sweep_pending()) // spans released since step 1
     gc_sweep_all();
   relaxed_store(&gc_phase, GC_MARK);
@@ -440,6 +443,7 @@ static void gc_cycle_concurrent(void) {
     wtrack_arm_all(); // before the stop: writes from now on are seen
   stop_world();
   uint64_t s1 = os_nanotime();
+  pool_cleanup();
   if (gc_sweep_pending())
     gc_sweep_all();
   relaxed_store(&gc_phase, GC_MARK);
@@ -603,4 +607,5 @@ static void gc_fork_child(void) {
   fin_fork_child();
   gcsweep_fork_child();
   gcmark_fork_child();
+  pool_fork_child();
 }

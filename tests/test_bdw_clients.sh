@@ -58,7 +58,7 @@ if [ -d "$BDWGC_DIR/tests" ]; then
     skipped "bdwgc gctest" "no atomic_ops.h (libatomic-ops-dev)"
   elif ! bdw_cc gctest "$BDWGC_DIR/tests/test.c"; then
     bad "bdwgc gctest" "does not build: $(grep -m3 -E 'error|undefined' "$WORK/gctest.cc" | tr '\n' ' ')"
-  elif timeout 300 "$WORK/gctest" >"$WORK/gctest.out" 2>&1 &&
+  elif timeout "${BDW_GCTEST_TIMEOUT:-300}" "$WORK/gctest" >"$WORK/gctest.out" 2>&1 &&
     grep -q "Collector appears to work" "$WORK/gctest.out"; then
     ok "bdwgc gctest: $(grep -o 'Finalized [0-9/]* objects' "$WORK/gctest.out")"
   else

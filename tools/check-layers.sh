@@ -9,7 +9,7 @@
 #   5  mcentral                             central lists
 #   6  mcache free mallocint mstats         the allocator's top: caches, free, malloc
 #   7  threads stw roots interpose mgc mgcpacer mgcalloc mgcmark mgcwork
-#      mwbbuf mgcsweep mfinal mcleanup
+#      mwbbuf mgcsweep mfinal mcleanup pool
 #                                           the collector
 #   8  bdw bdw_alloc bdw_extra bdw_kinds    libgc.so.1: Boehm GC's interface
 #
@@ -31,7 +31,7 @@ layer() {
   arena | mheap | mgcscavenge) echo 4 ;;
   mcentral) echo 5 ;;
   mcache | free | mallocint | malloc | mstats | override | secure | secure_large | secure_api) echo 6 ;;
-  threads | stw | roots | interpose | mgc | mgcpacer | mgcalloc | mgcmark | mgcwork | mwbbuf | mgcsweep | mfinal | mcleanup) echo 7 ;;
+  threads | stw | roots | interpose | mgc | mgcpacer | mgcalloc | mgcmark | mgcwork | mwbbuf | mgcsweep | mfinal | mcleanup | pool) echo 7 ;;
   bdw | bdw_alloc | bdw_extra | bdw_kinds) echo 8 ;;
   *) echo "" ;;
   esac
