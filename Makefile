@@ -4,7 +4,7 @@ JOBS ?= 2
 CMAKE ?= cmake
 BUILD ?= build
 
-.PHONY: bench-bdw all secure demo test test-release test-debug test-asan test-tsan test-valgrind test-nogc test-secure test-secure-tsan check-layers security fuzz fuzz-build bench bench-quick bench-smoke format clean deps
+.PHONY: bench-bdw bench-pool bench-mb all secure demo test test-release test-debug test-asan test-tsan test-valgrind test-nogc test-secure test-secure-tsan check-layers security fuzz fuzz-build bench bench-quick bench-smoke format clean deps
 
 all:
 	$(CMAKE) -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=Release >/dev/null
@@ -113,6 +113,16 @@ bench-smoke: all
 # Boehm GC's clients on Debian's libgc and on gomem's libgc.so.1.
 bench-bdw: all
 	bench/bdw.sh
+
+# gm_pool against gm_alloc and malloc, and a server-like run with and
+# without a pool -> bench/results/pool.md.
+bench-pool: all
+	bench/pool.sh
+
+# mimalloc-bench's offline programs on every allocator (MB_DIR: a checkout;
+# else cloned when the network allows) -> bench/results/mb.md.
+bench-mb: all
+	bench/mb.sh
 
 format:
 	clang-format -i src/*.c src/*.h include/*.h tests/*.c tests/*.h examples/*.c

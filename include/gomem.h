@@ -171,6 +171,26 @@ gm_pool_t *gm_pool_new(size_t size, void *(*new_fn)(void *arg), void *arg);
 void *gm_pool_get(gm_pool_t *p);
 void gm_pool_put(gm_pool_t *p, void *x);
 
+// Heap profiles (Go's MemProfile, in pprof's format). With a rate set, one
+// allocation in about `rate` bytes (drawn at random, so the profile is
+// unbiased) is sampled with its call stack. gm_set_profile_rate sets the
+// rate in bytes (Go's MemProfileRate: 524288 is Go's default; 1 samples every
+// allocation; 0, the default, turns sampling off) and returns the old one.
+// gm_heap_profile_write writes a gzipped pprof protobuf of the samples to fd
+// (`go tool pprof -top prog file`): alloc_objects, alloc_space,
+// inuse_objects and inuse_space, scaled to estimate all allocations as Go
+// scales them. Returns 0, or -1 (errno). The environment variable
+// GOMEM_HEAPPROFILE=path sets the rate to 512 KiB (GOMEM_PROFILE_RATE
+// overrides it) and writes the profile to path at exit; with
+// GOMEM_HEAPPROFILE_SIGNAL=n, also to path.1, path.2, ... at the next sampled
+// allocation after each signal n. Samples come from malloc, calloc and
+// realloc's new blocks and from gm_alloc; a sampled object takes a span of
+// its own (8 KiB at least: about 1.6% more memory at 512 KiB if every sample
+// were tiny). The hardened build does not sample (gm_set_profile_rate
+// returns -1, errno ENOTSUP).
+int64_t gm_set_profile_rate(int64_t bytes);
+int gm_heap_profile_write(int fd);
+
 // gm_keep_alive(p) (Go's runtime.KeepAlive): p is reachable until this call,
 // however the compiler arranges the caller's variables; used after the last
 // use of an object whose cleanup or finalizer must not run early.

@@ -27,6 +27,7 @@
 #include "mallocint.h"
 #include "mcentral.h"
 #include "mheap.h"
+#include "mprof.h"
 #include "os.h"
 
 GM_COLD static void free_invalid(uintptr_t p) {
@@ -118,6 +119,8 @@ GM_NOINLINE void free_slow(void *ptr, mspan_t *s, mcache_t *c) {
   if (s->sizeclass == 0) {
     if (unlikely(p != s->base))
       gm_fatal("free of a pointer inside a large object", ptr);
+    if (unlikely(s->sampled))
+      prof_record_free(p);
     mheap_free_span(s);
     return;
   }
@@ -381,8 +384,12 @@ GM_NOINLINE void free_lookup(void *ptr, mcache_t *c) {
 // gm_free: the free fast path, for an object of the span this thread last
 // freed into, which it owns (recent objects die young, and near each other).
 // No arena-map walk and no owner test: one range check against the cached
-// span, the index by reciprocal multiply, one folded check, one bit cleared;
-// about 30 instructions, no stack frame. Anything else is a tail call.
+// span, the index by reciprocal multiply, one folded check, one bit cleared.
+// Cost (x86-64, gcc -O2, counted with callgrind on a malloc/free loop of 32
+// bytes): 55 instructions, 5 branches, two registers saved; 5 more when the
+// class's list is not empty (the listed-object check). Anything else is a
+// tail call. (mimalloc's free takes 26 on the same loop, tcmalloc's 35:
+// issue 12's target.)
 GM_EXPORT void gm_free(void *ptr) {
   mcache_t *c = gm_tls_mcache;
   mspan_t *s = c->last_span;

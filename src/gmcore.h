@@ -19,6 +19,10 @@
 #define GM_INLINE static inline __attribute__((always_inline))
 #define GM_COLD __attribute__((cold, noinline))
 #define GM_EXPORT __attribute__((visibility("default")))
+// GM_ENTRY: the allocation entry points a heap profile sample's stack starts
+// below (mprof.c skips frames in this section: inlining and tail calls make
+// a fixed count of frames wrong).
+#define GM_ENTRY __attribute__((section("gomem_entry")))
 // GM_NOSCAN: a variable holding heap addresses that must not act as roots
 // (see mgcmark.c). Such variables must be initialised to zero.
 #define GM_NOSCAN __attribute__((section("gm_noscan")))

@@ -65,7 +65,9 @@ enum lock_rank {
   RANK_SCAV,       // mgcscavenge.c scav_lock: the scavenger's wake-ups
   RANK_FIXALLOC,   // mfixalloc.c: each fixalloc's lock (array of leaves)
   RANK_SECURE,     // secure.c lq_lock: the hardened build's large-object quarantine
+  RANK_PROF_DUMP,  // mprof.c dump_lock: one profile written at a time
   RANK_POOL_LOCAL, // pool.c: each pool local's lock (a leaf)
+  RANK_PROF,       // mprof.c prof_lock: heap profile records (a leaf)
   RANK_COUNT
 };
 

@@ -7,9 +7,11 @@
 //      class in one load, 8-byte steps up to 1 KiB and 128-byte steps above.
 //   2. Each thread has an mcache (mcache.c) holding one span per class. A span
 //      is a run of 8 KiB pages cut into equal objects, with an allocation
-//      bitmap. The fast path pops the lowest set bit of the span's
-//      alloc_cache, a 64-bit window of free slots: about ten instructions,
-//      no lock, no atomic.
+//      bitmap. The fast path pops the thread's list for the class (objects it
+//      freed) or the lowest set bit of the span's alloc_cache, a 64-bit window
+//      of free slots: no lock, no atomic, no stack frame. Cost (x86-64, gcc
+//      -O2, callgrind, sizes up to 1 KiB): 27 instructions and 4 branches
+//      from the window, 30 and 4 from the list.
 //   3. When the window is empty, the mcache loads the next word of the bitmap,
 //      collects frees that other threads pushed on the span, and otherwise
 //      parks the span and takes another the thread owns with free slots, or
@@ -39,6 +41,7 @@
 #include "mcentral.h"
 #include "mgcscavenge.h"
 #include "mheap.h"
+#include "mprof.h"
 #include "mstats.h"
 #include "os.h"
 
@@ -66,6 +69,7 @@ GM_NOINLINE void gm_init_slow(void) {
   mheap_init();
   mcentral_init();
   mcache_thread_init();
+  prof_init();
   scavenger_init();
   atomic_store(&gm_inited, 2);
   pthread_mutex_unlock(&init_lock);
@@ -84,6 +88,27 @@ static void gm_fork_child(void) {
 
 size_t gm_class_of(size_t size) {
   return size_class(size);
+}
+
+// malloc_sampled: malloc's fast path, counting size bytes toward the next
+// heap profile sample (mprof.c): when the count runs out, the object is a
+// sample. (Only a thread's own cache gets here: mcache_empty's lists and
+// windows are empty.)
+GM_INLINE void *malloc_sampled(uint8_t sizeclass, size_t size) {
+  mcache_t *c = gm_tls_mcache;
+  lifo_t *l = &c->cls[sizeclass].lifo;
+  uintptr_t p = l->head;
+  mspan_t *s = c->cls[sizeclass].alloc;
+  if (p != 0) {
+    if (unlikely((c->sample_left -= (int64_t)size) < 0))
+      return prof_malloc(size, false);
+    return lifo_pop(l, p);
+  }
+  if (unlikely(s->alloc_cache == 0))
+    return mcache_refill_alloc(c, sizeclass);
+  if (unlikely((c->sample_left -= (int64_t)size) < 0))
+    return prof_malloc(size, false);
+  return span_take_slot(s);
 }
 
 // malloc_class allocates one object of sizeclass from the calling thread's
@@ -120,24 +145,35 @@ GM_NOINLINE void *malloc_large(size_t size, size_t align, bool zero) {
   return (void *)s->base;
 }
 
-GM_EXPORT void *gm_malloc(size_t size) {
-  if (likely(size <= GM_SMALL_SIZE_MAX))
-    return malloc_class(size_to_class8[(size + GM_SMALL_SIZE_DIV - 1) / GM_SMALL_SIZE_DIV]);
-  if (size <= GM_MAX_SMALL_SIZE)
-    return malloc_class(
-        size_to_class128[(size - GM_SMALL_SIZE_MAX + GM_LARGE_SIZE_DIV - 1) / GM_LARGE_SIZE_DIV]);
-  return malloc_large(size, 1, false);
+// malloc_large_sampled: a large object, which also counts toward the next
+// heap profile sample.
+static GM_ENTRY GM_NOINLINE void *malloc_large_sampled(size_t size, bool zero) {
+  mcache_t *c = gm_tls_mcache;
+  if (c != &mcache_empty && c != &mcache_shared &&
+      unlikely((c->sample_left -= (int64_t)(size < INT64_MAX ? size : INT64_MAX)) < 0))
+    return prof_malloc(size, zero);
+  return malloc_large(size, 1, zero);
 }
 
-GM_EXPORT void *gm_calloc(size_t count, size_t size) {
+GM_EXPORT GM_ENTRY void *gm_malloc(size_t size) {
+  if (likely(size <= GM_SMALL_SIZE_MAX))
+    return malloc_sampled(size_to_class8[(size + GM_SMALL_SIZE_DIV - 1) / GM_SMALL_SIZE_DIV], size);
+  if (size <= GM_MAX_SMALL_SIZE)
+    return malloc_sampled(
+        size_to_class128[(size - GM_SMALL_SIZE_MAX + GM_LARGE_SIZE_DIV - 1) / GM_LARGE_SIZE_DIV],
+        size);
+  return malloc_large_sampled(size, false);
+}
+
+GM_EXPORT GM_ENTRY void *gm_calloc(size_t count, size_t size) {
   size_t n;
   if (unlikely(__builtin_mul_overflow(count, size, &n))) {
     errno = ENOMEM;
     return NULL;
   }
   if (n > GM_MAX_SMALL_SIZE)
-    return malloc_large(n, 1, true);
-  void *p = malloc_class((uint8_t)gm_class_of(n));
+    return malloc_large_sampled(n, true);
+  void *p = malloc_sampled((uint8_t)gm_class_of(n), n);
   if (likely(p != NULL))
     heap_memset(p, 0, n);
   return p;
@@ -202,7 +238,7 @@ static GM_NOINLINE void *realloc_from_ldso(void *ptr, size_t size) {
   return q;
 }
 
-GM_EXPORT void *gm_realloc(void *ptr, size_t size) {
+GM_EXPORT GM_ENTRY void *gm_realloc(void *ptr, size_t size) {
   if (ptr == NULL)
     return gm_malloc(size);
   mspan_t *s = span_of_valid(ptr, "realloc of a pointer gomem did not allocate");

@@ -34,6 +34,7 @@
 #include "mcentral.h"
 #include "mfixalloc.h"
 #include "mheap.h"
+#include "mprof.h"
 #include "os.h"
 
 mspan_t span_empty;
@@ -357,6 +358,8 @@ static mcache_t *mcache_new(void) {
   for (int i = 0; i < GM_NUM_SPAN_CLASSES; i++)
     c->gcalloc[i] = &span_empty;
   relaxed_store(&c->trim_epoch, relaxed_load(&gm_trim_epoch));
+  c->prof_epoch = relaxed_load(&prof_epoch);
+  c->sample_left = prof_next_sample();
   c->owner_tid = os_gettid();
   os_stack_near(&c->stack_lo, &c->stack_hi);
   gm_lock(&registry_lock);
@@ -483,7 +486,7 @@ static bool mcache_next_span(mcache_t *c, uint8_t sizeclass) {
 
 // mcache_refill_alloc is the malloc slow path: the window of c's span for
 // sizeclass is empty. Returns an object or NULL with errno = ENOMEM.
-GM_NOINLINE void *mcache_refill_alloc(mcache_t *c, uint8_t sizeclass) {
+GM_ENTRY GM_NOINLINE void *mcache_refill_alloc(mcache_t *c, uint8_t sizeclass) {
   if (unlikely(c == &mcache_empty || c == &mcache_shared)) {
     c = mcache_for_thread();
     if (c == NULL)
@@ -502,6 +505,13 @@ GM_NOINLINE void *mcache_refill_alloc(mcache_t *c, uint8_t sizeclass) {
     goto oom;
   s = c->cls[sizeclass].alloc;
   relaxed_add(&c->nmalloc[sizeclass], (uint64_t)gm_popcount(s->alloc_cache));
+  if (unlikely(c->prof_epoch != relaxed_load(&prof_epoch))) { // the rate changed
+    c->prof_epoch = relaxed_load(&prof_epoch);
+    c->sample_left = prof_next_sample();
+  }
+  c->sample_left -= class_to_size[sizeclass];
+  if (unlikely(c->sample_left < 0)) // a heap profile sample (mprof.c); the window stays
+    return prof_malloc(class_to_size[sizeclass], false);
   return span_take_slot(s);
 oom:
   errno = ENOMEM;

@@ -55,6 +55,9 @@ typedef struct mclass {
 struct mcache {
   // cls: what malloc and free touch per class, on one half cache line.
   mclass_t cls[GM_NUM_SIZE_CLASSES];
+  // sample_left: bytes malloc may hand out before its next heap profile
+  // sample (mprof.c; INT64_MAX while profiling is off). Owner only.
+  int64_t sample_left;
   // last_span: the small span this thread last freed into through the arena
   // map, always one it owns (&span_empty when none); gm_free checks it first.
   // Reset whenever the thread gives a span away (owner only).
@@ -84,6 +87,7 @@ struct mcache {
   uintptr_t pend[GM_NUM_SIZE_CLASSES];
   uint32_t pend_n[GM_NUM_SIZE_CLASSES];
   _Atomic uint64_t trim_epoch; // last gm_release_memory epoch honoured (owner)
+  uint64_t prof_epoch;         // prof_epoch when sample_left was drawn (owner)
   mcache_t *next;              // all-caches list (registry lock)
   // The thread that made the cache (mcache_check_owner; owner only).
   pid_t owner_tid;

@@ -23,12 +23,14 @@
 // end of its block.
 #include <string.h>
 
+#include "arena.h"
 #include "mfinal.h"
 #include "mgc.h"
 #include "mgcalloc.h"
 #include "mgcmark.h"
 #include "mgcpacer.h"
 #include "mgcsweep.h"
+#include "mprof.h"
 #include "threads.h"
 
 // ---------------------------------------------------------------------------
@@ -98,11 +100,14 @@ GM_INLINE uint8_t gc_spc(size_t size, bool noscan) {
 // window empty: of n bytes as asked (the class is computed again now that
 // gc_pad is known), or, when n is 0, of span class spc (a tiny block). May
 // start a collection.
-static GM_NOINLINE void *gc_refill_alloc(uint8_t spc, size_t n) {
+static void *gc_prof_alloc(size_t n, bool noscan);
+static void *gc_alloc_large_sampled(size_t n, bool noscan);
+
+static GM_ENTRY GM_NOINLINE void *gc_refill_alloc(uint8_t spc, size_t n) {
   gc_ensure_init();
   if (n != 0) {
     if (n + relaxed_load(&gc_pad) > GM_MAX_SMALL_SIZE)
-      return gc_alloc_large(n, spc_noscan(spc));
+      return gc_alloc_large_sampled(n, spc_noscan(spc));
     spc = gc_spc(n + relaxed_load(&gc_pad), spc_noscan(spc));
   }
   threads_ensure_registered(); // this thread now holds GC pointers
@@ -123,6 +128,10 @@ static GM_NOINLINE void *gc_refill_alloc(uint8_t spc, size_t n) {
     c->gc_alloc_local += (uint64_t)gm_popcount(s->alloc_cache) * s->elemsize;
     if (relaxed_load(&gc_blacken)) // marking runs: what this window hands out is black
       atomic_fetch_or_explicit(&s->gc->mark[s->window], s->alloc_cache, memory_order_relaxed);
+  }
+  if (n != 0 && unlikely((c->sample_left -= (int64_t)n) < 0)) { // a heap profile sample
+    m_release();
+    return gc_prof_alloc(n, spc_noscan(spc));
   }
   void *p = span_take_slot(s);
   bool zero = s->needzero;
@@ -147,12 +156,15 @@ static GM_NOINLINE void *gc_refill_alloc(uint8_t spc, size_t n) {
 // gc_alloc_spc allocates one zeroed object of span class spc (for n bytes
 // as asked; 0 for a tiny block) from the calling thread's cached GC span: the
 // fast path (see the top of the file for why it needs no critical section).
+
 GM_INLINE void *gc_alloc_spc(uint8_t spc, size_t n) {
   mcache_t *c = gm_tls_mcache;
   mspan_t *s = c->gcalloc[spc];
   uint64_t v = s->alloc_cache;
   if (unlikely(v == 0))
     return gc_refill_alloc(spc, n);
+  if (unlikely((c->sample_left -= (int64_t)n) < 0)) // a heap profile sample (mprof.c)
+    return gc_prof_alloc(n, spc_noscan(spc));
   void *p = (void *)(s->window_base + (uint32_t)__builtin_ctzll(v) * (uintptr_t)s->elemsize);
   __asm__ volatile("" : : "r"(p) : "memory");
   s->alloc_cache = v & (v - 1);
@@ -196,6 +208,8 @@ GM_INLINE void *gc_tiny_alloc(size_t n) {
   else if ((n & 1) == 0)
     off = (off + 1) & ~(uintptr_t)1;
   if (likely(off + n <= GC_TINY_SIZE && c->tiny != 0)) {
+    if (unlikely((c->sample_left -= (int64_t)n) < 0))
+      return gc_prof_alloc(n, true);
     c->tiny_off = off + n;
     return (void *)(c->tiny + off);
   }
@@ -239,22 +253,42 @@ static GM_NOINLINE void *gc_alloc_large(size_t n, bool noscan) {
   return p;
 }
 
+// gc_prof_alloc: a heap profile sample (see mprof.c): a large object of its
+// own, flagged, so that its death (sweep or gm_free) is reported.
+static GM_ENTRY GM_NOINLINE void *gc_prof_alloc(size_t n, bool noscan) {
+  gm_tls_mcache->sample_left = prof_next_sample();
+  void *p = gc_alloc_large(n, noscan);
+  if (p != NULL) {
+    __atomic_store_n(&spanof((uintptr_t)p)->sampled, 1, __ATOMIC_RELAXED);
+    prof_record_alloc((uintptr_t)p, n);
+  }
+  return p;
+}
+
+static GM_ENTRY GM_NOINLINE void *gc_alloc_large_sampled(size_t n, bool noscan) {
+  mcache_t *c = gm_tls_mcache;
+  if (c != &mcache_empty && c != &mcache_shared &&
+      unlikely((c->sample_left -= (int64_t)(n < INT64_MAX ? n : INT64_MAX)) < 0))
+    return gc_prof_alloc(n, noscan);
+  return gc_alloc_large(n, noscan);
+}
+
 // ---------------------------------------------------------------------------
 // The API
 
 // gm_alloc / gm_alloc_noscan: n is what the caller asked (never 0 below, so
 // the slow path can tell it from a tiny block's request).
-GM_EXPORT void *gm_alloc(size_t n) {
+GM_EXPORT GM_ENTRY void *gm_alloc(size_t n) {
   size_t size = n + relaxed_load(&gc_pad);
   if (likely(size <= GM_SMALL_SIZE_MAX))
     return gc_alloc_spc(
         (uint8_t)(2 * size_to_class8[(size + GM_SMALL_SIZE_DIV - 1) / GM_SMALL_SIZE_DIV]), n | !n);
   if (size <= GM_MAX_SMALL_SIZE)
     return gc_alloc_spc((uint8_t)(2 * size_class(size)), n);
-  return gc_alloc_large(n, false);
+  return gc_alloc_large_sampled(n, false);
 }
 
-GM_EXPORT void *gm_alloc_noscan(size_t n) {
+GM_EXPORT GM_ENTRY void *gm_alloc_noscan(size_t n) {
   size_t size = n + relaxed_load(&gc_pad);
   if (size < GC_TINY_SIZE)
     return gc_tiny_alloc(size ? size : 1);
@@ -263,7 +297,7 @@ GM_EXPORT void *gm_alloc_noscan(size_t n) {
         (uint8_t)(2 * size_to_class8[(size + GM_SMALL_SIZE_DIV - 1) / GM_SMALL_SIZE_DIV] + 1), n);
   if (size <= GM_MAX_SMALL_SIZE)
     return gc_alloc_spc((uint8_t)(2 * size_class(size) + 1), n);
-  return gc_alloc_large(n, true);
+  return gc_alloc_large_sampled(n, true);
 }
 
 // ---------------------------------------------------------------------------
@@ -333,7 +367,7 @@ static size_t gc_usable_hook(uintptr_t p, mspan_t *s) {
 // kind; the old one is left to the collector. A tiny object's bytes are
 // copied up to the end of its block, with memmove: the new object may be
 // carved from the same block, just after it.
-static void *gc_realloc_hook(void *ptr, mspan_t *s, size_t size) {
+static GM_ENTRY void *gc_realloc_hook(void *ptr, mspan_t *s, size_t size) {
   uintptr_t p = (uintptr_t)ptr;
   size_t old = gc_usable_hook(p, s);
   if (gc_is_tiny_span(s))

@@ -47,6 +47,7 @@
 #include "mgcmark.h"
 #include "mgcsweep.h"
 #include "mheap.h"
+#include "mprof.h"
 
 gcentral_t gc_central[GM_NUM_SPAN_CLASSES];
 _Atomic uint32_t gm_sweepgen = 2;
@@ -123,6 +124,8 @@ static bool gc_span_setup(mspan_t *s, uint8_t spc) {
 
 // gc_span_free returns GC span s (on no list) to mheap.
 static void gc_span_free(mspan_t *s) {
+  if (unlikely(__atomic_load_n(&s->sampled, __ATOMIC_RELAXED)))
+    prof_record_free(s->base); // a heap profile sample died
   gcbits_t *g = s->gc;
   s->gc = NULL;
   s->kind = SPAN_MANUAL;

@@ -172,6 +172,7 @@ mspan_t *mheap_alloc_span(size_t npages, uint8_t sizeclass, size_t align_pages) 
   s->npages = npages;
   s->sizeclass = sizeclass;
   s->state = sizeclass ? SPAN_SMALL : SPAN_LARGE;
+  s->sampled = 0;
   s->needzero = scav < npages;
   size_t inuse = relaxed_load(&gm_heap.inuse_pages) + npages;
   relaxed_store(&gm_heap.inuse_pages, inuse);

@@ -92,7 +92,8 @@ struct mspan {
   // sweepgen: == gm_sweepgen: swept this cycle; otherwise unswept. Written by
   // the span's sweeper (mcentral lock, or the caching thread), read by all.
   _Atomic uint32_t sweepgen;
-  uint8_t state; // enum span_state (mheap.lock to change)
+  uint8_t state;   // enum span_state (mheap.lock to change)
+  uint8_t sampled; // large spans: a heap profile sample (mprof.c; set by the allocating thread)
 
   // Owner-hot line. Owner fields: while a thread owns the span they belong
   // to it (no atomics); while no thread does, to mcentral.lock.

@@ -65,7 +65,7 @@ static size_t sec_size(void *ptr, int kind) {
   return T_SIZE(large_check(s, p, kind));
 }
 
-GM_EXPORT void *gm_malloc(size_t n) {
+GM_EXPORT GM_ENTRY void *gm_malloc(size_t n) {
   return sec_alloc(n, 8, K_MALLOC);
 }
 
@@ -73,7 +73,7 @@ GM_EXPORT void gm_free(void *p) {
   sec_free(p, K_MALLOC);
 }
 
-GM_EXPORT void *gm_calloc(size_t count, size_t size) {
+GM_EXPORT GM_ENTRY void *gm_calloc(size_t count, size_t size) {
   size_t n;
   if (__builtin_mul_overflow(count, size, &n)) {
     errno = ENOMEM;
@@ -100,7 +100,7 @@ GM_EXPORT int gm_owns(const void *ptr) {
   return in_zero_region((uintptr_t)ptr) || core_owns(ptr);
 }
 
-GM_EXPORT void *gm_realloc(void *ptr, size_t n) {
+GM_EXPORT GM_ENTRY void *gm_realloc(void *ptr, size_t n) {
   uintptr_t p = (uintptr_t)ptr, ra = (uintptr_t)__builtin_return_address(0);
   if (p == 0)
     return gm_malloc(n);

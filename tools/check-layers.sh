@@ -30,7 +30,7 @@ layer() {
   mspan) echo 3 ;;
   arena | mheap | mgcscavenge) echo 4 ;;
   mcentral) echo 5 ;;
-  mcache | free | mallocint | malloc | mstats | override | secure | secure_large | secure_api) echo 6 ;;
+  mcache | free | mallocint | malloc | mstats | override | secure | secure_large | secure_api | mprof | mprof_elf) echo 6 ;;
   threads | stw | roots | interpose | mgc | mgcpacer | mgcalloc | mgcmark | mgcwork | mwbbuf | mgcsweep | mfinal | mcleanup | pool) echo 7 ;;
   bdw | bdw_alloc | bdw_extra | bdw_kinds) echo 8 ;;
   *) echo "" ;;
