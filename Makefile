@@ -4,7 +4,7 @@ JOBS ?= 2
 CMAKE ?= cmake
 BUILD ?= build
 
-.PHONY: bench-bdw bench-pool bench-mb all secure demo test test-release test-debug test-asan test-tsan test-valgrind test-nogc test-secure test-secure-tsan check-layers security fuzz fuzz-build bench bench-quick bench-smoke format clean deps
+.PHONY: bench-bdw bench-pool bench-mb bench-prof all secure demo test test-release test-debug test-asan test-tsan test-valgrind test-nogc test-secure test-secure-tsan check-layers security fuzz fuzz-build bench bench-quick bench-smoke format clean deps
 
 all:
 	$(CMAKE) -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=Release >/dev/null
@@ -118,6 +118,10 @@ bench-bdw: all
 # without a pool -> bench/results/pool.md.
 bench-pool: all
 	bench/pool.sh
+
+# What heap profile sampling costs malloc -> bench/results/prof.md.
+bench-prof: all
+	bench/prof.sh
 
 # mimalloc-bench's offline programs on every allocator (MB_DIR: a checkout;
 # else cloned when the network allows) -> bench/results/mb.md.

@@ -505,10 +505,7 @@ GM_ENTRY GM_NOINLINE void *mcache_refill_alloc(mcache_t *c, uint8_t sizeclass) {
     goto oom;
   s = c->cls[sizeclass].alloc;
   relaxed_add(&c->nmalloc[sizeclass], (uint64_t)gm_popcount(s->alloc_cache));
-  if (unlikely(c->prof_epoch != relaxed_load(&prof_epoch))) { // the rate changed
-    c->prof_epoch = relaxed_load(&prof_epoch);
-    c->sample_left = prof_next_sample();
-  }
+  prof_check_rate(c);
   c->sample_left -= class_to_size[sizeclass];
   if (unlikely(c->sample_left < 0)) // a heap profile sample (mprof.c); the window stays
     return prof_malloc(class_to_size[sizeclass], false);

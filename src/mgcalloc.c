@@ -129,6 +129,7 @@ static GM_ENTRY GM_NOINLINE void *gc_refill_alloc(uint8_t spc, size_t n) {
     if (relaxed_load(&gc_blacken)) // marking runs: what this window hands out is black
       atomic_fetch_or_explicit(&s->gc->mark[s->window], s->alloc_cache, memory_order_relaxed);
   }
+  prof_check_rate(c);
   if (n != 0 && unlikely((c->sample_left -= (int64_t)n) < 0)) { // a heap profile sample
     m_release();
     return gc_prof_alloc(n, spc_noscan(spc));

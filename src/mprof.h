@@ -25,6 +25,16 @@ void prof_record_alloc(uintptr_t p, size_t size);
 void prof_record_free(uintptr_t p); // a sampled object is freed
 void prof_dump_now(void);           // GOMEM_HEAPPROFILE's file, now
 
+// prof_check_rate (the refill paths): a rate set since c drew its count
+// takes effect.
+#define prof_check_rate(c)                                                                         \
+  do {                                                                                             \
+    if (unlikely((c)->prof_epoch != relaxed_load(&prof_epoch))) {                                  \
+      (c)->prof_epoch = relaxed_load(&prof_epoch);                                                 \
+      (c)->sample_left = prof_next_sample();                                                       \
+    }                                                                                              \
+  } while (0)
+
 // mprof_elf.c: function names from the mapped files' symbol tables.
 int elf_open(const char *path, uintptr_t lo, uintptr_t off); // index, or -1
 const char *elf_name(int file, uintptr_t pc, size_t *sym);   // NULL if none
