@@ -57,25 +57,34 @@
 // options.c
 
 typedef struct gm_options {
-  bool stats_at_exit;      // GOMEM_STATS
-  bool scavenger;          // GOMEM_SCAVENGE (default on)
-  unsigned scavenge_ms;    // GOMEM_SCAVENGE_MS: scavenger tick
-  unsigned retain_percent; // GOMEM_RETAIN_PERCENT: kept over recent peak
-  unsigned debug;          // GOMEM_DEBUG: 1 = validate heap on every slow path
-  bool hugepages;          // GOMEM_HUGEPAGES: back arenas with transparent huge pages
-  bool gctrace;            // GOMEM_GCTRACE: one line per collection
-  unsigned gc_procs;       // GOMEM_GC_PROCS: mark workers (0 = CPUs)
-  bool gc_pad;             // GOMEM_GC_PAD: GC objects one byte longer
-  bool gc_concurrent;      // GOMEM_GC_CONCURRENT: mark beside the program
+  bool stats_at_exit;       // GOMEM_STATS
+  bool scavenger;           // GOMEM_SCAVENGE (default on)
+  unsigned scavenge_ms;     // GOMEM_SCAVENGE_MS: scavenger tick
+  unsigned retain_percent;  // GOMEM_RETAIN_PERCENT: kept over recent peak
+  unsigned debug;           // GOMEM_DEBUG: 1 = validate heap on every slow path
+  bool hugepages;           // GOMEM_HUGEPAGES: back arenas with transparent huge pages
+  bool gctrace;             // GOMEM_GCTRACE: one line per collection
+  unsigned gc_procs;        // GOMEM_GC_PROCS: mark workers (0 = CPUs)
+  bool gc_pad;              // GOMEM_GC_PAD: GC objects one byte longer
+  bool gc_concurrent;       // GOMEM_GC_CONCURRENT: mark beside the program
   bool gc_barrier_explicit; // GOMEM_BARRIER=explicit: gm_store instead of page tracking
-  bool wtrack;             // GOMEM_WTRACK (1): 0 acts as if the kernel could not track writes
-  bool guard_memops;       // GOMEM_GUARD_MEMOPS: hardened build's checked memcpy & co.
-  uint64_t memlimit;       // GOMEM_MEMLIMIT in bytes (0: none)
-  int gogc;                // GOMEM_GOGC (when gogc_set)
+  bool wtrack;              // GOMEM_WTRACK (1): 0 acts as if the kernel could not track writes
+  bool guard_memops;        // GOMEM_GUARD_MEMOPS: hardened build's checked memcpy & co.
+  uint64_t memlimit;        // GOMEM_MEMLIMIT in bytes (0: none)
+  int gogc;                 // GOMEM_GOGC (when gogc_set)
   bool gogc_set;
 } gm_options_t;
 
 extern gm_options_t gm_opt;
+
+// gm_forked: this process is the child of a fork (set by gomem's fork
+// handler). POSIX allows a multithreaded program's child only async-signal-
+// safe calls until it execs, and sanitizer runtimes (GCC 12's ASan) can
+// deadlock in pthread_create there, so in the child gomem starts none of
+// its optional threads: marking runs on the collecting thread, sweeping is
+// lazy, memory goes back to the OS only through gm_release_memory. (The
+// finalizer thread still starts if a finalizer is due.)
+extern _Atomic bool gm_forked;
 void options_init(void);
 void options_print(int fd);
 

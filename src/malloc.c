@@ -80,7 +80,10 @@ GM_NOINLINE void gm_init_slow(void) {
   pthread_atfork(lock_fork_prepare, lock_fork_parent, gm_fork_child);
 }
 
+_Atomic bool gm_forked;
+
 static void gm_fork_child(void) {
+  atomic_store(&gm_forked, true);
   lock_fork_child();
   mcache_fork_child();
   scavenger_fork_child();

@@ -521,7 +521,7 @@ static bool conc_start(void) {
   }
   int st = 0;
   if (atomic_compare_exchange_strong(&bg_state, &st, 1)) {
-    if (interpose_create_internal(bg_main, NULL) != 0) {
+    if (atomic_load(&gm_forked) || interpose_create_internal(bg_main, NULL) != 0) {
       atomic_store(&bg_state, 0);
       return false;
     }

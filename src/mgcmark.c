@@ -334,7 +334,7 @@ static void *helper_main(void *arg) {
 // the world stops (a stopped thread may hold the C library's thread-creation
 // locks).
 void gc_start_helpers(void) {
-  unsigned n = gc_nworkers();
+  unsigned n = atomic_load(&gm_forked) ? 1 : gc_nworkers(); // (internal.h)
   gm_lock_raw(&work_lock);
   while (helpers < n - 1) {
     if (interpose_create_internal(helper_main, (void *)(uintptr_t)work_gen) != 0)

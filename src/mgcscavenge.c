@@ -116,6 +116,8 @@ static void *scavenger_main(void *arg) {
 }
 
 static void scavenger_start(void) {
+  if (atomic_load(&gm_forked))
+    return; // (see internal.h)
   int expect = 0;
   if (!atomic_compare_exchange_strong(&scav_state, &expect, 1))
     return;

@@ -487,7 +487,8 @@ void gc_sweeper_wake(void) {
   gm_lock_stoppable(&sweeper_lock); // its holder may be stopped
   sweeper_work++;
   if (!sweeper_started)
-    sweeper_started = interpose_create_internal(sweeper_main, NULL) == 0;
+    sweeper_started =
+        !atomic_load(&gm_forked) && interpose_create_internal(sweeper_main, NULL) == 0;
   pthread_cond_signal(&sweeper_cond);
   gm_unlock_raw(&sweeper_lock);
 }
