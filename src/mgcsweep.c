@@ -36,6 +36,7 @@
 // each, kept on one list (gc_large) and swept by gc_sweep_all or freed by the
 // program with gm_free.
 #include <string.h>
+#include <sys/resource.h>
 
 #include "arena.h"
 #include "interpose.h"
@@ -48,6 +49,7 @@
 #include "mgcsweep.h"
 #include "mheap.h"
 #include "mprof.h"
+#include "os.h"
 
 gcentral_t gc_central[GM_NUM_SPAN_CLASSES];
 _Atomic uint32_t gm_sweepgen = 2;
@@ -61,9 +63,10 @@ static mspan_t *large_spans; // every large GC span (large_lock)
 
 // Sweeper thread: sweeps after each cycle while programs allocate.
 static gm_mutex_t sweeper_lock = GM_MUTEX_INIT(RANK_SWEEPER);
-// sweep_gate: the sweeper sweeps one span class at a time holding it; the
-// collector holds it from before it stops the world until it has restarted
-// it, so the sweeper never touches a span while marks are being set.
+// sweep_gate: the sweeper sweeps a batch of spans (or the large spans) at a
+// time holding it; the collector holds it from before it stops the world
+// until it has restarted it, so the sweeper never touches a span while marks
+// are being set, and the collector waits for one batch at most.
 static gm_mutex_t sweep_gate = GM_MUTEX_INIT(RANK_SWEEP_GATE);
 static pthread_cond_t sweeper_cond = PTHREAD_COND_INITIALIZER;
 static bool sweeper_started;  // sweeper_lock
@@ -430,6 +433,38 @@ static void sweep_class(uint8_t spc) {
   }
 }
 
+// sweeper_class: the sweeper thread's sweep_class. It takes a batch of
+// unswept spans off the lists and sweeps them without the lock, so a thread
+// that needs a span of the class waits for a few list operations, not for
+// 32 sweeps (with the lock held through them, gclatency's refills queued
+// behind the sweeper after each cycle). A span off the lists is the
+// sweeper's alone: the cache path takes listed spans only, and gm_free of an
+// object in it leaves the object to the collector. Each batch is taken,
+// swept and filed holding sweep_gate, which the collector takes before it
+// stops the world: no stop finds a batch half done.
+#define SWEEP_BATCH 32
+static void sweeper_class(uint8_t spc) {
+  gcentral_t *m = &gc_central[spc];
+  mspan_t *batch[SWEEP_BATCH];
+  for (int n = SWEEP_BATCH; n == SWEEP_BATCH;) {
+    gm_lock_raw(&sweep_gate);
+    gm_lock(&m->lock);
+    uint32_t sg = relaxed_load(&gm_sweepgen);
+    n = 0;
+    for (mspan_t *t; n < SWEEP_BATCH; batch[n++] = t)
+      if ((t = gl_pop(m, false, UNSWEPT(sg))) == NULL && (t = gl_pop(m, true, UNSWEPT(sg))) == NULL)
+        break;
+    gm_unlock(&m->lock);
+    for (int i = 0; i < n; i++)
+      sweep_bits(batch[i]);
+    gm_lock(&m->lock);
+    for (int i = 0; i < n; i++)
+      gl_file(m, batch[i]);
+    gm_unlock(&m->lock);
+    gm_unlock_raw(&sweep_gate);
+  }
+}
+
 // gc_sweep_all sweeps every uncached unswept GC span (Go's finishsweep).
 void gc_sweep_all(void) {
   for (int spc = 2; spc < GM_NUM_SPAN_CLASSES; spc++)
@@ -448,9 +483,13 @@ bool gc_sweep_pending(void) {
 }
 
 // The sweeper is one of gomem's own threads: never stopped by the collector.
-// It sweeps one span class at a time holding sweep_gate, which the collector
-// holds from before it stops the world until it has restarted it, so the
-// sweeper never touches a span while marks are being set.
+// It sweeps in batches holding sweep_gate, which the collector holds from
+// before it stops the world until it has restarted it, so the sweeper never
+// touches a span while marks are being set. It runs at the lowest priority
+// (nice 19): sweeping is what allocating threads would otherwise do
+// themselves on demand, and at normal priority, with the background marker
+// finishing, three threads shared two cores after each cycle and the program
+// lost its core for milliseconds (gclatency's longest gaps).
 
 void gc_sweeper_pause(void) {
   gm_lock_raw(&sweep_gate); // its holder, the sweeper, is never stopped
@@ -463,17 +502,15 @@ void gc_sweeper_resume(void) {
 static void *sweeper_main(void *arg) {
   (void)arg;
   uint64_t done = 0;
+  setpriority(PRIO_PROCESS, (id_t)os_gettid(), 19); // (a hint: failure is harmless)
   for (;;) {
     gm_lock_raw(&sweeper_lock);
     while (sweeper_work == done)
       pthread_cond_wait(&sweeper_cond, &sweeper_lock.m);
     done = sweeper_work;
     gm_unlock_raw(&sweeper_lock);
-    for (int spc = 2; spc < GM_NUM_SPAN_CLASSES; spc++) {
-      gm_lock_raw(&sweep_gate);
-      sweep_class((uint8_t)spc);
-      gm_unlock_raw(&sweep_gate);
-    }
+    for (int spc = 2; spc < GM_NUM_SPAN_CLASSES; spc++)
+      sweeper_class((uint8_t)spc);
     gm_lock_raw(&sweep_gate);
     sweep_large();
     gm_unlock_raw(&sweep_gate);

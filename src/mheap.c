@@ -146,6 +146,32 @@ static uintptr_t mheap_alloc_pages_locked(size_t npages, size_t align_pages, siz
   return base;
 }
 
+// populate_range: a small-object span is carved into objects that will all
+// be handed out, so in a heap past POPULATE_MIN its fresh pages are made
+// resident in one call, with the free fresh pages after it (the class's next
+// spans come from there, lowest address first): up to 1/64 of the pages in
+// use, at most POPULATE_AHEAD. That replaces one page fault per page as the
+// program first writes them: on the 2-core VM of bench/results a fault
+// costs 17.8 us against 1.1 us a page populated. Small heaps are left to
+// fault (populating a span's unused tail there cost a 2 MiB program 15% of
+// its RSS), and so are large spans: a program may use a big block sparsely.
+// Pages populated ahead stay marked scavenged (they are zero) and are not
+// populated again while they lie in the last range. Returns the end of the
+// range to populate (0: none). Caller holds gm_heap.lock.
+#define POPULATE_MIN ((size_t)(8 << 20) / GM_PAGE_SIZE)
+#define POPULATE_AHEAD 32 // pages: 256 KiB
+static uintptr_t pop_lo GM_NOSCAN, pop_hi GM_NOSCAN; // the last range populated (gm_heap.lock)
+
+static uintptr_t populate_range(uintptr_t base, size_t npages, size_t inuse) {
+  uintptr_t end = base + npages * GM_PAGE_SIZE;
+  if (inuse < POPULATE_MIN || (base >= pop_lo && end <= pop_hi))
+    return 0;
+  size_t ahead = inuse / 64 < POPULATE_AHEAD ? inuse / 64 : POPULATE_AHEAD;
+  pop_lo = base;
+  pop_hi = end + pagealloc_fresh_run(&gm_heap.pages, end, ahead) * GM_PAGE_SIZE;
+  return pop_hi;
+}
+
 // mheap_alloc_span returns a new span of npages pages for sizeclass (0 =
 // large object), its base aligned to align_pages pages, or NULL when out of
 // memory. The span's pages point at it in the arena map. For large spans,
@@ -183,9 +209,12 @@ mspan_t *mheap_alloc_span(size_t npages, uint8_t sizeclass, size_t align_pages) 
     relaxed_add(&gm_heap.large_allocs, 1);
   }
   arena_set_spans(base, npages, s);
+  uintptr_t pop_end = sizeclass != 0 && scav > 0 ? populate_range(base, npages, inuse) : 0;
   if (GM_VALIDATE)
     pagealloc_validate(&gm_heap.pages);
   gm_unlock(&gm_heap.lock);
+  if (pop_end > base)
+    os_populate((void *)base, pop_end - base);
   return s;
 }
 

@@ -400,6 +400,20 @@ bool pagealloc_is_free(const pagealloc_t *p, uintptr_t addr) {
   return !(ch->alloc[i / 64] >> (i % 64) & 1);
 }
 
+size_t pagealloc_fresh_run(const pagealloc_t *p, uintptr_t addr, size_t max) {
+  size_t c = addr >> PA_CHUNK_SHIFT;
+  if (addr >= PA_ADDR_LIMIT || c < p->lo_chunk || c >= p->hi_chunk)
+    return 0;
+  const pa_chunk_t *ch = pa_chunk(p, c);
+  size_t i = (addr >> PA_PAGE_SHIFT) % PA_CHUNK_PAGES, n = 0;
+  if (ch == NULL)
+    return 0;
+  for (; n < max && i < PA_CHUNK_PAGES; n++, i++)
+    if ((ch->alloc[i / 64] >> (i % 64) & 1) || !(ch->scav[i / 64] >> (i % 64) & 1))
+      break;
+  return n;
+}
+
 // ---------------------------------------------------------------------------
 // Scavenging
 

@@ -110,6 +110,11 @@ void pagealloc_free(pagealloc_t *p, uintptr_t base, size_t npages);
 // given back to the OS (zero, not resident): they are marked scavenged.
 void pagealloc_free_released(pagealloc_t *p, uintptr_t base, size_t npages);
 
+// pagealloc_fresh_run returns how many pages from addr on, at most max and
+// within addr's 4 MiB chunk, are free and scavenged (a hint for populating
+// ahead; the bits are not changed).
+size_t pagealloc_fresh_run(const pagealloc_t *p, uintptr_t addr, size_t max);
+
 // pagealloc_scavenge returns up to max_bytes of free, unscavenged memory to the
 // OS, highest addresses first, in runs of whole pages, calling release for each
 // run and marking the pages scavenged. Returns the bytes released.

@@ -19,6 +19,7 @@ void os_unmap(void *p, size_t bytes);
 bool os_protect(void *p, size_t bytes, bool access);
 void os_release(void *ctx, uintptr_t addr, size_t bytes); // MADV_DONTNEED
 void os_hugepages(void *p, size_t bytes, bool on);        // MADV_(NO)HUGEPAGE
+void os_populate(void *p, size_t bytes);                  // MADV_POPULATE_WRITE, a hint
 void os_write_stderr(const char *s, size_t n);
 void gm_write_fd(int fd, const char *s, size_t n);
 uint64_t os_nanotime(void);
