@@ -12,6 +12,7 @@
 #ifndef GOMEM_H
 #define GOMEM_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -216,6 +217,45 @@ int gm_thread_attach(void);
 void gm_thread_detach(void);
 
 // ---------------------------------------------------------------------------
+// Coroutines (goroutine-style stacks for C; x86_64).
+//
+// gm_co_create makes a coroutine that will run fn(arg) on a stack of its own
+// of at least stack_size bytes (0: 64 KiB; classes of 64 KiB, 256 KiB, 1 MiB
+// and 8 MiB), of which only the pages it touches are resident: an idle
+// coroutine costs about 4 KiB. Returns NULL with errno EINVAL (no fn, or
+// more than 8 MiB) or ENOMEM (no address space, or, on kernels before 6.13
+// whose guard pages split mappings, half of vm.max_map_count reached).
+// Running past the stack ends the process with a message naming the
+// coroutine, never silently.
+//
+// gm_co_resume runs co on the calling thread until it calls gm_co_yield or
+// fn returns, and returns the value given to gm_co_yield (NULL when fn
+// returned: gm_co_done then says so). value is what that gm_co_yield
+// returns inside co (the first resume's value is dropped: pass data through
+// arg). Coroutines may resume others (nested); gm_co_yield returns to the
+// resumer. gm_co_self is the running coroutine (NULL on a thread's own
+// stack).
+//
+// A coroutine belongs to the thread that created it: only that thread may
+// resume or destroy it (otherwise the process ends with a message).
+// gm_co_destroy frees a coroutine that is suspended or finished; the frames
+// of a suspended one are dropped without running anything. Its stack goes
+// back to a per-thread cache, so the next gm_co_create is cheap.
+//
+// The collector scans every live coroutine's stack (objects reachable only
+// from a suspended coroutine live), and after each collection gives back the
+// pages of stacks that shrank to under a quarter of their size. Switches
+// save the callee-saved registers and the stack pointer only: coroutines
+// share the thread's floating-point environment and signal mask.
+typedef struct gm_co gm_co_t;
+gm_co_t *gm_co_create(void (*fn)(void *arg), void *arg, size_t stack_size);
+void *gm_co_resume(gm_co_t *co, void *value);
+void *gm_co_yield(void *value);
+bool gm_co_done(const gm_co_t *co);
+gm_co_t *gm_co_self(void);
+void gm_co_destroy(gm_co_t *co);
+
+// ---------------------------------------------------------------------------
 // Statistics, modelled on Go's runtime.MemStats.
 
 #define GM_NUM_CLASSES 68 // size classes, including class 0 (large objects)
@@ -265,6 +305,11 @@ typedef struct gm_stats {
   uint64_t last_stop2_ns;   // its last stop (mark termination)
   uint64_t assist_total_ns; // time allocating threads spent in mark assists
   uint64_t assist_scanned;  // bytes they scanned
+
+  // Coroutines (gm_co_create).
+  uint64_t co_count;       // coroutines not destroyed
+  uint64_t co_stack_bytes; // bytes of their stacks resident (measured after each collection)
+  uint64_t co_shrinks;     // stacks shrunk after collections
 } gm_stats_t;
 
 // gm_stats fills *st. Safe from any thread at any time; counters are read one

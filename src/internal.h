@@ -63,6 +63,7 @@ typedef struct gm_options {
   unsigned retain_percent;  // GOMEM_RETAIN_PERCENT: kept over recent peak
   unsigned debug;           // GOMEM_DEBUG: 1 = validate heap on every slow path
   bool hugepages;           // GOMEM_HUGEPAGES: back arenas with transparent huge pages
+  bool stack_mprotect;      // GOMEM_STACK_MPROTECT: coroutine stack guards by mprotect
   bool gctrace;             // GOMEM_GCTRACE: one line per collection
   unsigned gc_procs;        // GOMEM_GC_PROCS: mark workers (0 = CPUs)
   bool gc_pad;              // GOMEM_GC_PAD: GC objects one byte longer

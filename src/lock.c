@@ -54,6 +54,8 @@ static const char *const rank_names[RANK_COUNT] = {
     [RANK_MHEAP] = "mheap.lock",
     [RANK_SCAV] = "scav_lock",
     [RANK_FIXALLOC] = "fixalloc.lock",
+    [RANK_CORO] = "co_lock",
+    [RANK_STACK] = "stack_lock",
     [RANK_SECURE] = "secure.lq_lock",
 };
 

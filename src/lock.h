@@ -64,6 +64,8 @@ enum lock_rank {
   RANK_MHEAP,      // mheap.c mheap.lock: pages, arenas
   RANK_SCAV,       // mgcscavenge.c scav_lock: the scavenger's wake-ups
   RANK_FIXALLOC,   // mfixalloc.c: each fixalloc's lock (array of leaves)
+  RANK_CORO,       // coro.c co_lock: the registry of coroutines
+  RANK_STACK,      // stack.c stack_lock: coroutine stack regions and free slots
   RANK_SECURE,     // secure.c lq_lock: the hardened build's large-object quarantine
   RANK_PROF_DUMP,  // mprof.c dump_lock: one profile written at a time
   RANK_POOL_LOCAL, // pool.c: each pool local's lock (a leaf)

@@ -42,6 +42,7 @@
 #include <time.h>
 #include <ucontext.h>
 
+#include "coro.h"
 #include "internal.h"
 #include "interpose.h"
 #include "mallocint.h"
@@ -183,6 +184,7 @@ static uint64_t cycle_done(const cycle_times_t *ct, uint64_t pause, uint64_t cpu
   else if (why == 2)
     relaxed_add(&num_limit_gc, 1);
   relaxed_store(&num_gc, n + 1);
+  coro_cycle_done(); // (coroutines' threads shrink their stacks)
   return n + 1;
 }
 

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "arena.h"
+#include "coro.h"
 #include "mallocint.h"
 #include "mcache.h"
 #include "mgcscavenge.h"
@@ -73,6 +74,7 @@ GM_EXPORT void gm_stats(gm_stats_t *st) {
     if (i > 0)
       st->heap_alloc += live * c->size;
   }
+  coro_stats(&st->co_count, &st->co_stack_bytes, &st->co_shrinks);
   if (gm_gc_hooks.stats != NULL)
     gm_gc_hooks.stats(st);
 }

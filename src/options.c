@@ -26,6 +26,8 @@ static const option_desc_t options[] = {
     {"GOMEM_DEBUG", 0, &gm_opt.debug, NULL, "1: validate heap structures on slow paths"},
     {"GOMEM_HUGEPAGES", 0, NULL, &gm_opt.hugepages,
      "1: back the heap with transparent huge pages; 0: never, whatever the system default"},
+    {"GOMEM_STACK_MPROTECT", 0, NULL, &gm_opt.stack_mprotect,
+     "1: guard coroutine stacks with mprotect, as on kernels before 6.13 (for tests)"},
     {"GOMEM_GCTRACE", 0, NULL, &gm_opt.gctrace, "1: one line per collection on stderr"},
     {"GOMEM_GC_PAD", 0, NULL, &gm_opt.gc_pad,
      "1: GC objects get one more byte, so a pointer just past an object keeps it alive"},

@@ -20,6 +20,13 @@ bool os_protect(void *p, size_t bytes, bool access);
 void os_release(void *ctx, uintptr_t addr, size_t bytes); // MADV_DONTNEED
 void os_hugepages(void *p, size_t bytes, bool on);        // MADV_(NO)HUGEPAGE
 void os_populate(void *p, size_t bytes);                  // MADV_POPULATE_WRITE, a hint
+// os_guard: 1 a guard marker (allow_marker), 0 an mprotect split
+// (allow_split), -1 neither.
+int os_guard(void *p, size_t bytes, bool allow_marker, bool allow_split);
+size_t os_max_map_count(void);       // vm.max_map_count
+// os_resident: resident 4 KiB pages of [lo, lo + bytes); *lowest = the lowest
+// one's address (lo + bytes if none).
+size_t os_resident(uintptr_t lo, size_t bytes, uintptr_t *lowest);
 void os_write_stderr(const char *s, size_t n);
 void gm_write_fd(int fd, const char *s, size_t n);
 uint64_t os_nanotime(void);

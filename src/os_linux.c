@@ -13,6 +13,12 @@
 //                       one page fault per page as the program first writes
 //                       them; a hint: it does nothing where the kernel lacks
 //                       it, and never fails.
+//   os_guard            make a range fault on any access: a guard marker
+//                       (MADV_GUARD_INSTALL, Linux 6.13: the mapping is not
+//                       split), else, if allowed, mprotect(PROT_NONE) (one
+//                       more mapping, counted against vm.max_map_count).
+//   os_resident         how many 4 KiB pages of a range are resident, and the
+//                       lowest one (mincore).
 //   os_hugepages        ask for transparent huge pages on a range, or forbid
 //                       them (whatever the system default): a choice, not a
 //                       surprise.
@@ -88,6 +94,53 @@ void os_populate(void *p, size_t bytes) {
   // ENOMEM/EFAULT/EHWPOISON: the pages fault in later as they would have.
   if (madvise(p, bytes, MADV_POPULATE_WRITE) != 0 && errno == EINVAL)
     atomic_store_explicit(&populate_off, true, memory_order_relaxed);
+}
+
+#ifndef MADV_GUARD_INSTALL
+#define MADV_GUARD_INSTALL 102
+#endif
+static _Atomic bool guard_marker_off; // the kernel has no guard markers
+
+int os_guard(void *p, size_t bytes, bool allow_marker, bool allow_split) {
+  if (allow_marker && !atomic_load_explicit(&guard_marker_off, memory_order_relaxed)) {
+    if (madvise(p, bytes, MADV_GUARD_INSTALL) == 0)
+      return 1;
+    if (errno == EINVAL)
+      atomic_store_explicit(&guard_marker_off, true, memory_order_relaxed);
+  }
+  if (allow_split && mprotect(p, bytes, PROT_NONE) == 0)
+    return 0;
+  return -1;
+}
+
+size_t os_resident(uintptr_t lo, size_t bytes, uintptr_t *lowest) {
+  unsigned char v[256];
+  size_t n = 0;
+  *lowest = lo + bytes;
+  for (uintptr_t p = lo; p < lo + bytes; p += sizeof v * 4096) {
+    size_t len = lo + bytes - p < sizeof v * 4096 ? lo + bytes - p : sizeof v * 4096;
+    if (mincore((void *)p, len, v) != 0)
+      return n;
+    for (size_t i = 0; i < (len + 4095) / 4096; i++)
+      if (v[i] & 1) {
+        if (n++ == 0)
+          *lowest = p + i * 4096;
+      }
+  }
+  return n;
+}
+
+size_t os_max_map_count(void) {
+  char buf[32];
+  int fd = open("/proc/sys/vm/max_map_count", O_RDONLY | O_CLOEXEC);
+  if (fd < 0)
+    return 65530; // the kernel's default
+  ssize_t n = read(fd, buf, sizeof buf - 1);
+  close(fd);
+  size_t v = 0;
+  for (ssize_t i = 0; i < n && buf[i] >= '0' && buf[i] <= '9'; i++)
+    v = v * 10 + (size_t)(buf[i] - '0');
+  return v ? v : 65530;
 }
 
 void os_hugepages(void *p, size_t bytes, bool on) {

@@ -46,7 +46,9 @@
 #include "mallocint.h"
 #include "mgc.h"
 #include "os.h"
+#include "coro.h"
 #include "roots.h"
+#include "stack.h"
 #include "stw.h"
 #include "vec.h"
 
@@ -240,16 +242,28 @@ GM_NOINLINE void roots_threads(root_fn fn, void *ctx, uintptr_t self_sp) {
       fn(ctx, (uintptr_t)r->regs, (uintptr_t)(r->regs + r->nregs));
     if (r->alt_hi)
       fn(ctx, r->alt_lo, r->alt_hi);
+    if (r->co_hi)
+      fn(ctx, r->co_lo, r->co_hi);
     report_tls(fn, ctx, r->tp, r->lo, r->hi);
   }
   interpose_pending_roots(fn, ctx);
+  coro_roots(fn, ctx);
   uintptr_t hi = stw_stopper_hi();
   if (me != NULL)
     report_tls(fn, ctx, thread_pointer(), me->lo, me->hi);
-  if (self_sp != 0 && self_sp < hi)
+  uintptr_t here = self_sp != 0 ? self_sp : (uintptr_t)__builtin_frame_address(0), co_lo;
+  int c;
+  if (stack_slot_of(here, &co_lo, &c)) {
+    // Collecting on a coroutine's stack: that stack from here, and the
+    // thread's own stack whole (its live part was left at a resume).
+    fn(ctx, here, co_lo + stack_class_size(c));
+    if (me != NULL)
+      fn(ctx, me->mapped_lo, me->hi);
+  } else if (self_sp != 0 && self_sp < hi) {
     fn(ctx, self_sp, hi); // the caller spilled its registers there
-  else
+  } else {
     report_self(fn, ctx, hi);
+  }
 }
 
 // ---------------------------------------------------------------------------

@@ -39,6 +39,7 @@
 #include "internal.h"
 #include "interpose.h"
 #include "os.h"
+#include "stack.h"
 #include "stw.h"
 
 #define STOP_WARN_NS (10ull * 1000000000u) // silence after which a thread is named
@@ -108,6 +109,25 @@ __attribute__((no_sanitize_address)) static uintptr_t save_context(gthread_t *r,
 #endif
 }
 
+// record_coroutine: if the thread parks on a coroutine's stack (sp) or was
+// interrupted on one (alt, the handler running on an alternate stack), that
+// stack is scanned from there to its slot's top. A coroutine's registers are
+// pushed on its stack before its stack pointer is saved at a switch, so a
+// stop landing mid-switch finds them either on the stack it is on or on the
+// one it left, which coro_roots reports from its saved stack pointer.
+static void record_coroutine(gthread_t *r, uintptr_t sp, uintptr_t alt) {
+  uintptr_t lo;
+  int c;
+  r->co_lo = r->co_hi = 0;
+  if (!stack_slot_of(sp, &lo, &c)) {
+    if (alt == 0 || !stack_slot_of(alt, &lo, &c))
+      return;
+    sp = alt - RED_ZONE > lo ? alt - RED_ZONE : lo;
+  }
+  r->co_lo = sp;
+  r->co_hi = lo + stack_class_size(c);
+}
+
 // record_sp sets the scan start of r and its thread pointer. sp is where the
 // thread's live stack begins. An sp off its own stack is either on the
 // thread's alternate signal stack (a handler running there was interrupted):
@@ -117,6 +137,7 @@ __attribute__((no_sanitize_address)) static uintptr_t save_context(gthread_t *r,
 static void record_sp(gthread_t *r, uintptr_t sp, uintptr_t alt) {
   r->tp = thread_pointer();
   r->alt_lo = r->alt_hi = 0;
+  record_coroutine(r, sp, alt);
   if (!(sp >= r->lo && sp < r->hi)) {
     stack_t ss;
     if (sigaltstack(NULL, &ss) == 0 && (ss.ss_flags & SS_ONSTACK)) {
@@ -231,7 +252,7 @@ static void install_handler_locked(void) {
   struct sigaction sa;
   memset(&sa, 0, sizeof sa);
   sa.sa_sigaction = stop_handler;
-  sa.sa_flags = SA_SIGINFO | SA_RESTART;
+  sa.sa_flags = SA_SIGINFO | SA_RESTART | SA_ONSTACK; // (coroutines' threads have one)
   stop_signal_mask(&sa.sa_mask);
   if (sigaction(STOP_SIGNAL, &sa, NULL) != 0)
     gm_fatal("cannot install the stop signal handler (SIGPWR)", NULL);

@@ -61,6 +61,7 @@ struct gthread {
   _Atomic uint32_t parked_epoch; // the stop it last parked for
   uintptr_t sp;                  // lowest address of its live stack
   uintptr_t alt_lo, alt_hi;      // the alternate signal stack it parked on, or 0
+  uintptr_t co_lo, co_hi;        // the coroutine stack it was running on, or 0
   size_t nregs;                  // words in regs (0: spilled on the stack)
   uintptr_t regs[SAVED_REG_WORDS];
   // The explicit barrier's buffer (mwbbuf.c): pointers gm_store saw while

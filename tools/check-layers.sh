@@ -5,9 +5,10 @@
 #   1  lock os dlist vec omap               critical sections, locks, the OS, tables
 #   2  internal mpagealloc mpallocbits mfixalloc   geometry, options, pages, records
 #   3  mspan                                spans, their windows and bitmaps
-#   4  arena mheap mgcscavenge              the heap, and the scavenger that trims it
+#   4  arena mheap mgcscavenge stack        the heap, the scavenger that trims it, stacks
 #   5  mcentral                             central lists
-#   6  mcache free mallocint mstats         the allocator's top: caches, free, malloc
+#   6  mcache free mallocint mstats coro    the allocator's top: caches, free, malloc,
+#                                           coroutines
 #   7  threads stw roots interpose mgc mgcpacer mgcalloc mgcmark mgcwork
 #      mwbbuf mgcsweep mfinal mcleanup pool
 #                                           the collector
@@ -28,9 +29,9 @@ layer() {
   lock | os | os_linux | os_wtrack | dlist | vec | omap) echo 1 ;;
   internal | mpagealloc | mpallocbits | mfixalloc | options) echo 2 ;;
   mspan) echo 3 ;;
-  arena | mheap | mgcscavenge) echo 4 ;;
+  arena | mheap | mgcscavenge | stack) echo 4 ;;
   mcentral) echo 5 ;;
-  mcache | free | mallocint | malloc | mstats | override | secure | secure_large | secure_api | mprof | mprof_elf) echo 6 ;;
+  mcache | free | mallocint | malloc | mstats | coro | override | secure | secure_large | secure_api | mprof | mprof_elf) echo 6 ;;
   threads | stw | roots | interpose | mgc | mgcpacer | mgcalloc | mgcmark | mgcwork | mwbbuf | mgcsweep | mfinal | mcleanup | pool) echo 7 ;;
   bdw | bdw_alloc | bdw_extra | bdw_kinds) echo 8 ;;
   *) echo "" ;;
