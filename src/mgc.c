@@ -144,14 +144,21 @@ static void gctrace(const cycle_times_t *ct, uint64_t n) {
   double elapsed = (double)(now - start_ns) * 1e-9;
   double frac =
       elapsed > 0 ? (double)relaxed_load(&gc_cpu_ns) * 1e-9 / (elapsed * (double)gc_nworkers()) : 0;
+  uint64_t cos, co_bytes, shrinks;
+  coro_stats(&cos, &co_bytes, &shrinks);
+  char co[80] = "";
+  if (cos != 0) // (their stacks are roots: part of the stop's length)
+    gm_fmt(co, sizeof co, ", %llu coroutines (%llu MB stacks)", (unsigned long long)cos,
+           (unsigned long long)(co_bytes >> 20));
   size_t len = gm_fmt(
       buf, sizeof buf,
       "gc %llu @%.3fs %.0f%%: %.3f+%.3f+%.3f ms clock, %llu->%llu->%llu MB, "
-      "%llu MB goal, %u P\n",
+      "%llu MB goal, %u P%s\n",
       (unsigned long long)n, elapsed, frac * 100, (double)(ct->t_stopped - ct->t0) * ms,
       (double)(ct->t_marked - ct->t_stopped) * ms, (double)(ct->t_end - ct->t_marked) * ms,
       (unsigned long long)(ct->heap0 >> 20), (unsigned long long)(ct->heap0 >> 20),
-      (unsigned long long)(ct->marked >> 20), (unsigned long long)(ct->goal >> 20), gc_nworkers());
+      (unsigned long long)(ct->marked >> 20), (unsigned long long)(ct->goal >> 20), gc_nworkers(),
+      co);
   os_write_stderr(buf, len);
 }
 

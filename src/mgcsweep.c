@@ -36,7 +36,6 @@
 // each, kept on one list (gc_large) and swept by gc_sweep_all or freed by the
 // program with gm_free.
 #include <string.h>
-#include <sys/resource.h>
 
 #include "arena.h"
 #include "interpose.h"
@@ -49,7 +48,6 @@
 #include "mgcsweep.h"
 #include "mheap.h"
 #include "mprof.h"
-#include "os.h"
 
 gcentral_t gc_central[GM_NUM_SPAN_CLASSES];
 _Atomic uint32_t gm_sweepgen = 2;
@@ -485,11 +483,9 @@ bool gc_sweep_pending(void) {
 // The sweeper is one of gomem's own threads: never stopped by the collector.
 // It sweeps in batches holding sweep_gate, which the collector holds from
 // before it stops the world until it has restarted it, so the sweeper never
-// touches a span while marks are being set. It runs at the lowest priority
-// (nice 19): sweeping is what allocating threads would otherwise do
-// themselves on demand, and at normal priority, with the background marker
-// finishing, three threads shared two cores after each cycle and the program
-// lost its core for milliseconds (gclatency's longest gaps).
+// touches a span while marks are being set. (At nice 19 it cost a program
+// that keeps every core busy its collections: the collector waited for a
+// starved sweeper to finish its batch. It runs at normal priority.)
 
 void gc_sweeper_pause(void) {
   gm_lock_raw(&sweep_gate); // its holder, the sweeper, is never stopped
@@ -502,7 +498,6 @@ void gc_sweeper_resume(void) {
 static void *sweeper_main(void *arg) {
   (void)arg;
   uint64_t done = 0;
-  setpriority(PRIO_PROCESS, (id_t)os_gettid(), 19); // (a hint: failure is harmless)
   for (;;) {
     gm_lock_raw(&sweeper_lock);
     while (sweeper_work == done)

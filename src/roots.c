@@ -48,7 +48,6 @@
 #include "os.h"
 #include "coro.h"
 #include "roots.h"
-#include "stack.h"
 #include "stw.h"
 #include "vec.h"
 
@@ -251,14 +250,14 @@ GM_NOINLINE void roots_threads(root_fn fn, void *ctx, uintptr_t self_sp) {
   uintptr_t hi = stw_stopper_hi();
   if (me != NULL)
     report_tls(fn, ctx, thread_pointer(), me->lo, me->hi);
-  uintptr_t here = self_sp != 0 ? self_sp : (uintptr_t)__builtin_frame_address(0), co_lo;
-  int c;
-  if (stack_slot_of(here, &co_lo, &c)) {
-    // Collecting on a coroutine's stack: that stack from here, and the
-    // thread's own stack whole (its live part was left at a resume).
-    fn(ctx, here, co_lo + stack_class_size(c));
-    if (me != NULL)
-      fn(ctx, me->mapped_lo, me->hi);
+  uintptr_t here = self_sp != 0 ? self_sp : (uintptr_t)__builtin_frame_address(0), olo, ohi;
+  if (me != NULL && (here < me->lo || here >= me->hi)) {
+    // Collecting on another stack (a coroutine's): that stack from here if
+    // gomem can bound it, and the thread's own stack whole (its live part
+    // was left at a switch).
+    if (stw_other_stack(here, &olo, &ohi))
+      fn(ctx, olo, ohi);
+    fn(ctx, me->mapped_lo, me->hi);
   } else if (self_sp != 0 && self_sp < hi) {
     fn(ctx, self_sp, hi); // the caller spilled its registers there
   } else {

@@ -36,6 +36,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "arena.h"
 #include "internal.h"
 #include "interpose.h"
 #include "os.h"
@@ -109,23 +110,54 @@ __attribute__((no_sanitize_address)) static uintptr_t save_context(gthread_t *r,
 #endif
 }
 
-// record_coroutine: if the thread parks on a coroutine's stack (sp) or was
-// interrupted on one (alt, the handler running on an alternate stack), that
-// stack is scanned from there to its slot's top. A coroutine's registers are
-// pushed on its stack before its stack pointer is saved at a switch, so a
-// stop landing mid-switch finds them either on the stack it is on or on the
-// one it left, which coro_roots reports from its saved stack pointer.
-static void record_coroutine(gthread_t *r, uintptr_t sp, uintptr_t alt) {
-  uintptr_t lo;
+// stw_other_stack: if sp lies on a stack other than a thread's own that
+// gomem can bound, sets [*lo, *hi) to its live part: a coroutine's slot
+// (from sp to the slot's top), or a block of gomem's heap used as a stack by
+// a coroutine library (ucontext, Boost.Context) on memory from malloc or
+// gm_alloc (from sp to the block's end). Other memory (a stack the program
+// mapped itself) cannot be bounded: the program registers it as a root
+// (gm_add_roots) or uses gm_co_create. Lock-free and async-signal-safe.
+bool stw_other_stack(uintptr_t sp, uintptr_t *lo, uintptr_t *hi) {
+  uintptr_t base;
   int c;
-  r->co_lo = r->co_hi = 0;
-  if (!stack_slot_of(sp, &lo, &c)) {
-    if (alt == 0 || !stack_slot_of(alt, &lo, &c))
-      return;
-    sp = alt - RED_ZONE > lo ? alt - RED_ZONE : lo;
+  if (stack_slot_of(sp, &base, &c)) {
+    *lo = sp > base + STACK_GUARD ? sp : base + STACK_GUARD;
+    *hi = base + stack_class_size(c);
+    return true;
   }
-  r->co_lo = sp;
-  r->co_hi = lo + stack_class_size(c);
+  mspan_t *s = GM_SECURE ? NULL : spanof(sp); // (hardened: guard pages in blocks)
+  if (s == NULL || s->npages == 0)
+    return false;
+  *lo = sp;
+  if (s->sizeclass == 0) {
+    *hi = s->base + s->npages * GM_PAGE_SIZE;
+  } else {
+    uint32_t idx = (uint32_t)(((uint64_t)(sp - s->base) * s->divmul) >> 32);
+    *hi = s->base + ((uintptr_t)idx + 1) * s->elemsize;
+  }
+  return *hi > sp;
+}
+
+// record_other_stack: if the thread parks on a stack other than its own
+// (sp: its handler's frame is there) or was interrupted on one (alt, the
+// handler running on an alternate stack), that stack is scanned from there
+// to its top. A coroutine's registers are pushed on its stack before its
+// stack pointer is saved at a switch, so a stop landing mid-switch finds
+// them either on the stack it is on or on the one it left, which coro_roots
+// reports from its saved stack pointer.
+static void record_other_stack(gthread_t *r, uintptr_t sp, uintptr_t alt) {
+  r->co_lo = r->co_hi = 0;
+  if (sp >= r->lo && sp < r->hi)
+    return;
+  if (stw_other_stack(sp, &r->co_lo, &r->co_hi))
+    return;
+  if (alt == 0 || (alt >= r->lo && alt < r->hi))
+    return;
+  if (!stw_other_stack(alt, &r->co_lo, &r->co_hi))
+    return;
+  uintptr_t from = alt - RED_ZONE; // (a leaf function's red zone)
+  if (stw_other_stack(from, &from, &(uintptr_t){0}) && from < r->co_lo)
+    r->co_lo = from;
 }
 
 // record_sp sets the scan start of r and its thread pointer. sp is where the
@@ -137,7 +169,7 @@ static void record_coroutine(gthread_t *r, uintptr_t sp, uintptr_t alt) {
 static void record_sp(gthread_t *r, uintptr_t sp, uintptr_t alt) {
   r->tp = thread_pointer();
   r->alt_lo = r->alt_hi = 0;
-  record_coroutine(r, sp, alt);
+  record_other_stack(r, sp, alt);
   if (!(sp >= r->lo && sp < r->hi)) {
     stack_t ss;
     if (sigaltstack(NULL, &ss) == 0 && (ss.ss_flags & SS_ONSTACK)) {

@@ -21,6 +21,9 @@ void stw_start(void);
 bool stw_stopped(void); // is the world stopped (or being stopped)?
 // stw_stopper_hi: the stopper's stack top (roots.c scans its own stack up to it).
 uintptr_t stw_stopper_hi(void);
+// stw_other_stack bounds the stack sp is on when it is a coroutine's slot or
+// a block of gomem's heap (see stw.c); false otherwise.
+bool stw_other_stack(uintptr_t sp, uintptr_t *lo, uintptr_t *hi);
 void stw_fork_child(void);
 
 // stop_signal_mask: every signal but the synchronous ones (faults must still

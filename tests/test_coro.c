@@ -21,6 +21,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <ucontext.h>
 
 #include "gomem.h"
 #include "test.h"
@@ -311,6 +312,60 @@ static void paced(void) {
 }
 
 // ---------------------------------------------------------------------------
+// A coroutine library's own stack (ucontext) in a block from malloc or
+// gm_alloc: while the thread runs on it, that stack is a root up to the
+// block's end, whether this thread collects or another one stops it.
+
+static ucontext_t uc_main, uc_co;
+static long uc_bad;
+
+static void on_foreign_stack(void) {
+  for (int i = 0; i < 300; i++) {
+    void *volatile p = gm_alloc(OBJ);
+    fill(p, OBJ, 0x4000 + (uint64_t)i);
+    churn_gc();
+    if (i % 10 == 0)
+      gm_collect(); // collecting on this stack
+    uc_bad += !intact(p, OBJ, 0x4000 + (uint64_t)i);
+  }
+  swapcontext(&uc_co, &uc_main);
+}
+
+static void foreign_stack(const char *name, void *stack, size_t size) {
+  pthread_t t;
+  atomic_store(&stop_collecting, 0);
+  if (pthread_create(&t, NULL, collector, NULL) != 0)
+    abort();
+  uc_bad = 0;
+  getcontext(&uc_co);
+  uc_co.uc_stack.ss_sp = stack;
+  uc_co.uc_stack.ss_size = size;
+  uc_co.uc_link = &uc_main;
+  makecontext(&uc_co, on_foreign_stack, 0);
+  swapcontext(&uc_main, &uc_co);
+  atomic_store(&stop_collecting, 1);
+  pthread_join(t, NULL);
+  CHECKF(uc_bad == 0, "%s: %ld objects lost", name, uc_bad);
+  report(name, uc_bad == 0);
+}
+
+static void foreign_stacks(void) {
+  if (GM_SECURE || strcmp(GOMEM_SANITIZE, "") != 0) {
+    // (ASan and TSan do not follow swapcontext onto a stack; the hardened
+    // build's blocks end in guard pages, so it does not bound them)
+    test_skip("ucontext stacks in heap blocks", "not under sanitizers or the hardened build");
+    return;
+  }
+  size_t size = 256 << 10;
+  void *m = malloc(size);
+  foreign_stack("roots: a ucontext stack from malloc, running", m, size);
+  free(m);
+  void **keep = gm_alloc(sizeof *keep); // (the stack must stay reachable)
+  *keep = gm_alloc_noscan(size);
+  foreign_stack("roots: a ucontext stack from gm_alloc, running", *keep, size);
+}
+
+// ---------------------------------------------------------------------------
 // Overflow and the mapping limit (children)
 
 NOINLINE static long deep(long n) {
@@ -457,6 +512,7 @@ int main(int argc, char **argv) {
   own_stack_case();
   hammer();
   paced();
+  foreign_stacks();
   limits(argv[0]);
   shrinking();
   return test_done();
