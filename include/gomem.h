@@ -239,7 +239,10 @@ void gm_thread_detach(void);
 // A coroutine belongs to the thread that created it: only that thread may
 // resume or destroy it (otherwise the process ends with a message).
 // gm_co_destroy frees a coroutine that is suspended or finished; the frames
-// of a suspended one are dropped without running anything. Its stack goes
+// of a suspended one are dropped without running anything. Resuming or
+// destroying it again ends the process with a message while its slot is
+// still cached (a handle outliving its coroutine is the program's fault,
+// as a pointer outliving free() is). Its stack goes
 // back to a per-thread cache, so the next gm_co_create is cheap.
 //
 // The collector scans every live coroutine's stack (objects reachable only

@@ -4,7 +4,6 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 
 #include "coro.h"
 #include "gomem.h"
@@ -30,7 +29,9 @@
 #error "coroutines: the context switch is written for x86_64"
 #endif
 
-enum { CO_SUSPENDED, CO_RUNNING, CO_NORMAL, CO_DEAD }; // NORMAL: it resumed another
+// NORMAL: it resumed another; FREED: destroyed (its record stays readable
+// while the slot is cached, so a stale handle gets a message, not a jump).
+enum { CO_SUSPENDED, CO_RUNNING, CO_NORMAL, CO_DEAD, CO_FREED };
 
 struct gm_co {
   uintptr_t sp;           // saved stack pointer while not running
@@ -381,8 +382,9 @@ GM_EXPORT void *gm_co_resume(gm_co_t *co, void *value) {
   if (unlikely(co->owner != t->tid))
     misuse("gm_co_resume: the coroutine belongs to another thread", co);
   if (unlikely(co->state != CO_SUSPENDED))
-    misuse(co->state == CO_DEAD ? "gm_co_resume: the coroutine has finished"
-                                : "gm_co_resume: the coroutine is running",
+    misuse(co->state == CO_DEAD    ? "gm_co_resume: the coroutine has finished"
+           : co->state == CO_FREED ? "gm_co_resume: the coroutine was destroyed"
+                                   : "gm_co_resume: the coroutine is running",
            co);
   if (unlikely(t->epoch != relaxed_load(&co_epoch)))
     shrink_some(t);
@@ -454,6 +456,8 @@ GM_EXPORT void gm_co_destroy(gm_co_t *co) {
     misuse("gm_co_destroy: the coroutine belongs to another thread", co);
   if (unlikely(co->state == CO_RUNNING || co->state == CO_NORMAL))
     misuse("gm_co_destroy: the coroutine is running", co);
+  if (unlikely(co->state == CO_FREED))
+    misuse("gm_co_destroy: the coroutine was already destroyed", co);
   if (t->cursor == co)
     t->cursor = co->tnext;
   if (co->tprev != NULL)
@@ -480,6 +484,7 @@ GM_EXPORT void gm_co_destroy(gm_co_t *co) {
 #endif
   uintptr_t lo = co->lo;
   int c = co->cls;
+  co->state = CO_FREED;
 #ifdef CO_ASAN
   ASAN_UNPOISON_MEMORY_REGION((void *)(lo + STACK_GUARD), stack_class_size(c) - STACK_GUARD);
 #endif

@@ -30,7 +30,6 @@ static uintptr_t free_list[STACK_CLASSES];           // global free slots (stack
 // The mprotect fallback splits a mapping per slot: it stops at half the
 // kernel's vm.max_map_count, leaving the rest to the program.
 static size_t splits, split_limit; // stack_lock
-static _Atomic uint64_t inuse_count, inuse_bytes;
 
 static __thread struct {
   uint8_t n[STACK_CLASSES];
@@ -110,8 +109,6 @@ uintptr_t stack_alloc(int c) {
     if (lo == 0)
       return 0;
   }
-  atomic_fetch_add_explicit(&inuse_count, 1, memory_order_relaxed);
-  atomic_fetch_add_explicit(&inuse_bytes, class_size[c], memory_order_relaxed);
   return lo;
 }
 
@@ -126,8 +123,6 @@ static void release_to_list(uintptr_t lo, int c) {
 }
 
 void stack_free(uintptr_t lo, int c) {
-  atomic_fetch_sub_explicit(&inuse_count, 1, memory_order_relaxed);
-  atomic_fetch_sub_explicit(&inuse_bytes, class_size[c], memory_order_relaxed);
   if (cache.n[c] < STACK_CACHE) {
     cache.slot[c][cache.n[c]++] = lo;
     return;
@@ -152,9 +147,4 @@ bool stack_slot_of(uintptr_t addr, uintptr_t *lo, int *c) {
   *lo = g->base + (addr - g->base) / size * size;
   *c = g->cls;
   return true;
-}
-
-void stack_counts(uint64_t *count, uint64_t *bytes) {
-  *count = relaxed_load(&inuse_count);
-  *bytes = relaxed_load(&inuse_bytes);
 }

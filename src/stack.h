@@ -55,7 +55,4 @@ bool stack_slot_of(uintptr_t addr, uintptr_t *lo, int *c);
 // coroutines call it through a thread-specific key).
 void stack_thread_exit(void);
 
-// Statistics: slots handed out and not freed; bytes of their slots.
-void stack_counts(uint64_t *inuse, uint64_t *inuse_bytes);
-
 #endif // GOMEM_STACK_H

@@ -155,9 +155,9 @@ static void record_other_stack(gthread_t *r, uintptr_t sp, uintptr_t alt) {
     return;
   if (!stw_other_stack(alt, &r->co_lo, &r->co_hi))
     return;
-  uintptr_t from = alt - RED_ZONE; // (a leaf function's red zone)
-  if (stw_other_stack(from, &from, &(uintptr_t){0}) && from < r->co_lo)
-    r->co_lo = from;
+  uintptr_t lo, hi; // a leaf function's red zone too, if on the same stack
+  if (stw_other_stack(alt - RED_ZONE, &lo, &hi) && hi == r->co_hi)
+    r->co_lo = lo;
 }
 
 // record_sp sets the scan start of r and its thread pointer. sp is where the

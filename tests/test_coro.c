@@ -402,11 +402,56 @@ static void child_limit(void) {
   exit(0);
 }
 
-static void limits(const char *argv0_mode) {
-  (void)argv0_mode;
+// Misuse: a destroyed coroutine resumed or destroyed again (while its slot
+// is cached, before another coroutine reuses it), another thread resuming.
+static void child_resume_freed(void) {
+  gm_co_t *co = gm_co_create(forever, NULL, 0);
+  gm_co_destroy(co);
+  gm_co_resume(co, NULL);
+}
+static void child_destroy_twice(void) {
+  gm_co_t *co = gm_co_create(forever, NULL, 0);
+  gm_co_destroy(co);
+  gm_co_destroy(co);
+}
+static gm_co_t *foreign_co;
+static void *resume_elsewhere(void *arg) {
+  (void)arg;
+  gm_co_resume(foreign_co, NULL);
+  return NULL;
+}
+static void child_other_thread(void) {
+  foreign_co = gm_co_create(forever, NULL, 0);
+  pthread_t t;
+  pthread_create(&t, NULL, resume_elsewhere, NULL);
+  pthread_join(t, NULL);
+}
+
+static void misuse_case(const char *name, void (*fn)(void), const char *want) {
   test_outcome_t out;
+  test_run_child(fn, &out);
+  int ok = WIFSIGNALED(out.status) && strstr(out.err, want) != NULL;
+  CHECKF(ok, "%s: status %#x, stderr: %s", name, out.status, out.err);
+  report(name, ok);
+}
+
+static void limits(const char *argv0_mode) {
+  misuse_case("misuse: resuming a destroyed coroutine", child_resume_freed,
+              "the coroutine was destroyed");
+  misuse_case("misuse: destroying a coroutine twice", child_destroy_twice,
+              "already destroyed");
+  test_outcome_t out;
+#ifdef TEST_TSAN // (TSan refuses threads after a fork of a threaded process: a new one)
+  test_exec_self("otherthread", NULL, &out);
+#else // (valgrind cannot run /proc/self/exe again)
+  test_run_child(child_other_thread, &out);
+#endif
+  int ok = WIFSIGNALED(out.status) && strstr(out.err, "belongs to another thread") != NULL;
+  CHECKF(ok, "other thread: status %#x, stderr: %s", out.status, out.err);
+  report("misuse: resuming from another thread", ok);
+  (void)argv0_mode;
   test_run_child(child_overflow, &out);
-  int ok = WIFSIGNALED(out.status) && // (SIGABRT; valgrind ends its child with SIGKILL)
+  ok = WIFSIGNALED(out.status) && // (SIGABRT; valgrind ends its child with SIGKILL)
            (WTERMSIG(out.status) == SIGABRT || strcmp(GOMEM_SANITIZE, "valgrind") == 0) &&
            strstr(out.err, "overflowed its 64 KiB stack") != NULL;
   CHECKF(ok, "overflow: status %#x, stderr: %s", out.status, out.err);
@@ -506,6 +551,10 @@ static void shrinking(void) {
 int main(int argc, char **argv) {
   if (argc > 1 && strcmp(argv[1], "limit") == 0)
     child_limit();
+  if (argc > 1 && strcmp(argv[1], "otherthread") == 0) {
+    child_other_thread();
+    return 0;
+  }
   semantics();
   roots_case("roots: a suspended coroutine's frame", on_stack);
   roots_case("roots: a callee-saved register at suspension", in_register);
