@@ -187,8 +187,7 @@ void gm_pool_put(gm_pool_t *p, void *x);
 // allocation after each signal n. Samples come from malloc, calloc and
 // realloc's new blocks and from gm_alloc; a sampled object takes a span of
 // its own (8 KiB at least: about 1.6% more memory at 512 KiB if every sample
-// were tiny). The hardened build does not sample (gm_set_profile_rate
-// returns -1, errno ENOTSUP).
+// were tiny; in the hardened build, a large object with its guard pages).
 int64_t gm_set_profile_rate(int64_t bytes);
 int gm_heap_profile_write(int fd);
 

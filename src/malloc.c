@@ -103,13 +103,13 @@ GM_INLINE void *malloc_sampled(uint8_t sizeclass, size_t size) {
   uintptr_t p = l->head;
   mspan_t *s = c->cls[sizeclass].alloc;
   if (p != 0) {
-    if (unlikely((c->sample_left -= (int64_t)size) < 0))
+    if (PROF_CORE && unlikely((c->sample_left -= (int64_t)size) < 0))
       return prof_malloc(size, false);
     return lifo_pop(l, p);
   }
   if (unlikely(s->alloc_cache == 0))
     return mcache_refill_alloc(c, sizeclass);
-  if (unlikely((c->sample_left -= (int64_t)size) < 0))
+  if (PROF_CORE && unlikely((c->sample_left -= (int64_t)size) < 0))
     return prof_malloc(size, false);
   return span_take_slot(s);
 }
@@ -152,7 +152,7 @@ GM_NOINLINE void *malloc_large(size_t size, size_t align, bool zero) {
 // heap profile sample.
 static GM_ENTRY GM_NOINLINE void *malloc_large_sampled(size_t size, bool zero) {
   mcache_t *c = gm_tls_mcache;
-  if (c != &mcache_empty && c != &mcache_shared &&
+  if (PROF_CORE && c != &mcache_empty && c != &mcache_shared &&
       unlikely((c->sample_left -= (int64_t)(size < INT64_MAX ? size : INT64_MAX)) < 0))
     return prof_malloc(size, zero);
   return malloc_large(size, 1, zero);

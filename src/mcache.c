@@ -506,9 +506,8 @@ GM_ENTRY GM_NOINLINE void *mcache_refill_alloc(mcache_t *c, uint8_t sizeclass) {
   s = c->cls[sizeclass].alloc;
   relaxed_add(&c->nmalloc[sizeclass], (uint64_t)gm_popcount(s->alloc_cache));
   prof_check_rate(c);
-  c->sample_left -= class_to_size[sizeclass];
-  if (unlikely(c->sample_left < 0)) // a heap profile sample (mprof.c); the window stays
-    return prof_malloc(class_to_size[sizeclass], false);
+  if (PROF_CORE && unlikely((c->sample_left -= class_to_size[sizeclass]) < 0))
+    return prof_malloc(class_to_size[sizeclass], false); // a sample (mprof.c); the window stays
   return span_take_slot(s);
 oom:
   errno = ENOMEM;

@@ -32,8 +32,10 @@
 // inside the call). The gzip stream uses stored deflate blocks: no
 // compression library.
 //
-// The hardened build does not sample: its front end lays out its own objects
-// in the core's slots.
+// The hardened build's front end lays out its own objects in the core's
+// slots, so there the core's malloc does not sample: the front end counts
+// its requests and makes a sample one of its large objects (secure_api.c),
+// whose free reports it.
 //
 // Locking: prof_lock (RANK_PROF, a leaf) protects the buckets and the map.
 #include <fcntl.h>
@@ -107,7 +109,7 @@ static double exp_neg(double x) {
 
 int64_t prof_next_sample(void) {
   int64_t rate = relaxed_load(&prof_rate);
-  if (rate <= 0 || GM_SECURE) // (the hardened build's objects are its own layout)
+  if (rate <= 0)
     return INT64_MAX;
   if (rate == 1)
     return 0;
@@ -221,10 +223,6 @@ GM_ENTRY GM_NOINLINE void *prof_malloc(size_t size, bool zero) {
 
 GM_EXPORT int64_t gm_set_profile_rate(int64_t bytes) {
   gm_ensure_init();
-  if (GM_SECURE) {
-    errno = ENOTSUP;
-    return -1;
-  }
   int64_t old = atomic_exchange(&prof_rate, bytes < 0 ? 0 : bytes);
   relaxed_add(&prof_epoch, 1);
   return old;

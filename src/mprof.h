@@ -2,9 +2,9 @@
 // profile writer): sampling, records, gm_heap_profile_write.
 //
 // Invariants: a sampled object has a large span of its own with sampled
-// set, and (unless recording ran out of memory) an entry in the sampled map
-// until it is freed; a thread cache's sample_left is INT64_MAX while the rate
-// is 0.
+// set (in the hardened build, a large object of its front end: secure_api.c), and (unless recording
+// ran out of memory) an entry in the sampled map until it is freed; a thread cache's sample_left is
+// INT64_MAX while the rate is 0.
 //
 // Locking: prof_lock (RANK_PROF, a leaf).
 #ifndef GOMEM_MPROF_H
@@ -24,6 +24,10 @@ void *prof_malloc(size_t size, bool zero); // a sampled allocation (malloc's)
 void prof_record_alloc(uintptr_t p, size_t size);
 void prof_record_free(uintptr_t p); // a sampled object is freed
 void prof_dump_now(void);           // GOMEM_HEAPPROFILE's file, now
+
+// PROF_CORE: the core's malloc samples (the hardened build's front end samples
+// its own objects instead, whose layout a core sample would break).
+#define PROF_CORE (!GM_SECURE)
 
 // prof_check_rate (the refill paths): a rate set since c drew its count
 // takes effect.

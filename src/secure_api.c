@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "arena.h"
+#include "mprof.h"
 #include "os.h"
 #include "secure.h"
 
@@ -22,11 +23,27 @@ static void *zero_alloc(size_t align) {
   return (void *)(zero_lo + (uintptr_t)(i % (ZERO_REGION / step)) * step);
 }
 
-static void *sec_alloc(size_t n, size_t align, int kind) {
+// sec_prof_alloc: a heap profile sample (mprof.c): a large object of its own,
+// whose span's sampled flag has large_free report it.
+static GM_ENTRY GM_NOINLINE void *sec_prof_alloc(mcache_t *c, size_t n, size_t align, int kind) {
+  c->sample_left = prof_next_sample();
+  void *p = large_alloc(n, align, kind, 0, 0);
+  if (p != NULL) {
+    spanof((uintptr_t)p)->sampled = 1;
+    prof_record_alloc((uintptr_t)p, n);
+  }
+  return p;
+}
+
+static GM_ENTRY void *sec_alloc(size_t n, size_t align, int kind) {
   sec_init();
   mcache_t *c = gm_tls_mcache;
-  if (c != &mcache_empty && c != &mcache_shared)
+  if (c != &mcache_empty && c != &mcache_shared) {
     check_recent(c);
+    prof_check_rate(c);
+    if (unlikely((c->sample_left -= (int64_t)(n < INT64_MAX ? n : INT64_MAX)) < 0) && n != 0)
+      return sec_prof_alloc(c, n, align, kind);
+  }
   if (n == 0 && align <= 4096)
     return zero_alloc(align);
   size_t a = n < 16 && align <= 8 ? 8 : (align < 16 ? 16 : align);
@@ -142,21 +159,21 @@ GM_EXPORT GM_ENTRY void *gm_realloc(void *ptr, size_t n) {
   return q;
 }
 
-GM_EXPORT void *gm_reallocarray(void *p, size_t count, size_t size) {
+GM_EXPORT GM_ENTRY void *gm_reallocarray(void *p, size_t count, size_t size) {
   return reallocarray_via(gm_realloc, p, count, size);
 }
 
-GM_EXPORT void *gm_memalign(size_t align, size_t n) {
+GM_EXPORT GM_ENTRY void *gm_memalign(size_t align, size_t n) {
   if (!align_round(&align))
     return NULL;
   return sec_alloc(n, align < 8 ? 8 : align, K_MALLOC);
 }
 
-GM_EXPORT int gm_posix_memalign(void **out, size_t align, size_t n) {
+GM_EXPORT GM_ENTRY int gm_posix_memalign(void **out, size_t align, size_t n) {
   return posix_memalign_via(gm_memalign, out, align, n);
 }
 
-GM_EXPORT void *gm_aligned_alloc(size_t align, size_t n) {
+GM_EXPORT GM_ENTRY void *gm_aligned_alloc(size_t align, size_t n) {
   return aligned_alloc_via(gm_memalign, align, n);
 }
 
@@ -244,7 +261,7 @@ static void sized_delete(void *p, size_t n, int kind) {
 }
 
 #define NEW_FN(mangled, kind, aligned, nothrow)                                                    \
-  GM_EXPORT void *mangled(size_t n, size_t align) {                                                \
+  GM_EXPORT GM_ENTRY void *mangled(size_t n, size_t align) {                                       \
     size_t a = aligned ? align : 16;                                                               \
     void *p = sec_alloc(n, a < 8 ? 8 : a, kind);                                                   \
     if (p == NULL && !(nothrow))                                                                   \

@@ -9,6 +9,7 @@
 #include "arena.h"
 #include "mgcscavenge.h"
 #include "mheap.h"
+#include "mprof.h"
 #include "os.h"
 #include "secure.h"
 
@@ -158,6 +159,10 @@ static void lq_reopen(lq_entry_t e) {
 // stayed a whole tick back to the OS (lq_scavenge; they come back zero).
 void large_free(mspan_t *s, uintptr_t p, int kind) {
   (void)large_check(s, p, kind);
+  if (unlikely(s->sampled)) { // a heap profile sample (sec_prof_alloc)
+    s->sampled = 0;
+    prof_record_free(p);
+  }
   s->alloc_bits[0] = enc(p, trailer(0, 0, ST_FREE));
   uintptr_t base = s->base;
   size_t bytes = s->npages * GM_PAGE_SIZE;
