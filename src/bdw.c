@@ -23,6 +23,8 @@
 #include "stw.h"
 #include "threads.h"
 
+extern void *__libc_stack_end;
+
 #define BDW_VERSION 0x080202u // the bdwgc release whose interface this is (8.2.2)
 #define BDW_TIME_UNLIMITED 999999
 
@@ -178,6 +180,9 @@ __attribute__((constructor)) static void bdw_load(void) {
   fin_notifier = bdw_notify;
   gc_roots_hook = roots_hook;
   bdw_kinds_init();
+  if (GC_stackbottom == NULL) // (Boehm GC sets it at GC_init; programs read it before)
+    GC_stackbottom = __libc_stack_end;
+  stw_main_bottom = (void *volatile *)&GC_stackbottom;
 }
 
 BDW_API void GC_init(void) {

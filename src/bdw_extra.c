@@ -15,6 +15,7 @@
 #include "mgc.h"
 #include "mgcmark.h"
 #include "sizeclasses.h"
+#include "threads.h"
 
 typedef void (*bdw_abort_fn)(const char *msg);
 typedef void (*bdw_print_fn)(void *p);
@@ -212,12 +213,44 @@ BDW_API void *GC_is_valid_displacement(void *p) {
     GC_is_valid_displacement_print_proc(p);
   return p;
 }
+
+// Declared stacks. A coroutine library that runs code on stacks of its own
+// (Crystal's fibers) tells the collector where the running one ends: for the
+// initial thread by writing GC_stackbottom, for others with
+// GC_set_stackbottom. A thread stopped on a stack that is not its own and
+// not one gomem can bound (stw.c) has it scanned from its stack pointer to
+// that end; its own stack is scanned whole as well. The stacks the program
+// is not running on are its to push (GC_set_push_other_roots).
 BDW_API void *GC_get_my_stackbottom(struct GC_stack_base *sb) {
-  GC_get_stack_base(sb);
-  return NULL; // (the thread handle, for GC_set_stackbottom)
+  bdw_init();
+  if (gm_tls_m.thread == NULL || !gm_tls_m.thread->bounded)
+    (void)gm_thread_attach();
+  gthread_t *r = gm_tls_m.thread;
+  uintptr_t b = r != NULL ? atomic_load(&r->user_hi) : 0;
+  if (r != NULL && r->primordial)
+    b = (uintptr_t)GC_stackbottom;
+  if (b != 0)
+    sb->mem_base = (void *)b;
+  else
+    GC_get_stack_base(sb);
+  return r;
 }
 BDW_API void GC_set_stackbottom(void *handle, const struct GC_stack_base *sb) {
-  (void)handle, (void)sb; // (gomem reads every registered thread's stack bounds itself)
+  if (!gc_is_inited()) {
+    GC_stackbottom = sb->mem_base; // (the initial thread's, as in Boehm GC)
+    return;
+  }
+  gthread_t *r = handle;
+  if (r == NULL) {
+    if (gm_tls_m.thread == NULL || !gm_tls_m.thread->bounded)
+      (void)gm_thread_attach();
+    if ((r = gm_tls_m.thread) == NULL)
+      return;
+  }
+  if (r->primordial)
+    GC_stackbottom = sb->mem_base;
+  else
+    atomic_store(&r->user_hi, (uintptr_t)sb->mem_base);
 }
 
 // GC_is_marked: gomem keeps no mark bits a program could read between

@@ -451,11 +451,13 @@ static void mark_one(uintptr_t obj, int order) {
     add_root(NULL, obj, obj + object_size(s));
 }
 
-// collect_roots records every root range as jobs (world stopped; the tiny
-// blocks are in word_roots already).
+// collect_roots records every root range as jobs (world stopped; tiny blocks
+// are in word_roots). The hook first: it may declare where stacks end (bdw).
 static void collect_roots(uintptr_t self_sp) {
   heap_lo = relaxed_load(&gm_heap.arena_lo);
   heap_len = relaxed_load(&gm_heap.arena_hi) - heap_lo;
+  if (gc_roots_hook != NULL)
+    gc_roots_hook(add_root, NULL);
   roots_threads(add_root, NULL, self_sp);
   roots_data(add_root, NULL);
   fin_queue_roots(add_root, NULL);
@@ -463,8 +465,6 @@ static void collect_roots(uintptr_t self_sp) {
   if (nwords)
     add_root(NULL, (uintptr_t)word_roots, (uintptr_t)(word_roots + nwords));
   wbbuf_roots(add_root, NULL); // (empty but at a concurrent cycle's last stop)
-  if (gc_roots_hook != NULL)
-    gc_roots_hook(add_root, NULL);
 }
 
 // drain_all drains on every worker, then has gc_mark_more_hook grey more

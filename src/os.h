@@ -27,6 +27,9 @@ size_t os_max_map_count(void);       // vm.max_map_count
 // os_resident: resident 4 KiB pages of [lo, lo + bytes); *lowest = the lowest
 // one's address (lo + bytes if none).
 size_t os_resident(uintptr_t lo, size_t bytes, uintptr_t *lowest);
+// os_readable_end: the end of the run of readable mappings that holds addr
+// (from /proc/self/maps), or 0 if addr is not readable. No allocation.
+uintptr_t os_readable_end(uintptr_t addr);
 void os_write_stderr(const char *s, size_t n);
 void gm_write_fd(int fd, const char *s, size_t n);
 uint64_t os_nanotime(void);

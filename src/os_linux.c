@@ -207,6 +207,75 @@ size_t os_memory_limit(void) {
   return (size_t)(si.totalram + si.totalswap) * si.mem_unit;
 }
 
+// hex_field parses hexadecimal digits at *p, leaving *p after them.
+static uintptr_t hex_field(const char **p, const char *end) {
+  uintptr_t v = 0;
+  for (; *p < end; (*p)++) {
+    char c = **p;
+    int d = c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+    if (d < 0)
+      break;
+    v = v << 4 | (uintptr_t)d;
+  }
+  return v;
+}
+
+// maps_line folds one line of /proc/self/maps ("lo-hi perms ...") into the
+// search for addr: *run is the end of the current run of contiguous readable
+// mappings (0: none), *found that run's end once addr is in it. Returns true
+// when the answer is known.
+static bool maps_line(const char *p, const char *end, uintptr_t addr, uintptr_t *run,
+                      uintptr_t *found) {
+  uintptr_t lo = hex_field(&p, end);
+  p++; // '-'
+  uintptr_t hi = hex_field(&p, end);
+  bool readable = p + 1 < end && p[1] == 'r';
+  if (!readable || lo != *run) { // the run ends here
+    if (*found != 0)
+      return true;
+    *run = 0;
+  }
+  if (lo > addr && *found == 0)
+    return true; // (addr lies in no mapping)
+  if (readable) {
+    *run = hi;
+    if (addr >= lo && addr < hi)
+      *found = hi;
+  }
+  return false;
+}
+
+uintptr_t os_readable_end(uintptr_t addr) {
+  int fd = open("/proc/self/maps", O_RDONLY | O_CLOEXEC);
+  if (fd < 0)
+    return 0;
+  char buf[4096];
+  size_t have = 0;
+  uintptr_t run = 0, found = 0;
+  bool done = false, skip = false; // skip: inside a line longer than buf
+  ssize_t n;
+  while (!done && (n = read(fd, buf + have, sizeof buf - have)) > 0) {
+    have += (size_t)n;
+    char *line = buf, *nl;
+    while (!done && (nl = memchr(line, '\n', have - (size_t)(line - buf))) != NULL) {
+      if (!skip)
+        done = maps_line(line, nl, addr, &run, &found);
+      skip = false;
+      line = nl + 1;
+    }
+    have -= (size_t)(line - buf);
+    memmove(buf, line, have);
+    if (have == sizeof buf) { // (a long path: the line's start is parsed)
+      if (!skip)
+        done = maps_line(buf, buf + have, addr, &run, &found);
+      have = 0;
+      skip = true;
+    }
+  }
+  close(fd);
+  return found != 0 ? run : 0;
+}
+
 pid_t os_gettid(void) {
   return (pid_t)syscall(SYS_gettid);
 }

@@ -221,6 +221,27 @@ static void report_tls(root_fn fn, void *ctx, uintptr_t tp, uintptr_t lo, uintpt
 // ---------------------------------------------------------------------------
 // Thread roots (world stopped)
 
+// report_declared reports a stack the program declared (stw_declared_stack),
+// [lo, hi), as far as it is readable; with hi = 0 (a declaration that cannot
+// be this stack's), to the end of its readable mapping. A stop between a
+// coroutine library's store of the new stack's end and its switch sees a
+// declaration the program has not made true yet: it must neither make the
+// collector read across guard pages nor lose the stack it is still on.
+#define DECLARED_SCAN_MAX ((uintptr_t)1 << 30)
+static void report_declared(root_fn fn, void *ctx, uintptr_t lo, uintptr_t hi) {
+  uintptr_t end = os_readable_end(lo);
+  if (end == 0) { // (lo in the red zone, below the stack's first page)
+    lo = (lo | (page_size - 1)) + 1;
+    end = os_readable_end(lo);
+  }
+  if (end == 0)
+    return;
+  if (hi == 0 || hi > end)
+    hi = end - lo > DECLARED_SCAN_MAX ? lo + DECLARED_SCAN_MAX : end;
+  if (lo < hi)
+    fn(ctx, lo, hi);
+}
+
 // report_self reports the stopper's stack from this frame up: it covers the
 // registers roots_threads spilled into its own frame.
 static GM_NOINLINE void report_self(root_fn fn, void *ctx, uintptr_t hi) {
@@ -233,6 +254,7 @@ GM_NOINLINE void roots_threads(root_fn fn, void *ctx, uintptr_t self_sp) {
   __builtin_unwind_init(); // the caller's callee-saved registers, into this frame
   gm_assert(gm_tls_m.stopping);
   gthread_t *me = gm_tls_m.thread;
+  uintptr_t olo, ohi;
   for (gthread_t *r = threads_list; r; r = r->next) {
     if (r == me || r->dead)
       continue;
@@ -243,6 +265,8 @@ GM_NOINLINE void roots_threads(root_fn fn, void *ctx, uintptr_t self_sp) {
       fn(ctx, r->alt_lo, r->alt_hi);
     if (r->co_hi)
       fn(ctx, r->co_lo, r->co_hi);
+    else if (r->co_declared && stw_declared_stack(r, r->co_lo, &olo, &ohi))
+      report_declared(fn, ctx, olo, ohi);
     report_tls(fn, ctx, r->tp, r->lo, r->hi);
   }
   interpose_pending_roots(fn, ctx);
@@ -250,13 +274,15 @@ GM_NOINLINE void roots_threads(root_fn fn, void *ctx, uintptr_t self_sp) {
   uintptr_t hi = stw_stopper_hi();
   if (me != NULL)
     report_tls(fn, ctx, thread_pointer(), me->lo, me->hi);
-  uintptr_t here = self_sp != 0 ? self_sp : (uintptr_t)__builtin_frame_address(0), olo, ohi;
+  uintptr_t here = self_sp != 0 ? self_sp : (uintptr_t)__builtin_frame_address(0);
   if (me != NULL && (here < me->lo || here >= me->hi)) {
     // Collecting on another stack (a coroutine's): that stack from here if
     // gomem can bound it, and the thread's own stack whole (its live part
     // was left at a switch).
     if (stw_other_stack(here, &olo, &ohi))
       fn(ctx, olo, ohi);
+    else if (stw_declared_stack(me, here, &olo, &ohi))
+      report_declared(fn, ctx, olo, ohi);
     fn(ctx, me->mapped_lo, me->hi);
   } else if (self_sp != 0 && self_sp < hi) {
     fn(ctx, self_sp, hi); // the caller spilled its registers there

@@ -138,6 +138,34 @@ bool stw_other_stack(uintptr_t sp, uintptr_t *lo, uintptr_t *hi) {
   return *hi > sp;
 }
 
+void *volatile *stw_main_bottom;
+
+#define DECLARED_MAX ((uintptr_t)1 << 30) // largest declared stack believed
+
+bool stw_declared_stack(const gthread_t *r, uintptr_t sp, uintptr_t *lo, uintptr_t *hi) {
+  uintptr_t b = atomic_load_explicit(&r->user_hi, memory_order_relaxed);
+  if (b == 0 && r->primordial && stw_main_bottom != NULL)
+    b = (uintptr_t)*stw_main_bottom;
+  if (b == 0)
+    return false;
+  *lo = sp;
+  *hi = sp < b && b - sp <= DECLARED_MAX && !(b > r->lo && b <= r->hi) ? b : 0;
+  return true;
+}
+
+// other_stack bounds the stack sp is on, other than r's own, if it is
+// gomem's (stw_other_stack); else notes sp in co_lo with co_declared set,
+// for roots.c to bound from the end the program declares by then (a Boehm
+// GC program may declare it in its push_other_roots, after the stop).
+static bool other_stack(gthread_t *r, uintptr_t sp) {
+  r->co_declared = false;
+  if (stw_other_stack(sp, &r->co_lo, &r->co_hi))
+    return true;
+  r->co_lo = sp;
+  r->co_declared = true;
+  return false;
+}
+
 // record_other_stack: if the thread parks on a stack other than its own
 // (sp: its handler's frame is there) or was interrupted on one (alt, the
 // handler running on an alternate stack), that stack is scanned from there
@@ -147,14 +175,21 @@ bool stw_other_stack(uintptr_t sp, uintptr_t *lo, uintptr_t *hi) {
 // reports from its saved stack pointer.
 static void record_other_stack(gthread_t *r, uintptr_t sp, uintptr_t alt) {
   r->co_lo = r->co_hi = 0;
+  r->co_declared = false;
   if (sp >= r->lo && sp < r->hi)
     return;
-  if (stw_other_stack(sp, &r->co_lo, &r->co_hi))
+  if (other_stack(r, sp))
     return;
-  if (alt == 0 || (alt >= r->lo && alt < r->hi))
+  if (alt == 0) // (parked where it ran: sp is on that stack)
     return;
-  if (!stw_other_stack(alt, &r->co_lo, &r->co_hi))
+  if (alt >= r->lo && alt < r->hi) { // (sp: its alternate signal stack)
+    r->co_declared = false;
     return;
+  }
+  if (!other_stack(r, alt)) {
+    r->co_lo = alt - RED_ZONE; // (declared: a leaf function's red zone too)
+    return;
+  }
   uintptr_t lo, hi; // a leaf function's red zone too, if on the same stack
   if (stw_other_stack(alt - RED_ZONE, &lo, &hi) && hi == r->co_hi)
     r->co_lo = lo;

@@ -24,6 +24,15 @@ uintptr_t stw_stopper_hi(void);
 // stw_other_stack bounds the stack sp is on when it is a coroutine's slot or
 // a block of gomem's heap (see stw.c); false otherwise.
 bool stw_other_stack(uintptr_t sp, uintptr_t *lo, uintptr_t *hi);
+// stw_declared_stack: for a thread r on a stack other than its own (at sp),
+// the cold end of that stack as the program declared it: r->user_hi, or for
+// the primordial thread *stw_main_bottom (Boehm GC's GC_stackbottom, which
+// coroutine libraries such as Crystal's rewrite at every switch). False if
+// none is declared; *hi = 0 if the declaration cannot be this stack's (sp
+// not below it, or it is the thread's own: a stop between the library's
+// store and its switch), which roots.c reads as "to the end of the mapping".
+bool stw_declared_stack(const gthread_t *r, uintptr_t sp, uintptr_t *lo, uintptr_t *hi);
+extern void *volatile *stw_main_bottom; // set by the Boehm GC layer, else NULL
 void stw_fork_child(void);
 
 // stop_signal_mask: every signal but the synchronous ones (faults must still

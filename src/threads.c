@@ -186,10 +186,12 @@ static gthread_t *thread_new(bool self) {
   }
   if (!self) {
     r->tid = getpid();
+    r->primordial = true;
     main_stack_bounds(r, (uintptr_t)__libc_stack_end);
     return r;
   }
   r->tid = sys_gettid();
+  r->primordial = r->tid == getpid();
   r->tp = thread_pointer();
   r->self = pthread_self();
   if (self_stack_bounds(r) != 0) {

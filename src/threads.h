@@ -56,12 +56,19 @@ struct gthread {
   // parking, read by the stopper after the ack.
   uintptr_t mapped_lo;
   bool dead; // tgkill said ESRCH; dropped at restart (threads_lock)
+  bool primordial; // the process's initial thread (immutable)
+  // user_hi: the cold end of the stack the thread runs on as the program
+  // declared it (Boehm GC's GC_set_stackbottom), 0 if none: a stack gomem
+  // cannot bound itself (stw_declared_stack). Written by any thread, read by
+  // the thread itself while parking.
+  _Atomic uintptr_t user_hi;
   // Parking: written by the thread itself before it acknowledges, read by the
   // stopper after it has seen the ack (stw.c's ack count orders them).
   _Atomic uint32_t parked_epoch; // the stop it last parked for
   uintptr_t sp;                  // lowest address of its live stack
   uintptr_t alt_lo, alt_hi;      // the alternate signal stack it parked on, or 0
   uintptr_t co_lo, co_hi;        // the coroutine stack it was running on, or 0
+  bool co_declared;              // co_lo: sp on a stack gomem cannot bound (roots.c)
   size_t nregs;                  // words in regs (0: spilled on the stack)
   uintptr_t regs[SAVED_REG_WORDS];
   // The explicit barrier's buffer (mwbbuf.c): pointers gm_store saw while

@@ -9,7 +9,8 @@
 #      linked against gomem's library: they test the binary interface. Each
 #      must exit 0. Skipped when the sources are absent.
 #   2. Debian's clients of libgc1 (w3m, poke, neko, ecl, guile, nix,
-#      stalin and the program it compiles; installed by
+#      stalin and the program it compiles, programs crystal compiles with
+#      fibers, single- and multi-threaded; installed by
 #      tools/install-deps.sh test), unmodified binaries, with LD_LIBRARY_PATH
 #      pointing at gomem's library: each must print exactly what it prints on
 #      Debian's libgc.so.1, and gomem's library must really be the one loaded
@@ -111,7 +112,7 @@ while IFS='|' read -r name bin cmd; do
   client "$name" "$bin" "$cmd"
   seen="$seen$name "
 done < <(bdw_clients "$WORK")
-for c in w3m poke neko ecl guile nix stalin; do
+for c in w3m poke neko ecl guile nix stalin crystal-fibers; do
   [[ $seen == *" $c "* ]] || skipped "$c" "not installed"
 done
 

@@ -4,7 +4,7 @@
 # to install.
 set -e
 case "$1" in
-  test) pkgs="cmake gcc g++ make python3 perl sqlite3 git valgrind w3m poke neko ecl guile-3.0 nix-bin stalin libatomic-ops-dev" ;;
+  test) pkgs="cmake gcc g++ make python3 perl sqlite3 git valgrind w3m poke neko ecl guile-3.0 nix-bin stalin crystal libatomic-ops-dev" ;;
   bench) pkgs="libmimalloc-dev libjemalloc-dev libgoogle-perftools-dev libgc-dev golang-go gnuplot-nox time libboost-context-dev" ;;
   *) echo "usage: $0 test|bench" >&2; exit 2 ;;
 esac

@@ -219,6 +219,14 @@ GC_API int GC_unregister_my_thread(void);
 GC_API int GC_thread_is_registered(void);
 GC_API int GC_get_stack_base(struct GC_stack_base *);
 GC_API void *GC_call_with_stack_base(GC_stack_base_func, void *);
+/* Coroutine stacks: a thread running on a stack of the program's own
+ * declares where it ends (its highest address), the initial thread by
+ * writing GC_stackbottom or either with GC_set_stackbottom (handle from
+ * GC_get_my_stackbottom, or NULL: the calling thread); the stack is then
+ * scanned from the stack pointer to there. Suspended stacks are the
+ * program's to push (GC_set_push_other_roots, GC_push_all_eager). */
+GC_API void *GC_get_my_stackbottom(struct GC_stack_base *);
+GC_API void GC_set_stackbottom(void *, const struct GC_stack_base *);
 GC_API void *GC_do_blocking(GC_fn_type, void *);
 GC_API void *GC_call_with_gc_active(GC_fn_type, void *);
 GC_API void *GC_call_with_alloc_lock(GC_fn_type, void *);

@@ -11,7 +11,8 @@ BDW_CLIENTS_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 
 bdw_clients() {
   local work=$1 d=$BDW_CLIENTS_DIR
-  cp "$d"/loop.pk "$d"/loop.neko "$d"/garbage.lsp "$d"/garbage.scm "$d"/trees.sc "$work"/
+  cp "$d"/loop.pk "$d"/loop.neko "$d"/garbage.lsp "$d"/garbage.scm "$d"/trees.sc "$d"/fibers.cr \
+    "$work"/
   if command -v w3m >/dev/null; then
     python3 "$d/page.py" "$work/page.html"
     echo "w3m|$(command -v w3m)|w3m -dump -cols 120 page.html"
@@ -37,6 +38,16 @@ bdw_clients() {
     (cd "$work" && stalin -On -copt -O2 trees >/dev/null 2>&1)
     echo "stalin|/usr/lib/stalin/stalin|stalin -On -copt -O2 trees"
     [ -x "$work/trees" ] && echo "stalin-program|$work/trees|./trees"
+  fi
+  if command -v crystal >/dev/null; then
+    # Programs Crystal compiles link libgc.so.1; its runtime runs fibers on
+    # stacks it maps itself and declares the running one's end
+    # (GC_stackbottom; GC_set_stackbottom in multi-threaded programs).
+    (cd "$work" && export CRYSTAL_CACHE_DIR="$work/crystal-cache" &&
+      crystal build fibers.cr -o fibers >/dev/null 2>&1 &&
+      crystal build -Dpreview_mt fibers.cr -o fibers-mt >/dev/null 2>&1)
+    [ -x "$work/fibers" ] && echo "crystal-fibers|$work/fibers|./fibers"
+    [ -x "$work/fibers-mt" ] && echo "crystal-fibers-mt|$work/fibers-mt|CRYSTAL_WORKERS=2 ./fibers-mt"
   fi
   return 0
 }
