@@ -500,6 +500,15 @@ void coro_roots(coro_root_fn fn, void *ctx) {
       fn(ctx, co->sp, slot_top(co));
 }
 
+void coro_trace(char *buf, size_t n) {
+  uint64_t count, bytes, shrinks;
+  coro_stats(&count, &bytes, &shrinks);
+  buf[0] = 0;
+  if (count != 0)
+    gm_fmt(buf, n, ", %llu coroutines (%llu MB stacks, %llu shrinks)", (unsigned long long)count,
+           (unsigned long long)(bytes >> 20), (unsigned long long)shrinks);
+}
+
 void coro_stats(uint64_t *count, uint64_t *stack_bytes, uint64_t *shrinks) {
   *count = relaxed_load(&co_count);
   *stack_bytes = relaxed_load(&co_committed);

@@ -37,5 +37,8 @@ void coro_cycle_done(void);
 // coro_stats: coroutines alive, bytes of their stacks resident (as measured
 // at creation and at each shrink pass), shrinks done.
 void coro_stats(uint64_t *count, uint64_t *stack_bytes, uint64_t *shrinks);
+// coro_trace: gctrace's part on coroutines (their stacks are roots: part of
+// a stop's length), ", N coroutines (M MB stacks, S shrinks)"; "" if none.
+void coro_trace(char *buf, size_t n);
 
 #endif // GOMEM_CORO_H

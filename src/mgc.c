@@ -138,18 +138,14 @@ typedef struct cycle_times {
 } cycle_times_t;
 
 static void gctrace(const cycle_times_t *ct, uint64_t n) {
-  char buf[256];
+  char buf[320];
   double ms = 1e-6;
   uint64_t now = os_nanotime();
   double elapsed = (double)(now - start_ns) * 1e-9;
   double frac =
       elapsed > 0 ? (double)relaxed_load(&gc_cpu_ns) * 1e-9 / (elapsed * (double)gc_nworkers()) : 0;
-  uint64_t cos, co_bytes, shrinks;
-  coro_stats(&cos, &co_bytes, &shrinks);
-  char co[80] = "";
-  if (cos != 0) // (their stacks are roots: part of the stop's length)
-    gm_fmt(co, sizeof co, ", %llu coroutines (%llu MB stacks)", (unsigned long long)cos,
-           (unsigned long long)(co_bytes >> 20));
+  char co[96];
+  coro_trace(co, sizeof co);
   size_t len = gm_fmt(
       buf, sizeof buf,
       "gc %llu @%.3fs %.0f%%: %.3f+%.3f+%.3f ms clock, %llu->%llu->%llu MB, "
@@ -406,19 +402,19 @@ static void conc_trace(const cycle_times_t *ct, uint64_t n, uint64_t s1, uint64_
   static uint64_t assist0; // (gc_lock no longer held: only this thread traces)
   uint64_t total = pacer_assist_ns(), assist = total - assist0;
   assist0 = total;
-  char buf[256];
-  os_write_stderr(buf, gm_fmt(buf, sizeof buf,
-                              "gc %llu @%.3fs: %.3f+%.3f+%.3f ms clock, %.3f ms assist, "
-                              "%llu->%llu->%llu MB, %llu MB goal, %zu pages rescanned, "
-                              "%d last stop%s, concurrent\n",
-                              (unsigned long long)n, (double)(ct->t0 - start_ns) * 1e-9,
-                              (double)(m0 - s1) * 1e-6, (double)(ct->t_stopped - m0) * 1e-6,
-                              (double)(ct->t_end - ct->t_stopped) * 1e-6, (double)assist * 1e-6,
-                              (unsigned long long)(ct->heap0 >> 20),
-                              (unsigned long long)(live1 >> 20),
-                              (unsigned long long)(ct->marked >> 20),
-                              (unsigned long long)(ct->goal >> 20), pages, tries,
-                              tries > 1 ? "s" : ""));
+  char buf[320], co[96];
+  coro_trace(co, sizeof co);
+  os_write_stderr(
+      buf,
+      gm_fmt(buf, sizeof buf,
+             "gc %llu @%.3fs: %.3f+%.3f+%.3f ms clock, %.3f ms assist, "
+             "%llu->%llu->%llu MB, %llu MB goal, %zu pages rescanned, "
+             "%d last stop%s, concurrent%s\n",
+             (unsigned long long)n, (double)(ct->t0 - start_ns) * 1e-9, (double)(m0 - s1) * 1e-6,
+             (double)(ct->t_stopped - m0) * 1e-6, (double)(ct->t_end - ct->t_stopped) * 1e-6,
+             (double)assist * 1e-6, (unsigned long long)(ct->heap0 >> 20),
+             (unsigned long long)(live1 >> 20), (unsigned long long)(ct->marked >> 20),
+             (unsigned long long)(ct->goal >> 20), pages, tries, tries > 1 ? "s" : "", co));
 }
 
 // The last stop finishes marking in place when what the roots, the written

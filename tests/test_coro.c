@@ -14,7 +14,8 @@
 //     fallback before Linux 6.13) creation fails with ENOMEM at the mapping
 //     limit, and works again once coroutines are destroyed;
 //   - shrinking: after a collection, stacks that touched 48 KiB and now use
-//     little give their pages back (RSS falls) and still work.
+//     little give their pages back (RSS falls) and still work;
+//   - GOMEM_GCTRACE's line counts the coroutines (both kinds of cycle).
 #include <errno.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -427,6 +428,22 @@ static void child_other_thread(void) {
   pthread_join(t, NULL);
 }
 
+// gctrace names the coroutines whose stacks the stop scanned.
+static void child_gctrace(void) {
+  for (int i = 0; i < 3; i++)
+    gm_co_resume(gm_co_create(forever, NULL, 0), NULL);
+  gm_collect();
+  exit(0);
+}
+static void gctrace_case(void) {
+  test_outcome_t out;
+  test_exec_self("gctrace", "GOMEM_GCTRACE=1", &out);
+  bool ok = WIFEXITED(out.status) && WEXITSTATUS(out.status) == 0 &&
+            strstr(out.err, ", 3 coroutines (") != NULL && strstr(out.err, " shrinks)") != NULL;
+  CHECKF(ok, "gctrace: status %#x, stderr: %s", out.status, out.err);
+  report("gctrace counts the coroutines", ok);
+}
+
 static void misuse_case(const char *name, void (*fn)(void), const char *want) {
   test_outcome_t out;
   test_run_child(fn, &out);
@@ -551,6 +568,8 @@ static void shrinking(void) {
 int main(int argc, char **argv) {
   if (argc > 1 && strcmp(argv[1], "limit") == 0)
     child_limit();
+  if (argc > 1 && strcmp(argv[1], "gctrace") == 0)
+    child_gctrace();
   if (argc > 1 && strcmp(argv[1], "otherthread") == 0) {
     child_other_thread();
     return 0;
@@ -564,5 +583,7 @@ int main(int argc, char **argv) {
   foreign_stacks();
   limits(argv[0]);
   shrinking();
+  test_self = argv[0]; // (under valgrind, natively)
+  gctrace_case();
   return test_done();
 }
