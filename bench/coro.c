@@ -12,7 +12,9 @@
 //                        object: KiB resident per coroutine, ns per create,
 //                        the pause of a collection with them and without
 //                        them (their stacks' scan), and a check that every
-//                        object survived
+//                        object survived; with GOMEM_GC_CONCURRENT=1 also
+//                        the longest stop of three concurrent cycles (whose
+//                        scan of suspended stacks runs beside the program)
 //   coro threads N       N pthreads blocked on a barrier: KiB resident and
 //                        us to create per thread; ns per switch between two
 //                        threads (a futex ping-pong round trip / 2)
@@ -150,6 +152,25 @@ static uint64_t last_pause(void) {
   return p;
 }
 
+// conc_cycles: three concurrent cycles the pacer starts while this thread
+// allocates garbage; their longest stop and their marking beside it.
+static void conc_cycles(gm_stats_t *st) {
+  uint64_t gc0 = st->num_gc, seen = gc0, stop = 0, mark = 0;
+  while (seen < gc0 + 3) {
+    for (int i = 0; i < 4096; i++)
+      (void)gm_alloc(64);
+    gm_stats(st);
+    if (st->num_gc == seen)
+      continue;
+    seen = st->num_gc;
+    uint64_t s = st->last_stop1_ns > st->last_stop2_ns ? st->last_stop1_ns : st->last_stop2_ns;
+    stop = s > stop ? s : stop;
+    mark = st->last_mark_ns > mark ? st->last_mark_ns : mark;
+  }
+  printf("conc_stop_ms %.3f\n", (double)stop * 1e-6);
+  printf("conc_mark_ms %.3f\n", (double)mark * 1e-6);
+}
+
 static void bench_idle(long n) {
   gm_co_t **co = malloc(sizeof *co * (size_t)n);
   // The same heap without coroutines: n objects of 64 bytes held in a table.
@@ -174,10 +195,13 @@ static void bench_idle(long n) {
   gm_collect();
   gm_collect();
   uint64_t pause = last_pause();
+  gm_stats_t *st = malloc(sizeof *st);
+  gm_stats(st);
+  if (st->gc_concurrent) // (GOMEM_GC_CONCURRENT=1) the pacer's cycles, marking beside
+    conc_cycles(st);
   long bad = 0;
   for (long i = 0; i < n; i++)
     bad += gm_co_resume(co[i], NULL) != NULL;
-  gm_stats_t *st = malloc(sizeof *st);
   gm_stats(st);
   printf("idle_kib %.3f\n", (double)(rss1 - rss0) / (double)n);
   printf("idle_create_ns %.3f\n", create / (double)n * 1e9);

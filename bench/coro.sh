@@ -4,7 +4,8 @@
 # ucontext's swapcontext and pthreads: a switch, a create from a cached
 # slot, N idle coroutines' resident memory and creation, and a collection
 # with N suspended coroutines holding heap objects against one with the same
-# objects held from a table (the difference is the stacks' scan).
+# objects held from a table (the difference is the stacks' scan), and the
+# longest stop of concurrent cycles with those coroutines suspended.
 # Interleaved runs, medians; writes bench/results/coro.md.
 #
 #   bench/coro.sh [--runs N] [--idle N] [--threads N]
@@ -41,6 +42,7 @@ for ((r = 0; r < RUNS; r++)); do
   "$OUT/coro" ucontext 200000 >>"$OUT/runs.txt"
   "$OUT/coro" create 1000000 >>"$OUT/runs.txt"
   "$OUT/coro" idle "$IDLE" >>"$OUT/runs.txt"
+  GOMEM_GC_CONCURRENT=1 "$OUT/coro" idle "$IDLE" | grep '^conc_' >>"$OUT/runs.txt"
   "$OUT/coro" threads "$THREADS" >>"$OUT/runs.txt"
 done
 python3 - "$OUT/runs.txt" "$ROOT/bench/results/coro.md" "$RUNS" "$IDLE" "$THREADS" <<'PY'
@@ -74,6 +76,9 @@ with open(out, 'w') as o:
     o.write(f'| the same objects held from a table | {g("gc_pause_base_ms")} |\n')
     o.write(f'| difference: the coroutine stacks\' scan | '
             f'{(m["gc_pause_ms"] - m["gc_pause_base_ms"]) if "gc_pause_ms" in m else float("nan"):.2f} |\n\n')
+    o.write(f'| concurrent cycles (GOMEM_GC_CONCURRENT=1), {int(idle):,} suspended coroutines | ms |\n|---|---:|\n')
+    o.write(f'| longest stop of three cycles the pacer starts | {g("conc_stop_ms")} |\n')
+    o.write(f'| longest marking beside the program (the stacks\' scan included) | {g("conc_mark_ms")} |\n\n')
     o.write(f'Objects lost across the collections: {int(max(v.get("lost", [0])))} (all runs).\n')
 print(open(out).read())
 PY

@@ -11,6 +11,7 @@
 #include "mallocint.h"
 #include "os.h"
 #include "stack.h"
+#include "vec.h"
 
 #if defined(__SANITIZE_ADDRESS__)
 #include <sanitizer/asan_interface.h>
@@ -39,6 +40,7 @@ struct gm_co {
   int cls;                // the slot's class
   int state;              // CO_* (owner thread)
   bool ran;               // resumed since its thread's last shrink pass (owner)
+  uint64_t seen;          // co_epoch at its last resume (owner)
   void (*fn)(void *);     // what it runs, and its argument
   void *arg;              // (scanned with the stack: the record is in the slot)
   gm_co_t *resumer;       // who resumed it (NULL: its thread's own stack)
@@ -60,7 +62,9 @@ struct gm_co {
 #endif
 };
 
-typedef struct co_thread {
+typedef struct co_thread co_thread_t;
+struct co_thread {
+  co_thread_t *next, *prev; // co_threads (co_lock)
   gm_co_t *current; // the coroutine running (NULL: the thread's own stack)
   uintptr_t sp;     // the thread's own stack pointer while a coroutine runs
   gm_co_t *list;    // its coroutines
@@ -73,13 +77,23 @@ typedef struct co_thread {
 #ifdef CO_ASAN
   void *fake;
 #endif
-} co_thread_t;
+};
 
 static __thread co_thread_t cot;
 static gm_mutex_t co_lock = GM_MUTEX_INIT(RANK_CORO);
 static gm_co_t *registry; // every coroutine not destroyed (co_lock)
 static uint64_t next_id;  // co_lock
+// co_epoch: bumped by the collector (under its cycle lock) at the first stop
+// of a concurrent cycle (odd while its marking runs) and after every cycle
+// (even). A thread's shrink pass follows the even ones.
 static _Atomic uint64_t co_count, co_committed, co_shrinks, co_epoch;
+// Concurrent cycles (design.md §18): coro_scan reads every stack beside the
+// program; the last stop rescans the dirty ones only: active at the first
+// stop (running, or resuming another), resumed since, or created since.
+static co_thread_t *co_threads;              // every thread's record (co_lock)
+static vec_t co_dirty = VEC_INIT(gm_co_t *); // this cycle's dirty coroutines (co_lock)
+static bool co_dirty_lost;                   // a push found no memory: rescan all (co_lock)
+static gm_co_t *scan_cursor;                 // coro_scan's next (co_lock)
 static pthread_key_t co_key;
 static pthread_once_t co_once = PTHREAD_ONCE_INIT;
 static struct sigaction old_segv, old_bus;
@@ -166,6 +180,14 @@ static inline uintptr_t slot_top(const gm_co_t *co) {
 
 static void co_thread_exit(void *v) {
   co_thread_t *t = v;
+  gm_lock(&co_lock);
+  if (t->prev != NULL)
+    t->prev->next = t->next;
+  else
+    co_threads = t->next;
+  if (t->next != NULL)
+    t->next->prev = t->prev;
+  gm_unlock(&co_lock);
   stack_thread_exit();
   if (t->altstack != NULL) {
     stack_t ss = {.ss_flags = SS_DISABLE};
@@ -231,6 +253,12 @@ static GM_NOINLINE void thread_setup(co_thread_t *t) {
       os_unmap(p, ALTSTACK_BYTES);
   }
   pthread_setspecific(co_key, t);
+  gm_lock(&co_lock);
+  t->next = co_threads;
+  if (co_threads != NULL)
+    co_threads->prev = t;
+  co_threads = t;
+  gm_unlock(&co_lock);
   t->setup = true;
 }
 
@@ -275,7 +303,31 @@ static GM_NOINLINE void shrink_some(co_thread_t *t) {
 }
 
 void coro_cycle_done(void) {
-  atomic_fetch_add_explicit(&co_epoch, 1, memory_order_relaxed);
+  relaxed_store(&co_epoch, (relaxed_load(&co_epoch) | 1) + 1);
+}
+
+// dirty_locked: co's stack is rescanned at this cycle's last stop. co_lock
+// held, or the world stopped.
+static void dirty_locked(gm_co_t *co) {
+  gm_co_t **d = vec_push(&co_dirty);
+  if (d != NULL)
+    *d = co;
+  else
+    co_dirty_lost = true;
+}
+
+// resume_seen (the owner, at co's first resume of an epoch): a resume while
+// marking runs makes co dirty; after a cycle, the thread's shrink pass
+// advances (a batch per coroutine resumed for the first time since).
+static GM_NOINLINE void resume_seen(co_thread_t *t, gm_co_t *co, uint64_t e) {
+  co->seen = e;
+  if (e & 1) {
+    gm_lock(&co_lock);
+    dirty_locked(co);
+    gm_unlock(&co_lock);
+  } else if (t->epoch != e) {
+    shrink_some(t);
+  }
 }
 
 // ---------------------------------------------------------------------------
@@ -322,6 +374,9 @@ GM_EXPORT gm_co_t *gm_co_create(void (*fn)(void *arg), void *arg, size_t stack_s
     t->list->tprev = co;
   t->list = co;
   gm_lock(&co_lock);
+  co->seen = relaxed_load(&co_epoch);
+  if (co->seen & 1) // (made while marking runs: its record holds fn and arg)
+    dirty_locked(co);
   co->id = ++next_id;
   co->next = registry;
   if (registry != NULL)
@@ -386,8 +441,9 @@ GM_EXPORT void *gm_co_resume(gm_co_t *co, void *value) {
            : co->state == CO_FREED ? "gm_co_resume: the coroutine was destroyed"
                                    : "gm_co_resume: the coroutine is running",
            co);
-  if (unlikely(t->epoch != relaxed_load(&co_epoch)))
-    shrink_some(t);
+  uint64_t e = relaxed_load(&co_epoch);
+  if (unlikely(co->seen != e))
+    resume_seen(t, co, e);
   gm_co_t *from = t->current;
   uintptr_t *save = from != NULL ? &from->sp : &t->sp;
   if (from != NULL)
@@ -467,6 +523,8 @@ GM_EXPORT void gm_co_destroy(gm_co_t *co) {
   if (co->tnext != NULL)
     co->tnext->tprev = co->tprev;
   gm_lock(&co_lock);
+  if (scan_cursor == co)
+    scan_cursor = co->next;
   if (co->prev != NULL)
     co->prev->next = co->next;
   else
@@ -495,9 +553,46 @@ GM_EXPORT void gm_co_destroy(gm_co_t *co) {
 // The collector's view
 
 void coro_roots(coro_root_fn fn, void *ctx) {
+  if ((relaxed_load(&co_epoch) & 1) && !co_dirty_lost) { // (the rest: coro_scan)
+    for (size_t i = 0; i < co_dirty.n; i++) {
+      gm_co_t *co = *(gm_co_t **)vec_at(&co_dirty, i);
+      if (co->state != CO_DEAD && co->state != CO_FREED)
+        fn(ctx, co->sp, slot_top(co));
+    }
+    return;
+  }
   for (gm_co_t *co = registry; co != NULL; co = co->next)
     if (co->state != CO_DEAD)
       fn(ctx, co->sp, slot_top(co));
+}
+
+void coro_mark_begin(void) {
+  relaxed_store(&co_epoch, relaxed_load(&co_epoch) + 1);
+  co_dirty.n = 0;
+  co_dirty_lost = false;
+  scan_cursor = registry;
+  for (co_thread_t *t = co_threads; t != NULL; t = t->next)
+    for (gm_co_t *co = t->current; co != NULL; co = co->resumer)
+      dirty_locked(co);
+}
+
+// coro_scan: every stack from the stack pointer it last saved, in batches
+// copied under co_lock. A stack that changes meanwhile is a dirty
+// coroutine's, rescanned at the last stop; a destroyed one's slot stays
+// mapped (a stale range reads zeros or another stack: it keeps more alive).
+void coro_scan(coro_root_fn fn, void *ctx) {
+  uintptr_t r[2 * 128];
+  size_t n;
+  do {
+    gm_lock(&co_lock);
+    for (n = 0; scan_cursor != NULL && n < 128; scan_cursor = scan_cursor->next, n++) {
+      r[2 * n] = scan_cursor->sp;
+      r[2 * n + 1] = slot_top(scan_cursor);
+    }
+    gm_unlock(&co_lock);
+    for (size_t i = 0; i < n; i++)
+      fn(ctx, r[2 * i], r[2 * i + 1]);
+  } while (n != 0);
 }
 
 void coro_trace(char *buf, size_t n) {

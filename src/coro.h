@@ -34,6 +34,12 @@ typedef void (*coro_root_fn)(void *ctx, uintptr_t lo, uintptr_t hi);
 void coro_roots(coro_root_fn fn, void *ctx);
 // coro_cycle_done: a collection ended; threads shrink what ran since.
 void coro_cycle_done(void);
+// A concurrent cycle: coro_mark_begin at its first stop (coro_roots then
+// reports only the coroutines active at that stop, and at the last stop
+// those resumed or created since); coro_scan, beside the program, scans the
+// stacks of all the others.
+void coro_mark_begin(void);
+void coro_scan(coro_root_fn fn, void *ctx);
 // coro_stats: coroutines alive, bytes of their stacks resident (as measured
 // at creation and at each shrink pass), shrinks done.
 void coro_stats(uint64_t *count, uint64_t *stack_bytes, uint64_t *shrinks);

@@ -452,11 +452,13 @@ static void gc_cycle_concurrent(void) {
   if (gc_sweep_pending())
     gc_sweep_all();
   relaxed_store(&gc_phase, GC_MARK);
+  coro_mark_begin(); // (the suspended coroutines' stacks: coro_scan, below)
   uint64_t marked = gc_mark_begin(0);
   uint64_t live0 = relaxed_load(&gc_heap_live);
   pacer_mark_begin();
   stw_start();
   uint64_t m0 = os_nanotime();
+  coro_scan(wbbuf_shade_range, NULL);
   marked += gc_mark_drain();
   size_t pages = 0;
   // Pre-cleaning: the marked objects on written pages again, or (explicit

@@ -62,6 +62,9 @@ void gc_mark_shade(const uintptr_t *w, size_t n);
 extern bool gc_barrier_explicit;
 void wbbuf_roots(void (*fn)(void *ctx, uintptr_t lo, uintptr_t hi), void *ctx);
 void wbbuf_reset_all(void);
+// wbbuf_shade_range greys what [lo, hi) points to while marking runs beside
+// the program (coroutine stacks: coro_scan).
+void wbbuf_shade_range(void *ctx, uintptr_t lo, uintptr_t hi);
 struct gthread;
 void wbbuf_thread_exit(struct gthread *r); // the thread leaves the registry
 // gc_debug_scan_hook (tests): called by a mark worker after each grey entry

@@ -97,6 +97,14 @@ size_t gc_mark_rescan_written(void) {
   return pages;
 }
 
+void wbbuf_shade_range(void *ctx, uintptr_t lo, uintptr_t hi) {
+  (void)ctx;
+  m_acquire(); // (no stop in here: gc_blacken stays as read)
+  if (relaxed_load(&gc_blacken))
+    gc_mark_shade((const uintptr_t *)lo, (hi - lo) / sizeof(uintptr_t));
+  m_release();
+}
+
 // wb_flush greys the calling thread's buffered pointers (if marking still
 // runs) and empties the buffer; in a critical section, so that no stop
 // finds it half done.

@@ -256,7 +256,9 @@ static void hammer(void) {
 // Collections started by the pacer while coroutines allocate (marking beside
 // them in the _concurrent variant). Each coroutine keeps the object it was
 // last given, and hands back the one it kept before: between two of its
-// turns an object lives in that suspended coroutine's frame only.
+// turns an object lives in that suspended coroutine's frame only. Others
+// stay suspended throughout, each holding an object in its frame (found,
+// in a concurrent cycle, by the scan beside the program alone).
 
 static void relay(void *arg) {
   void *volatile keep = gm_alloc(OBJ), *volatile out = NULL;
@@ -278,7 +280,12 @@ NOINLINE static void *fresh(uint64_t seed) {
 
 static void paced(void) {
   enum { M = 8 };
-  gm_co_t *cos[M];
+  gm_co_t *cos[M], *sleepers[NCO]; // sleepers: suspended throughout
+  gm_weak_t sw[NCO];
+  for (int i = 0; i < NCO; i++) {
+    sleepers[i] = gm_co_create(on_stack, (void *)(uintptr_t)(3000 + i), 0);
+    sw[i] = (gm_weak_t)(uintptr_t)gm_co_resume(sleepers[i], NULL);
+  }
   void *held[M];
   uint64_t hseed[M], kseed[M];
   for (int i = 0; i < M; i++) {
@@ -306,10 +313,14 @@ static void paced(void) {
   gm_stats(&s1);
   for (int i = 0; i < M; i++)
     gm_co_destroy(cos[i]);
+  int lost = check_all(sleepers, sw, NCO);
+  for (int i = 0; i < NCO; i++)
+    gm_co_destroy(sleepers[i]);
   CHECKF(bad == 0, "%ld objects damaged in coroutines' hands", bad);
+  CHECKF(lost == 0, "%d objects of coroutines suspended throughout lost", lost);
   CHECKF(s1.num_gc - s0.num_gc >= 5, "only %llu collections",
          (unsigned long long)(s1.num_gc - s0.num_gc));
-  report("objects kept by suspended coroutines through paced collections", bad == 0);
+  report("objects kept by suspended coroutines through paced collections", bad == 0 && lost == 0);
 }
 
 // ---------------------------------------------------------------------------
