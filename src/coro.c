@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "coro.h"
+#include "dlist.h"
 #include "gomem.h"
 #include "internal.h"
 #include "mallocint.h"
@@ -181,12 +182,7 @@ static inline uintptr_t slot_top(const gm_co_t *co) {
 static void co_thread_exit(void *v) {
   co_thread_t *t = v;
   gm_lock(&co_lock);
-  if (t->prev != NULL)
-    t->prev->next = t->next;
-  else
-    co_threads = t->next;
-  if (t->next != NULL)
-    t->next->prev = t->prev;
+  DLIST_REMOVE(&co_threads, t);
   gm_unlock(&co_lock);
   stack_thread_exit();
   if (t->altstack != NULL) {
@@ -254,10 +250,7 @@ static GM_NOINLINE void thread_setup(co_thread_t *t) {
   }
   pthread_setspecific(co_key, t);
   gm_lock(&co_lock);
-  t->next = co_threads;
-  if (co_threads != NULL)
-    co_threads->prev = t;
-  co_threads = t;
+  DLIST_PUSH(&co_threads, t);
   gm_unlock(&co_lock);
   t->setup = true;
 }
@@ -378,10 +371,7 @@ GM_EXPORT gm_co_t *gm_co_create(void (*fn)(void *arg), void *arg, size_t stack_s
   if (co->seen & 1) // (made while marking runs: its record holds fn and arg)
     dirty_locked(co);
   co->id = ++next_id;
-  co->next = registry;
-  if (registry != NULL)
-    registry->prev = co;
-  registry = co;
+  DLIST_PUSH(&registry, co);
   gm_unlock(&co_lock);
   atomic_fetch_add_explicit(&co_count, 1, memory_order_relaxed);
   atomic_fetch_add_explicit(&co_committed, co->resident, memory_order_relaxed);
@@ -525,12 +515,7 @@ GM_EXPORT void gm_co_destroy(gm_co_t *co) {
   gm_lock(&co_lock);
   if (scan_cursor == co)
     scan_cursor = co->next;
-  if (co->prev != NULL)
-    co->prev->next = co->next;
-  else
-    registry = co->next;
-  if (co->next != NULL)
-    co->next->prev = co->prev;
+  DLIST_REMOVE(&registry, co);
   gm_unlock(&co_lock);
   atomic_fetch_sub_explicit(&co_count, 1, memory_order_relaxed);
   atomic_fetch_sub_explicit(&co_committed, co->resident, memory_order_relaxed);
