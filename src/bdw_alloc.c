@@ -28,6 +28,9 @@
 #include "os.h"
 
 static gm_mutex_t bdw_lock = GM_MUTEX_INIT(RANK_BDW);
+__attribute__((constructor)) static void bdw_alloc_load(void) {
+  lock_fork_register(&bdw_lock); // (a fork child must not find it held)
+}
 static uintptr_t *uncoll;           // the set (bdw_lock); a root range
 static size_t uncoll_cap, uncoll_n; // slots; entries, deleted ones included (bdw_lock)
 static size_t uncoll_live;          // entries (bdw_lock)

@@ -219,6 +219,8 @@ static void overflow_handler(int sig, siginfo_t *si, void *uc) {
 }
 
 static void co_init(void) {
+  lock_fork_register(&co_lock);
+  stack_fork_init();
   if (pthread_key_create(&co_key, co_thread_exit) != 0)
     gm_fatal("coroutines: no thread-specific key left", NULL);
   struct sigaction sa;

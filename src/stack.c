@@ -114,6 +114,10 @@ uintptr_t stack_alloc(int c) {
 
 // release_to_list releases all but the slot's top page and lists it
 // (stack_lock not held: the madvise runs first).
+void stack_fork_init(void) {
+  lock_fork_register(&stack_lock);
+}
+
 static void release_to_list(uintptr_t lo, int c) {
   os_release(NULL, lo + STACK_GUARD, class_size[c] - STACK_GUARD - 4096);
   gm_lock(&stack_lock);

@@ -54,5 +54,6 @@ bool stack_slot_of(uintptr_t addr, uintptr_t *lo, int *c);
 // stack_thread_exit flushes the calling thread's cache (threads that used
 // coroutines call it through a thread-specific key).
 void stack_thread_exit(void);
+void stack_fork_init(void); // once, before the first slot: fork takes stack_lock
 
 #endif // GOMEM_STACK_H
