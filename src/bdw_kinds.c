@@ -164,7 +164,6 @@ static bool mark_more(bool done) {
 }
 
 void bdw_kinds_init(void) {
-  lock_fork_register(&kinds_lock);
   gc_mark_more_hook = mark_more;
 }
 

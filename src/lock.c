@@ -65,8 +65,8 @@ static bool rank_is_array(uint8_t r) {
 
 GM_COLD static void lock_rank_fail(const gm_mutex_t *l, uint8_t held) {
   char buf[160];
-  const char *a = l->rank < RANK_COUNT ? rank_names[l->rank] : "?";
-  const char *b = held < RANK_COUNT ? rank_names[held] : "?";
+  const char *a = l->rank < RANK_COUNT && rank_names[l->rank] ? rank_names[l->rank] : "?";
+  const char *b = held < RANK_COUNT && rank_names[held] ? rank_names[held] : "?";
   strcpy(buf, "lock order violated: ");
   strcat(buf, a);
   strcat(buf, " taken while holding ");
