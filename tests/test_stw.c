@@ -456,6 +456,10 @@ static void stopped_round(round_stats_t *st, uintptr_t main_local) {
     before[i] = atomic_load(&w[i].count);
   st->in_cs += atomic_load(&in_cs);
   sleep_us(1000);
+  // The watchdog sleeps 1 ms between ticks; on a loaded machine it may not be
+  // scheduled within this window. Give it time: it must tick while stopped.
+  for (long end = now_ms() + 200; atomic_load(&wd_ticks) == wd0 && now_ms() < end;)
+    sleep_us(200);
   for (int i = 0; i < NWORKERS; i++)
     st->moved[i] += atomic_load(&w[i].count) != before[i];
   st->count_changed += threads_count() != n0;
