@@ -68,7 +68,7 @@ static struct {
         0, 0, 0, 1, 10, 0, 0, 0, 0};
 
 static pthread_once_t init_once = PTHREAD_ONCE_INIT;
-static gm_mutex_t disable_lock = GM_MUTEX_INIT(RANK_GC_INIT);
+static gm_mutex_t disable_lock = GM_MUTEX_INIT(RANK_BDW_GOGC);
 static int saved_percent = 100; // GOGC while GC_disable'd (disable_lock)
 static _Atomic int allow_register;
 
@@ -130,7 +130,7 @@ static uint64_t env_bytes(const char *name) {
 // if none is given, plus what GC_expand_hp added.
 #define BDW_MIN_HEAP ((uint64_t)1 << 20)
 static uint64_t initial_heap = BDW_MIN_HEAP, expanded; // heap_lock
-static gm_mutex_t heap_lock = GM_MUTEX_INIT(RANK_BDW);
+static gm_mutex_t heap_lock = GM_MUTEX_INIT(RANK_BDW_HEAP);
 
 static void apply_heap_size(void) {
   if (!gc_is_inited())
@@ -180,6 +180,8 @@ __attribute__((constructor)) static void bdw_load(void) {
   fin_notifier = bdw_notify;
   gc_roots_hook = roots_hook;
   bdw_kinds_init();
+  lock_fork_register(&disable_lock); // (a fork child must not find them held)
+  lock_fork_register(&heap_lock);
   if (GC_stackbottom == NULL) // (Boehm GC sets it at GC_init; programs read it before)
     GC_stackbottom = __libc_stack_end;
   stw_main_bottom = (void *volatile *)&GC_stackbottom;

@@ -19,7 +19,7 @@
 // macro, compiled into clients) are set from the heap's arena range at every
 // collection (bdw.c's roots hook).
 //
-// Locking: kinds_lock (RANK_BDW, gm_lock) around the kind and procedure
+// Locking: kinds_lock (RANK_BDW_KINDS, gm_lock) around the kind and procedure
 // tables and the object set; the collector reads them with the world
 // stopped.
 #include <string.h>
@@ -42,7 +42,7 @@ typedef struct ms_entry {
   uintptr_t descr;
 } ms_entry_t;
 
-static gm_mutex_t kinds_lock = GM_MUTEX_INIT(RANK_BDW);
+static gm_mutex_t kinds_lock = GM_MUTEX_INIT(RANK_BDW_KINDS);
 static bdw_proc_t procs[MAX_PROCS];
 static unsigned nprocs;
 static struct {
@@ -165,6 +165,7 @@ static bool mark_more(bool done) {
 
 void bdw_kinds_init(void) {
   gc_mark_more_hook = mark_more;
+  lock_fork_register(&kinds_lock);
 }
 
 // ---------------------------------------------------------------------------

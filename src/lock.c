@@ -36,6 +36,7 @@ static const char *const rank_names[RANK_COUNT] = {
     [RANK_NONE] = "none",
     [RANK_FORK] = "fork_lock",
     [RANK_GC_INIT] = "gc_init_lock",
+    [RANK_BDW_GOGC] = "bdw disable_lock",
     [RANK_GC] = "gc_lock",
     [RANK_FIN_WAIT] = "fin wait_lock",
     [RANK_SWEEPER] = "sweeper_lock",
@@ -44,8 +45,12 @@ static const char *const rank_names[RANK_COUNT] = {
     [RANK_WORK] = "work_lock",
     [RANK_WBUF] = "wb_lock",
     [RANK_FIN] = "fin_lock",
+    [RANK_CLEANUP] = "cleanup_lock",
+    [RANK_POOL] = "pools_lock",
     [RANK_PENDING] = "pending_lock",
     [RANK_EXTRA] = "extra_lock",
+    [RANK_BDW] = "bdw_lock",
+    [RANK_BDW_KINDS] = "bdw kinds_lock",
     [RANK_REGISTRY] = "registry_lock",
     [RANK_GCENTRAL] = "gcentral.lock",
     [RANK_SHARED] = "shared_lock",
@@ -57,6 +62,10 @@ static const char *const rank_names[RANK_COUNT] = {
     [RANK_CORO] = "co_lock",
     [RANK_STACK] = "stack_lock",
     [RANK_SECURE] = "secure.lq_lock",
+    [RANK_PROF_DUMP] = "prof dump_lock",
+    [RANK_POOL_LOCAL] = "pool local lock",
+    [RANK_PROF] = "prof_lock",
+    [RANK_BDW_HEAP] = "bdw heap_lock",
 };
 
 static bool rank_is_array(uint8_t r) {
@@ -201,6 +210,13 @@ static void fork_collect(void) {
   fork_ntaken = k;
 }
 
+static const lock_fork_leaves_t *_Atomic fork_leaves;
+static const lock_fork_leaves_t *fork_leaves_taken; // (fork_lock)
+
+void lock_fork_leaves(const lock_fork_leaves_t *fns) {
+  atomic_store_explicit(&fork_leaves, fns, memory_order_release);
+}
+
 void lock_fork_prepare(void) {
   gm_lock_stoppable(&fork_lock);
   fork_collect();
@@ -210,9 +226,14 @@ void lock_fork_prepare(void) {
   m_acquire(); // no stop can start now (gc_lock is held): defensive
   for (; i < fork_ntaken; i++)
     gm_lock_raw(fork_taken[i]);
+  fork_leaves_taken = atomic_load_explicit(&fork_leaves, memory_order_acquire);
+  if (fork_leaves_taken != NULL)
+    fork_leaves_taken->prepare();
 }
 
 void lock_fork_parent(void) {
+  if (fork_leaves_taken != NULL)
+    fork_leaves_taken->parent();
   for (size_t i = fork_ntaken; i > 0; i--)
     gm_unlock_raw(fork_taken[i - 1]);
   m_release();
@@ -220,6 +241,8 @@ void lock_fork_parent(void) {
 }
 
 void lock_fork_child(void) {
+  if (fork_leaves_taken != NULL)
+    fork_leaves_taken->child();
   for (size_t i = fork_ntaken; i > 0; i--)
     gm_mutex_reinit(fork_taken[i - 1]);
   gm_tls_m.locks--; // lock_fork_prepare's critical section

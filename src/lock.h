@@ -43,6 +43,7 @@ enum lock_rank {
   RANK_NONE = 0,
   RANK_FORK,       // lock.c fork_lock: one fork handler at a time
   RANK_GC_INIT,    // mgc.c gc_init_lock: collector initialisation
+  RANK_BDW_GOGC,   // bdw.c disable_lock: GC_disable's count (held across GOGC changes)
   RANK_GC,         // mgc.c gc_lock: one collection at a time (held for the cycle)
   RANK_FIN_WAIT,   // mfinal.c wait_lock: the finalizer thread's sleep
   RANK_SWEEPER,    // mgcsweep.c sweeper_lock: the sweeper thread's work count
@@ -56,6 +57,7 @@ enum lock_rank {
   RANK_PENDING,    // interpose.c pending_lock: start blocks of new threads
   RANK_EXTRA,      // roots.c extra_lock: gm_add_roots ranges
   RANK_BDW,        // bdw_alloc.c bdw_lock: libgc.so.1's uncollectable objects
+  RANK_BDW_KINDS,  // bdw_kinds.c kinds_lock: libgc.so.1's kinds and typed objects
   RANK_GCENTRAL,   // mgcsweep.c gc_central[].lock (array)
   RANK_LARGE,      // mgcsweep.c large_lock: large GC spans
   RANK_SHARED,     // mcache.c shared_lock: caches of threads sharing TLS
@@ -70,6 +72,7 @@ enum lock_rank {
   RANK_PROF_DUMP,  // mprof.c dump_lock: one profile written at a time
   RANK_POOL_LOCAL, // pool.c: each pool local's lock (a leaf)
   RANK_PROF,       // mprof.c prof_lock: heap profile records (a leaf)
+  RANK_BDW_HEAP,   // bdw.c heap_lock: GC_expand_hp's sizes (a leaf)
   RANK_COUNT
 };
 
@@ -165,6 +168,16 @@ void gm_mutex_reinit(gm_mutex_t *l);
 // consistent; the child re-initialises them. Registration is lock-free and
 // may happen at any time.
 void lock_fork_register(gm_mutex_t *l);
+
+// Leaf locks that come and go (a pool's per-thread locks) cannot be
+// registered one by one: lock_fork_leaves installs the functions that take
+// them all after every registered lock (prepare: never waits for anything
+// else, as no lock is taken while a leaf is held), release them (parent) and
+// re-initialise them (child). One set; installed once.
+typedef struct lock_fork_leaves {
+  void (*prepare)(void), (*parent)(void), (*child)(void);
+} lock_fork_leaves_t;
+void lock_fork_leaves(const lock_fork_leaves_t *fns);
 void lock_fork_prepare(void);
 void lock_fork_parent(void);
 void lock_fork_child(void);

@@ -614,5 +614,4 @@ static void gc_fork_child(void) {
   fin_fork_child();
   gcsweep_fork_child();
   gcmark_fork_child();
-  pool_fork_child();
 }

@@ -228,16 +228,32 @@ void pool_cleanup(void) {
     }
 }
 
-void pool_init(void) {
-  lock_fork_register(&pools_lock);
+// Fork: the locals' locks are too many to register with lock.c one by one;
+// fork takes them all as leaves (lock_fork_leaves), after pools_lock and
+// every other registered lock, so no thread is half-way through a shared
+// stack when the child is made. No lock is taken while a local's lock is
+// held, so this waits only for the one stack operation. The rank checker is
+// bypassed: one thread holds many locals here, which it never does else.
+static void pool_fork_prepare(void) {
+  for (gm_pool_t *p = pools; p != NULL; p = p->next)
+    for (pool_local_t *l = atomic_load(&p->locals); l != NULL; l = l->next)
+      pthread_mutex_lock(&l->lock.m);
 }
 
-// pool_fork_child: only the forking thread is left; a local lock another
-// thread held at fork is free again (the locals are too many to register
-// with lock.c, and their holders are never inside anything that fork could
-// tear but the one stack operation).
-void pool_fork_child(void) {
+static void pool_fork_parent(void) {
+  for (gm_pool_t *p = pools; p != NULL; p = p->next)
+    for (pool_local_t *l = atomic_load(&p->locals); l != NULL; l = l->next)
+      pthread_mutex_unlock(&l->lock.m);
+}
+
+static void pool_fork_child(void) {
   for (gm_pool_t *p = pools; p != NULL; p = p->next)
     for (pool_local_t *l = atomic_load(&p->locals); l != NULL; l = l->next)
       l->lock = (gm_mutex_t)GM_MUTEX_INIT(RANK_POOL_LOCAL);
+}
+
+void pool_init(void) {
+  static const lock_fork_leaves_t leaves = {pool_fork_prepare, pool_fork_parent, pool_fork_child};
+  lock_fork_register(&pools_lock);
+  lock_fork_leaves(&leaves);
 }

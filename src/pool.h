@@ -12,6 +12,5 @@
 
 void pool_init(void);       // at gc_init
 void pool_cleanup(void);    // world stopped, before marking
-void pool_fork_child(void); // after fork, in the child
 
 #endif // GOMEM_POOL_H

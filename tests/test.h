@@ -139,6 +139,39 @@ static inline int test_run_self(const char *arg, const char *env, int fd, char *
 #define TEST_CHILD_TIMEOUT_MS 15000
 #endif
 
+// test_wait_child reaps child pid: its exit code, 128 + the signal that
+// killed it, -1 if it ran past timeout_ms (then it is killed), -2 if it
+// cannot be waited for.
+static inline int test_wait_child(pid_t pid, int timeout_ms) {
+  for (int ms = 0; ms < timeout_ms; ms++) {
+    int st;
+    pid_t r = waitpid(pid, &st, WNOHANG);
+    if (r == pid)
+      return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+    if (r < 0 && errno != EINTR)
+      return -2;
+    struct timespec ts = {0, 1000 * 1000};
+    nanosleep(&ts, NULL);
+  }
+  kill(pid, SIGKILL);
+  waitpid(pid, NULL, 0);
+  return -1;
+}
+
+// test_fork_children forks n children one after the other, each running
+// child() and exiting with its result; counts those that ran past 10 s
+// (stopping at the first) and those that failed.
+static inline void test_fork_children(int n, int (*child)(void), int *hung, int *bad) {
+  for (int i = 0; i < n && *hung == 0; i++) {
+    pid_t pid = fork();
+    if (pid == 0)
+      _exit(child());
+    int r = pid < 0 ? -2 : test_wait_child(pid, 10000);
+    *hung += r == -1;
+    *bad += r != 0 && r != -1;
+  }
+}
+
 typedef struct test_outcome {
   int status;
   int timed_out;

@@ -21,12 +21,17 @@
 //   - GC_malloc_many lists, GC_call_with_alloc_lock, GC_register_my_thread's
 //     codes, GC_get_suspend_signal;
 //   - heap sizing: the free-space divisor (set or from the environment),
-//     GC_expand_hp and GC_INITIAL_HEAP_SIZE change how often it collects.
+//     GC_expand_hp and GC_INITIAL_HEAP_SIZE change how often it collects;
+//   - fork while other threads hold libgc's own locks (kinds, uncollectable
+//     set, GC_disable's count, GC_expand_hp's size): every child can take
+//     each of them again.
 // Objects are built in separate, non-inlined functions and their addresses
 // kept only hidden (GC_HIDE_POINTER), so no stale copy on the stack keeps
 // them alive; a case that needs an object to die retries a few collections.
 #include <pthread.h>
+#include <sched.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -34,6 +39,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/wait.h>
+#include <time.h>
 
 #include "gc.h"
 #include "gc/gc_mark.h"
@@ -618,6 +624,74 @@ static void test_heap_sizing(void) {
          ok1 && ok2 && ok3);
 }
 
+// Fork while two threads take libgc's locks as fast as they can: a kind's
+// objects and typed objects (the kinds lock), uncollectable objects (their
+// set's lock), GC_disable/GC_enable and GC_expand_hp (their own locks). A
+// child takes every one of them again and exits; one that hangs (a lock
+// inherited held) is killed after 10 s and fails the case.
+static _Atomic int fork_stop;
+static _Atomic long fork_hammer_ops;
+static GC_descr fork_descr;
+
+static void *fork_hammer_kinds(void *arg) {
+  (void)arg;
+  while (!fork_stop) {
+    void **h = GC_generic_malloc(4 * sizeof(void *), (int)holder_kind);
+    void **t = GC_malloc_explicitly_typed(4 * sizeof(void *), fork_descr);
+    void *u = GC_malloc_uncollectable(32);
+    if (h == NULL || t == NULL || u == NULL)
+      abort();
+    GC_free(u);
+    fork_hammer_ops++;
+  }
+  return NULL;
+}
+
+static void *fork_hammer_sizes(void *arg) {
+  (void)arg;
+  while (!fork_stop) {
+    GC_disable();
+    GC_expand_hp(1);
+    GC_enable();
+    fork_hammer_ops++;
+  }
+  return NULL;
+}
+
+static int fork_child(void) {
+  GC_disable(); // (no collection: under TSan a child may start no thread)
+  GC_expand_hp(1);
+  for (int i = 0; i < 100; i++) {
+    void **h = GC_generic_malloc(4 * sizeof(void *), (int)holder_kind);
+    void **t = GC_malloc_explicitly_typed(4 * sizeof(void *), fork_descr);
+    void *u = GC_malloc_uncollectable(32);
+    if (h == NULL || t == NULL || u == NULL)
+      return 1;
+    GC_free(u);
+  }
+  GC_enable();
+  return 0;
+}
+
+static void test_fork_locks(void) {
+  GC_word bitmap[1] = {0};
+  GC_set_bit(bitmap, 0);
+  fork_descr = GC_make_descriptor(bitmap, 4);
+  pthread_t t[2];
+  pthread_create(&t[0], NULL, fork_hammer_kinds, NULL);
+  pthread_create(&t[1], NULL, fork_hammer_sizes, NULL);
+  while (fork_hammer_ops < 1000)
+    sched_yield();
+  int hung = 0, bad = 0;
+  test_fork_children(strcmp(GOMEM_SANITIZE, "valgrind") == 0 ? 10 : 60, fork_child, &hung, &bad);
+  fork_stop = 1;
+  pthread_join(t[0], NULL);
+  pthread_join(t[1], NULL);
+  CHECKF(hung == 0 && bad == 0, "fork: %d children hung, %d failed", hung, bad);
+  report("fork while threads hold libgc's locks: every child can take them again",
+         hung == 0 && bad == 0);
+}
+
 int main(int argc, char **argv) {
   if (argc > 1 && strcmp(argv[1], "env") == 0)
     return env_child();
@@ -638,5 +712,6 @@ int main(int argc, char **argv) {
   test_misc();
   test_environment();
   test_heap_sizing();
+  test_fork_locks();
   return test_done();
 }
