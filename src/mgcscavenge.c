@@ -11,6 +11,16 @@
 // after a burst is freed, the peak ages out within PEAK_TICKS ticks and RSS
 // comes down by itself.
 //
+// The peak counts pages in use, not the free pages around them that a
+// fragmented heap needs to place its next objects (large objects of varied
+// sizes: a 20 MiB request may not fit the hole a 15 MiB object left). What
+// the scavenger releases and the program takes back soon after was needed:
+// those re-used pages (scavenged pages handed out, up to what was released
+// recently) raise the goal as a credit that decays by 1/DECAY_TICKS a tick
+// (half-life ~4.5 s), as jemalloc's dirty pages decay, so a heap that keeps
+// re-faulting what was trimmed stops being trimmed, and one that goes quiet
+// still comes down within seconds.
+//
 // The thread starts the first time enough dirty free memory exists
 // (START_DIRTY_PAGES), so small programs never get one, and parks when the
 // heap is steady with nothing to release; a span free wakes it. Releasing
@@ -22,6 +32,7 @@
 #include "os.h"
 
 #define PEAK_TICKS 10                 // the recent peak covers ~1 s
+#define DECAY_TICKS 64                // re-use credit and recent releases decay by 1/64 a tick
 #define SLICE_BYTES ((size_t)4 << 20) // release per mheap.lock hold
 #define START_DIRTY_PAGES ((4u << 20) / GM_PAGE_SIZE)
 #define MIN_RELEASE_PAGES ((1u << 20) / GM_PAGE_SIZE)
@@ -34,6 +45,20 @@ _Atomic(scavenge_hook_fn) scavenge_hook;
 _Atomic uint64_t gm_mem_limit = UINT64_MAX;
 _Atomic(mem_limit_hook_fn) mem_limit_hook;
 static unsigned ring_pos;
+static size_t released_recent, credit; // pages, decaying (scavenger thread only)
+
+// decay takes 1/DECAY_TICKS of v, at least one page, down to zero.
+static size_t decay(size_t v) {
+  return v - (v + DECAY_TICKS - 1) / DECAY_TICKS;
+}
+
+// credit_update: scavenged pages the program took since the last tick,
+// as far as the scavenger released them recently, join the credit.
+static void credit_update(size_t reused) {
+  size_t refault = reused < released_recent ? reused : released_recent;
+  released_recent = decay(released_recent - refault);
+  credit = decay(credit) + refault;
+}
 
 // scavenge_slice releases up to bytes of free pages, one slice per lock hold.
 static size_t scavenge_bytes(size_t bytes) {
@@ -64,7 +89,10 @@ static bool scavenger_tick(void) {
   size_t sample = gm_heap.peak_sample > inuse ? gm_heap.peak_sample : inuse;
   gm_heap.peak_sample = inuse;
   size_t dirty = gm_heap.pages.free_pages - gm_heap.pages.scav_pages;
+  size_t reused = gm_heap.scav_reused;
+  gm_heap.scav_reused = 0;
   gm_unlock(&gm_heap.lock);
+  credit_update(reused);
 
   peak_ring[ring_pos++ % PEAK_TICKS] = sample;
   size_t peak = 0, low = SIZE_MAX;
@@ -72,7 +100,7 @@ static bool scavenger_tick(void) {
     peak = peak_ring[i] > peak ? peak_ring[i] : peak;
     low = peak_ring[i] < low ? peak_ring[i] : low;
   }
-  size_t goal = peak + peak * gm_opt.retain_percent / 100;
+  size_t goal = peak + peak * gm_opt.retain_percent / 100 + credit;
   size_t retained = inuse + dirty;
   uint64_t limit = relaxed_load(&gm_mem_limit);
   if (limit != UINT64_MAX && dirty > 0) { // over 95% of the limit: release now
@@ -87,10 +115,11 @@ static bool scavenger_tick(void) {
   }
   if (retained > goal + MIN_RELEASE_PAGES) {
     size_t excess = retained - goal;
-    scavenge_bytes((excess < dirty ? excess : dirty) * GM_PAGE_SIZE);
+    released_recent +=
+        scavenge_bytes((excess < dirty ? excess : dirty) * GM_PAGE_SIZE) / GM_PAGE_SIZE;
     return false;
   }
-  return (peak == low || dirty == 0) && !held;
+  return ((peak == low && credit == 0) || dirty == 0) && !held;
 }
 
 static void *scavenger_main(void *arg) {

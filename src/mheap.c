@@ -200,6 +200,7 @@ mspan_t *mheap_alloc_span(size_t npages, uint8_t sizeclass, size_t align_pages) 
   s->state = sizeclass ? SPAN_SMALL : SPAN_LARGE;
   s->sampled = 0;
   s->needzero = scav < npages;
+  gm_heap.scav_reused += scav;
   size_t inuse = relaxed_load(&gm_heap.inuse_pages) + npages;
   relaxed_store(&gm_heap.inuse_pages, inuse);
   if (inuse > gm_heap.peak_sample)
@@ -268,6 +269,7 @@ bool mheap_grow_span_in_place(mspan_t *s, size_t npages) {
     ok = false;
   }
   if (ok) {
+    gm_heap.scav_reused += scav;
     arena_set_spans(tail, extra, s);
     s->npages = npages;
     size_t inuse = relaxed_load(&gm_heap.inuse_pages) + extra;

@@ -22,6 +22,7 @@ typedef struct mheap {
   _Atomic size_t large_inuse_bytes;           // bytes in large objects (written under lock)
   _Atomic uint64_t large_allocs, large_frees; // (written under lock)
   size_t peak_sample; // highest inuse_pages since the scavenger's last tick (lock)
+  size_t scav_reused; // scavenged pages handed out since the scavenger's last tick (lock)
   // [arena_lo, arena_hi): the span of addresses holding arenas, the
   // collector's first filter for conservative pointers (written under lock).
   _Atomic uintptr_t arena_lo, arena_hi;
