@@ -148,13 +148,13 @@ GM_NOINLINE void free_slow(void *ptr, mspan_t *s, mcache_t *c) {
 // and the window never reserves it. A list holds at most lifo_cap objects
 // (at most 8 KiB and 64 objects); beyond, frees clear the bit.
 //
-// Double frees stay exact. A listed object carries in word 0 a check word
-// tying its address to its link (word 1); a free that finds a valid check
-// word walks the list and reports the object if it is there. A pop verifies
-// the check word before trusting the link: a listed object written after
-// free, or freed again by another thread (a remote free links it through
-// word 0, with a value that is never a check word: lifo_key has bit 63 set),
-// is reported before it could be handed out twice.
+// Double frees stay exact. A listed object's word 0 holds its link and a tag
+// tying it to its address (lifo_word, mcache.h); a free that finds a valid
+// tag walks the list and reports the object if it is there. A pop verifies
+// the tag before trusting the link: a listed object written after free, or
+// freed again by another thread (a remote free links it through word 0,
+// with a heap address, which never has bit 63 set), is reported before it
+// could be handed out twice.
 
 uint16_t lifo_cap[GM_NUM_SIZE_CLASSES];
 uintptr_t lifo_key;
@@ -164,7 +164,7 @@ uintptr_t lifo_key;
 
 // lifo_init sizes the lists and draws the key (once, at heap init).
 void lifo_init(void) {
-  for (int i = 2; i < GM_NUM_SIZE_CLASSES; i++) {
+  for (int i = 1; i < GM_NUM_SIZE_CLASSES; i++) {
     size_t n = LIFO_MAX_BYTES / class_to_size[i];
     lifo_cap[i] = (uint16_t)(n > LIFO_MAX_OBJECTS ? LIFO_MAX_OBJECTS : n ? n : 1);
     if (GM_SECURE) // no links inside free slots: secure.c keeps them zero
@@ -190,13 +190,13 @@ void *lifo_corrupt_pop(uintptr_t p) {
 
 // lifo_listed: is p on list l? Only called for an object whose words look
 // like a listed one's.
-// lifo_next returns the link of listed object q after checking its check
-// word (fatal if the object was written after free).
+// lifo_next returns the link of listed object q after checking its tag
+// (fatal if the object was written after free).
 static uintptr_t lifo_next(uintptr_t q) {
-  const uintptr_t *o = (const uintptr_t *)q;
-  if (unlikely(o[0] != lifo_check(q, o[1])))
+  uintptr_t w = *(const uintptr_t *)q, next = w & LIFO_LINK_MASK;
+  if (unlikely(w != lifo_word(q, next)))
     lifo_corrupt(q);
-  return o[1];
+  return next;
 }
 
 static bool lifo_listed(const lifo_t *l, uintptr_t p) {
@@ -206,19 +206,17 @@ static bool lifo_listed(const lifo_t *l, uintptr_t p) {
   return false;
 }
 
-// lifo_looks_listed: p's words hold a valid check word (p is listed, or its
-// contents collide with the check word: lifo_listed tells which).
+// lifo_looks_listed: p's word holds a valid tag (p is listed, or its
+// contents collide with one: lifo_listed tells which).
 GM_INLINE bool lifo_looks_listed(uintptr_t p) {
-  const uintptr_t *o = (const uintptr_t *)p;
-  return o[0] == lifo_check(p, o[1]);
+  uintptr_t w = *(const uintptr_t *)p;
+  return w == lifo_word(p, w & LIFO_LINK_MASK);
 }
 
 // lifo_push lists p on l, whose state st has room.
 GM_INLINE void lifo_push(lifo_t *l, uintptr_t p, uint64_t st) {
-  uintptr_t *o = (uintptr_t *)p;
   uintptr_t head = l->head;
-  o[0] = lifo_check(p, head);
-  o[1] = head;
+  *(uintptr_t *)p = lifo_word(p, head);
   l->head = p;
   relaxed_store(&l->state, st + LIFO_PUSH - 1);
 }
@@ -227,8 +225,8 @@ GM_INLINE void lifo_push(lifo_t *l, uintptr_t p, uint64_t st) {
 // gm_release_memory). Each was counted as freed when it was listed; the
 // class's nmalloc gives back what the list count no longer subtracts.
 void lifo_drain(mcache_t *c) {
-  c->last_span = &span_empty;
-  for (int i = 2; i < GM_NUM_SIZE_CLASSES; i++) {
+  c->last_span = c->ls_shadow = &span_empty;
+  for (int i = 1; i < GM_NUM_SIZE_CLASSES; i++) {
     lifo_t *l = &c->cls[i].lifo;
     uintptr_t p = l->head;
     uint64_t st = relaxed_load(&l->state);
@@ -291,7 +289,7 @@ GM_NOINLINE void free_local_slow(void *ptr, mspan_t *s, mcache_t *c) {
 // p looks listed, the slow path decides.
 GM_NOINLINE void free_to_bitmap(mspan_t *s, mcache_t *c, uintptr_t p, unsigned w, uint64_t bit) {
   uint16_t nfree = (uint16_t)(s->nfree + 1);
-  if (unlikely(nfree >= s->trigger || (s->elemsize > 8 && lifo_looks_listed(p)))) {
+  if (unlikely(nfree >= s->trigger || lifo_looks_listed(p))) {
     free_local_slow((void *)p, s, c);
     return;
   }
@@ -325,7 +323,7 @@ GM_INLINE void free_owned_fast(void *ptr, mspan_t *s, mcache_t *c, uintptr_t off
     free_to_bitmap(s, c, p, w, bit);
     return;
   }
-  if (unlikely(lifo_looks_listed(p))) { // room: a class of two words or more
+  if (unlikely(lifo_looks_listed(p))) {
     free_local_slow(ptr, s, c);
     return;
   }
@@ -355,7 +353,7 @@ GM_INLINE void free_owned_bitmap(void *ptr, mspan_t *s, mcache_t *c, uintptr_t o
   }
   mclass_t *k = &c->cls[s->sizeclass];
   if (unlikely(k->lifo.head != 0) && lifo_looks_listed((uintptr_t)ptr)) {
-    free_local_slow(ptr, s, c); // (a class with a list has two words or more)
+    free_local_slow(ptr, s, c);
     return;
   }
   s->alloc_bits[w] = word & ~bit;
@@ -363,8 +361,51 @@ GM_INLINE void free_owned_bitmap(void *ptr, mspan_t *s, mcache_t *c, uintptr_t o
   relaxed_add(&k->nfree, 1);
 }
 
+// The last span's two modes. gm_free's check of last_span is one branch that
+// is worth it while frees come in runs into one span (a loop freeing what it
+// just allocated) and costs a mispredicted branch per free when they do not
+// (frees at random over many classes, half of them missing: glibc's
+// bench-malloc-thread). ls_score tracks which case holds:
+//   checking (>= 0)  last_span is the span last freed into; each miss costs
+//                    a point (hits, on the fast path, are not counted).
+//   skipping (< 0)   last_span is &span_empty, so gm_free's branch always
+//                    goes here, predictably; ls_shadow is what last_span
+//                    would be; a free it would have caught gains a point, one
+//                    it would have missed loses two.
+// Checking turns to skipping after LS_MAX misses; skipping turns back once
+// would-be hits make up LS_ENTRY points (a hit rate over two thirds: below,
+// a miss's mispredicted branch plus the arena-map walk cost more than the
+// walk alone on every free). A thread's frees go to its list or its bitmap
+// either way.
+#define LS_ENTRY 16 // skipping starts at -LS_ENTRY
+
+// free_lookup_span: s (owned by c, p inside it) becomes the last span, in
+// either mode.
+GM_INLINE void free_lookup_span(mcache_t *c, mspan_t *s, uintptr_t p) {
+  int32_t score = c->ls_score;
+  if (score >= 0) {
+    if (--score < 0) {
+      c->last_span = &span_empty;
+      score = -LS_ENTRY;
+    } else {
+      c->last_span = s;
+    }
+  } else {
+    const mspan_t *sh = c->ls_shadow;
+    int32_t hit = p - sh->base < sh->limit; // (arithmetic: a branch here would mispredict)
+    score += 3 * hit - 2;
+    score = score < -LS_MAX ? -LS_MAX : score;
+    if (score >= 0) {
+      c->last_span = s;
+      score = LS_MAX;
+    }
+  }
+  c->ls_shadow = s;
+  c->ls_score = score;
+}
+
 // free_lookup: the object is not in c's last span. Find its span through the
-// arena map; if c owns it, remember it as the last span and free locally.
+// arena map; if c owns it, free locally (free_lookup_span).
 GM_NOINLINE void free_lookup(void *ptr, mcache_t *c) {
   uintptr_t p = (uintptr_t)ptr;
   mspan_t *s = spanof(p);
@@ -377,7 +418,7 @@ GM_NOINLINE void free_lookup(void *ptr, mcache_t *c) {
     free_local_slow(ptr, s, c);
     return;
   }
-  c->last_span = s;
+  free_lookup_span(c, s, p);
   free_owned_fast(ptr, s, c, off);
 }
 
@@ -386,10 +427,11 @@ GM_NOINLINE void free_lookup(void *ptr, mcache_t *c) {
 // No arena-map walk and no owner test: one range check against the cached
 // span, the index by reciprocal multiply, one folded check, one bit cleared.
 // Cost (x86-64, gcc -O2, counted with callgrind on a malloc/free loop of 32
-// bytes): 55 instructions, 5 branches, two registers saved; 5 more when the
+// bytes): 59 instructions, 5 branches, two registers saved; 5 more when the
 // class's list is not empty (the listed-object check). Anything else is a
-// tail call. (mimalloc's free takes 26 on the same loop, tcmalloc's 35:
-// issue 12's target.)
+// tail call, as is every free while the thread skips its last span (see
+// free_lookup_span). (mimalloc's free takes 26 on the same loop, tcmalloc's
+// 35: issue 12's target.)
 GM_EXPORT void gm_free(void *ptr) {
   mcache_t *c = gm_tls_mcache;
   mspan_t *s = c->last_span;

@@ -22,7 +22,7 @@ typedef struct class_stats {
 // lifo_t: one class's list of a thread. head: the last object freed (0: none);
 // a listed object stays allocated in alloc_bits (nothing else hands it out,
 // and its span cannot be given away while it is listed); its word 0 holds
-// lifo_check(p, next), word 1 the link. state: how many more objects the list
+// lifo_word(p, next): the link and a tag (below). state: how many more objects the list
 // takes (low 16 bits: lifo_cap - listed) and how many were ever pushed
 // (above): a push adds LIFO_PUSH - 1, a pop adds 1, so each is one add and
 // gm_stats reads both counts in one word.
@@ -33,6 +33,7 @@ typedef struct lifo {
 #define SEC_QUARANTINE 64 // hardened build: freed small objects held back per thread
 #define SEC_RECENT 2      // hardened build: recent frees checked at every allocation
 #define LIFO_PUSH ((uint64_t)1 << 16)
+#define LS_MAX 64 // bound of mcache.ls_score (free.c: gm_free's last-span modes)
 #define LIFO_ROOM(st) ((uint16_t)(st))
 #define LIFO_PUSHES(st) ((st) >> 16)
 
@@ -60,8 +61,13 @@ struct mcache {
   int64_t sample_left;
   // last_span: the small span this thread last freed into through the arena
   // map, always one it owns (&span_empty when none); gm_free checks it first.
-  // Reset whenever the thread gives a span away (owner only).
+  // Reset whenever the thread gives a span away (owner only). While its frees
+  // mostly miss it (ls_score < 0, free.c), it stays &span_empty, so gm_free
+  // goes to the arena map without a mispredicted branch, and ls_shadow holds
+  // the span it would have been. Owner only.
   mspan_t *last_span;
+  mspan_t *ls_shadow;
+  int32_t ls_score;
   // GC spans cached by span class (&span_empty when none), the current tiny
   // block (0: none) and its first free byte, and GC bytes handed to windows
   // not yet added to gc_heap_live. Owner only, inside critical sections but
@@ -122,13 +128,18 @@ extern __thread mcache_t *gm_tls_mcache __attribute__((tls_model("initial-exec")
 void *mcache_refill_alloc(mcache_t *c, uint8_t sizeclass);
 
 // The per-thread free lists (lifo, above; free.c). lifo_cap: list length per
-// class (0 for 8-byte objects, which have no room for the check word).
-// lifo_key: random, bit 63 set, so a check word is never a heap address or 0
-// (what a remote free or malloc's pop writes into word 0).
+// class. A listed object's one word (so 8-byte objects have lists too):
+// the link (0, or a heap address: below 2^47) in the low 48 bits, and a
+// 16-bit tag tying it to the object's address: bit 63 set (so the word is
+// never a heap address or 0, what a remote free or malloc's pop writes
+// there), and 15 bits of p ^ next keyed with lifo_key (random). A word that
+// merely looks like one (1 in 2^15 of values with bit 63 set) only costs a
+// walk of the list, which tells.
+#define LIFO_LINK_MASK (((uintptr_t)1 << 48) - 1)
 extern uint16_t lifo_cap[GM_NUM_SIZE_CLASSES];
 extern uintptr_t lifo_key;
-GM_INLINE uintptr_t lifo_check(uintptr_t p, uintptr_t next) {
-  return p ^ next ^ lifo_key;
+GM_INLINE uintptr_t lifo_word(uintptr_t p, uintptr_t next) {
+  return next | ((((p ^ next) << 45) ^ lifo_key) & ~LIFO_LINK_MASK) | (uintptr_t)1 << 63;
 }
 void lifo_init(void);
 void lifo_corrupt(uintptr_t p) __attribute__((noreturn, cold));
@@ -136,13 +147,13 @@ void *lifo_corrupt_pop(uintptr_t p) __attribute__((cold)); // never returns (tai
 void lifo_drain(mcache_t *c);                              // every listed object back to its span
 void lifo_validate(const mcache_t *c);
 
-// lifo_pop takes p, the head of list l: the check word must still tie p to
-// its link (else the object was written after free, or freed again by
-// another thread), and is cleared so that p does not look listed.
+// lifo_pop takes p, the head of list l: its word must still tie p to its
+// link (else the object was written after free, or freed again by another
+// thread), and is cleared so that p does not look listed.
 GM_INLINE void *lifo_pop(lifo_t *l, uintptr_t p) {
   uintptr_t *o = (uintptr_t *)p;
-  uintptr_t next = o[1];
-  if (unlikely(o[0] != lifo_check(p, next)))
+  uintptr_t next = o[0] & LIFO_LINK_MASK;
+  if (unlikely(o[0] != lifo_word(p, next)))
     return lifo_corrupt_pop(p); // a jump: malloc's fast path needs no frame
   o[0] = 0;
   l->head = next;

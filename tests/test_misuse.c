@@ -227,6 +227,42 @@ static void double_free_listed_last_span(void) {
   gm_free(p);
 }
 
+// The same for 8-byte objects, whose list word is their only word.
+static void double_free_listed_8(void) {
+  void *p = gm_malloc(8), *q = gm_malloc(2000);
+  gm_free(p);
+  gm_free(q);
+  gm_free(p);
+}
+
+static void write_after_free_listed_8(void) {
+  char *p = gm_malloc(8);
+  void *q = gm_malloc(2000);
+  gm_free(p);
+  gm_free(q);
+  memset(hide(p), 0x41, 8); // use after free, on purpose
+  void *r = gm_malloc(8);
+  (void)r;
+}
+
+// After frees at random over many spans, the thread stops checking its last
+// span first (free.c): a double free still meets the listed object.
+static void double_free_listed_skipping(void) {
+  enum { N = 4096 };
+  static void *v[N];
+  for (int i = 0; i < N; i++)
+    v[i] = gm_malloc(8 + (size_t)(i * 7919 % 61) * 16);
+  for (int i = 0; i < N; i++) {
+    int k = i * 2741 % N;
+    gm_free(v[k]);
+    v[k] = gm_malloc(8 + (size_t)(k * 31 % 61) * 16);
+  }
+  void *p = v[0];
+  gm_free(p);
+  gm_free(v[N / 2]);
+  gm_free(p);
+}
+
 // A listed object written after free: malloc finds out when it pops it,
 // before handing it out.
 static void write_after_free_listed(void) {
@@ -428,6 +464,10 @@ int main(void) {
   expect_fault("double free, listed, found from last span", double_free_listed_last_span,
                "double free");
   expect_fault("write after free, listed", write_after_free_listed, "written after free");
+  expect_fault("double free, listed, 8 B", double_free_listed_8, "double free");
+  expect_fault("write after free, listed, 8 B", write_after_free_listed_8, "written after free");
+  expect_fault("double free, listed, last span skipped", double_free_listed_skipping,
+               "double free");
   expect_fault("double free, listed, then remote", double_free_listed_remote,
                "freed again by another thread");
   expect_fault("double free, listed, then remote, release", double_free_listed_remote_release,

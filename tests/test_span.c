@@ -109,8 +109,45 @@ static void model_test(uint8_t sc, int steps) {
   }
 }
 
+// gm_free's last-span modes (free.c): a loop freeing what it just allocated
+// keeps checking the last span; frees at random over many classes stop
+// checking it (ls_score < 0); the loop brings checking back. Objects come
+// from the public malloc (they share spans with the process's own).
+static void last_span_modes(void) {
+  if (GM_SECURE) {
+    test_skip("gm_free's last-span modes", "the hardened build frees through its own front end");
+    return;
+  }
+  enum { N = 4096 };
+  static void *v[N];
+  mcache_t *c = gm_tls_mcache;
+  for (int i = 0; i < 10000; i++)
+    pub_free(pub_malloc(32));
+  bool loop_checks = c->ls_score >= 0 && c->last_span != &span_empty;
+  for (int i = 0; i < N; i++)
+    v[i] = pub_malloc(8 + (size_t)(i * 7919 % 61) * 16);
+  for (int r = 0; r < 4; r++)
+    for (int i = 0; i < N; i++) {
+      int k = (int)(next_rand() % N);
+      pub_free(v[k]);
+      v[k] = pub_malloc(8 + (size_t)(next_rand() % 61) * 16);
+    }
+  bool random_skips = c->ls_score < 0 && c->last_span == &span_empty;
+  for (int i = 0; i < 10000; i++)
+    pub_free(pub_malloc(32));
+  bool loop_again = c->ls_score >= 0;
+  for (int i = 0; i < N; i++)
+    pub_free(v[i]);
+  CHECKF(loop_checks && random_skips && loop_again,
+         "last span: loop checks it %d, random frees skip it %d, loop again checks it %d",
+         loop_checks, random_skips, loop_again);
+  report("gm_free's last span: checked in loops, skipped under random frees",
+         loop_checks && random_skips && loop_again);
+}
+
 int main(void) {
   gm_free(gm_malloc(1)); // initialise
+  last_span_modes();
   // Every class drains to exactly nelems distinct objects.
   for (uint8_t sc = 1; sc < GM_NUM_SIZE_CLASSES; sc++) {
     mspan_t *s = mcentral_cache_span(sc);
