@@ -225,7 +225,7 @@ GM_INLINE void lifo_push(lifo_t *l, uintptr_t p, uint64_t st) {
 // gm_release_memory). Each was counted as freed when it was listed; the
 // class's nmalloc gives back what the list count no longer subtracts.
 void lifo_drain(mcache_t *c) {
-  c->last_span = c->ls_shadow = &span_empty;
+  c->last_span = &span_empty;
   for (int i = 1; i < GM_NUM_SIZE_CLASSES; i++) {
     lifo_t *l = &c->cls[i].lifo;
     uintptr_t p = l->head;
@@ -365,43 +365,40 @@ GM_INLINE void free_owned_bitmap(void *ptr, mspan_t *s, mcache_t *c, uintptr_t o
 // is worth it while frees come in runs into one span (a loop freeing what it
 // just allocated) and costs a mispredicted branch per free when they do not
 // (frees at random over many classes, half of them missing: glibc's
-// bench-malloc-thread). ls_score tracks which case holds:
-//   checking (>= 0)  last_span is the span last freed into; each miss costs
-//                    a point (hits, on the fast path, are not counted).
-//   skipping (< 0)   last_span is &span_empty, so gm_free's branch always
-//                    goes here, predictably; ls_shadow is what last_span
-//                    would be; a free it would have caught gains a point, one
-//                    it would have missed loses two.
-// Checking turns to skipping after LS_MAX misses; skipping turns back once
-// would-be hits make up LS_ENTRY points (a hit rate over two thirds: below,
-// a miss's mispredicted branch plus the arena-map walk cost more than the
-// walk alone on every free). A thread's frees go to its list or its bitmap
-// either way.
-#define LS_ENTRY 16 // skipping starts at -LS_ENTRY
+// bench-malloc-thread). Which case holds is decided here, on misses only:
+//   checking  last_span is the span last freed into. At each miss, the frees
+//             into its class's bitmap since it became the last span (its
+//             hits, mostly: the class's nfree, against ls_mark) score
+//             run - 2, so the score grows while the hit rate is above two
+//             thirds (below, a miss's mispredicted branch plus the walk of
+//             the arena map cost more than the walk alone on every free);
+//             when it falls below zero, the thread skips.
+//   skipping  last_span is &span_empty, so gm_free's branch always comes
+//             here, predictably, for LS_SKIP frees; then checking resumes
+//             at score 0 (a random load goes back to skipping at its next
+//             miss or two).
+// A thread's frees go to its list or its bitmap either way.
+#define LS_SKIP 1024
 
-// free_lookup_span: s (owned by c, p inside it) becomes the last span, in
-// either mode.
-GM_INLINE void free_lookup_span(mcache_t *c, mspan_t *s, uintptr_t p) {
-  int32_t score = c->ls_score;
-  if (score >= 0) {
-    if (--score < 0) {
-      c->last_span = &span_empty;
-      score = -LS_ENTRY;
-    } else {
-      c->last_span = s;
-    }
+// free_lookup_span: s (owned by c, p inside it) was not the last span.
+GM_INLINE void free_lookup_span(mcache_t *c, mspan_t *s) {
+  if (c->ls_skip != 0) {
+    if (--c->ls_skip != 0)
+      return;
+    c->ls_score = 0;
   } else {
-    const mspan_t *sh = c->ls_shadow;
-    int32_t hit = p - sh->base < sh->limit; // (arithmetic: a branch here would mispredict)
-    score += 3 * hit - 2;
-    score = score < -LS_MAX ? -LS_MAX : score;
-    if (score >= 0) {
-      c->last_span = s;
-      score = LS_MAX;
+    uint64_t n = relaxed_load(&c->cls[c->last_span->sizeclass].nfree);
+    uint64_t run = n >= c->ls_mark ? n - c->ls_mark : 0;
+    int32_t score = c->ls_score + (int32_t)(run < LS_MAX ? run : LS_MAX) - 2;
+    if (score < 0) {
+      c->ls_skip = LS_SKIP;
+      c->last_span = &span_empty;
+      return;
     }
+    c->ls_score = score < LS_MAX ? score : LS_MAX;
   }
-  c->ls_shadow = s;
-  c->ls_score = score;
+  c->last_span = s;
+  c->ls_mark = relaxed_load(&c->cls[s->sizeclass].nfree);
 }
 
 // free_lookup: the object is not in c's last span. Find its span through the
@@ -418,7 +415,7 @@ GM_NOINLINE void free_lookup(void *ptr, mcache_t *c) {
     free_local_slow(ptr, s, c);
     return;
   }
-  free_lookup_span(c, s, p);
+  free_lookup_span(c, s);
   free_owned_fast(ptr, s, c, off);
 }
 

@@ -51,8 +51,8 @@ _Static_assert(GM_NUM_SIZE_CLASSES == 68, "mcache_empty initialiser");
 #define C4 C1, C1, C1, C1
 #define C16 C4, C4, C4, C4
 #define C68 C16, C16, C16, C16, C4
-mcache_t mcache_empty = {.last_span = E1, .ls_shadow = E1, .cls = {C68}, .gcalloc = {E68, E68}};
-mcache_t mcache_shared = {.last_span = E1, .ls_shadow = E1, .cls = {C68}, .gcalloc = {E68, E68}};
+mcache_t mcache_empty = {.last_span = E1, .cls = {C68}, .gcalloc = {E68, E68}};
+mcache_t mcache_shared = {.last_span = E1, .cls = {C68}, .gcalloc = {E68, E68}};
 __thread mcache_t *gm_tls_mcache __attribute__((tls_model("initial-exec"))) = &mcache_empty;
 
 static gm_mutex_t registry_lock = GM_MUTEX_INIT(RANK_REGISTRY);
@@ -131,8 +131,6 @@ static void mcache_file(mcache_t *c, mspan_t *s) {
     if (s->nfree == s->nelems && !(x & XF_NOTED)) {
       if (c->last_span == s)
         c->last_span = &span_empty;
-      if (c->ls_shadow == s)
-        c->ls_shadow = &span_empty;
 #if GM_SECURE
       if (c->sec_alloced_span == s) // (checked only in a span c owns)
         c->sec_alloced = 0;
@@ -256,7 +254,7 @@ void mcache_flush_pending(mcache_t *c, uint8_t sizeclass) {
 // notification stack can only hold stale entries: it is dropped unread.
 void mcache_release_all(mcache_t *c) {
   lifo_drain(c);
-  c->last_span = c->ls_shadow = &span_empty;
+  c->last_span = &span_empty;
 #if GM_SECURE
   c->sec_alloced = 0; // (checked only in a span c owns)
 #endif
@@ -351,8 +349,9 @@ static mcache_t *mcache_new(void) {
   mcache_t *c = fixalloc_alloc(&mcache_alloc);
   if (c == NULL)
     return NULL;
-  c->last_span = c->ls_shadow = &span_empty;
+  c->last_span = &span_empty;
   c->ls_score = LS_MAX;
+  c->ls_skip = 0;
   for (int i = 0; i < GM_NUM_SIZE_CLASSES; i++) {
     c->cls[i].alloc = &span_empty;
     c->cls[i].lifo.head = 0;

@@ -33,7 +33,7 @@ typedef struct lifo {
 #define SEC_QUARANTINE 64 // hardened build: freed small objects held back per thread
 #define SEC_RECENT 2      // hardened build: recent frees checked at every allocation
 #define LIFO_PUSH ((uint64_t)1 << 16)
-#define LS_MAX 64 // bound of mcache.ls_score (free.c: gm_free's last-span modes)
+#define LS_MAX 64 // bound of mcache.ls_score (free.c: the last span's modes)
 #define LIFO_ROOM(st) ((uint16_t)(st))
 #define LIFO_PUSHES(st) ((st) >> 16)
 
@@ -62,12 +62,13 @@ struct mcache {
   // last_span: the small span this thread last freed into through the arena
   // map, always one it owns (&span_empty when none); gm_free checks it first.
   // Reset whenever the thread gives a span away (owner only). While its frees
-  // mostly miss it (ls_score < 0, free.c), it stays &span_empty, so gm_free
-  // goes to the arena map without a mispredicted branch, and ls_shadow holds
-  // the span it would have been. Owner only.
+  // mostly miss it, it stays &span_empty for ls_skip frees, so gm_free goes
+  // to the arena map without a mispredicted branch (free.c: the last span's
+  // modes; ls_score and ls_mark are theirs). Owner only.
   mspan_t *last_span;
-  mspan_t *ls_shadow;
+  uint64_t ls_mark;
   int32_t ls_score;
+  uint32_t ls_skip;
   // GC spans cached by span class (&span_empty when none), the current tiny
   // block (0: none) and its first free byte, and GC bytes handed to windows
   // not yet added to gc_heap_live. Owner only, inside critical sections but

@@ -111,7 +111,7 @@ static void model_test(uint8_t sc, int steps) {
 
 // gm_free's last-span modes (free.c): a loop freeing what it just allocated
 // keeps checking the last span; frees at random over many classes stop
-// checking it (ls_score < 0); the loop brings checking back. Objects come
+// checking it (ls_skip > 0); the loop brings checking back. Objects come
 // from the public malloc (they share spans with the process's own).
 static void last_span_modes(void) {
   if (GM_SECURE) {
@@ -123,24 +123,28 @@ static void last_span_modes(void) {
   mcache_t *c = gm_tls_mcache;
   for (int i = 0; i < 10000; i++)
     pub_free(pub_malloc(32));
-  bool loop_checks = c->ls_score >= 0 && c->last_span != &span_empty;
+  bool loop_checks = c->ls_skip == 0 && c->last_span != &span_empty;
   for (int i = 0; i < N; i++)
     v[i] = pub_malloc(8 + (size_t)(i * 7919 % 61) * 16);
+  long frees = 0, skipped = 0;
   for (int r = 0; r < 4; r++)
     for (int i = 0; i < N; i++) {
       int k = (int)(next_rand() % N);
       pub_free(v[k]);
+      frees++;
+      skipped += c->ls_skip > 0 && c->last_span == &span_empty;
       v[k] = pub_malloc(8 + (size_t)(next_rand() % 61) * 16);
     }
-  bool random_skips = c->ls_score < 0 && c->last_span == &span_empty;
+  bool random_skips = skipped > frees * 9 / 10;
   for (int i = 0; i < 10000; i++)
     pub_free(pub_malloc(32));
-  bool loop_again = c->ls_score >= 0;
+  bool loop_again = c->ls_skip == 0 && c->last_span != &span_empty;
   for (int i = 0; i < N; i++)
     pub_free(v[i]);
   CHECKF(loop_checks && random_skips && loop_again,
-         "last span: loop checks it %d, random frees skip it %d, loop again checks it %d",
-         loop_checks, random_skips, loop_again);
+         "last span: loop checks it %d, random frees skip it %ld of %ld times, loop again "
+         "checks it %d",
+         loop_checks, skipped, frees, loop_again);
   report("gm_free's last span: checked in loops, skipped under random frees",
          loop_checks && random_skips && loop_again);
 }
