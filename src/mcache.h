@@ -133,14 +133,16 @@ void *mcache_refill_alloc(mcache_t *c, uint8_t sizeclass);
 // the link (0, or a heap address: below 2^47) in the low 48 bits, and a
 // 16-bit tag tying it to the object's address: bit 63 set (so the word is
 // never a heap address or 0, what a remote free or malloc's pop writes
-// there), and 15 bits of p ^ next keyed with lifo_key (random). A word that
-// merely looks like one (1 in 2^15 of values with bit 63 set) only costs a
-// walk of the list, which tells.
+// there), and 15 bits of p ^ next keyed with lifo_tag_key (lifo_key's top
+// 16 bits; lifo_key is random). A word that merely looks like one (1 in 2^15
+// of values with bit 63 set) only costs a walk of the list, which tells. (p
+// and a real link are 8-aligned, so the shifted p ^ next leaves the link's
+// bits clear: no mask needed.)
 #define LIFO_LINK_MASK (((uintptr_t)1 << 48) - 1)
 extern uint16_t lifo_cap[GM_NUM_SIZE_CLASSES];
-extern uintptr_t lifo_key;
+extern uintptr_t lifo_key, lifo_tag_key;
 GM_INLINE uintptr_t lifo_word(uintptr_t p, uintptr_t next) {
-  return next | ((((p ^ next) << 45) ^ lifo_key) & ~LIFO_LINK_MASK) | (uintptr_t)1 << 63;
+  return next | (((p ^ next) << 45) ^ lifo_tag_key) | (uintptr_t)1 << 63;
 }
 void lifo_init(void);
 void lifo_corrupt(uintptr_t p) __attribute__((noreturn, cold));
