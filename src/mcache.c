@@ -350,6 +350,7 @@ static mcache_t *mcache_new(void) {
   if (c == NULL)
     return NULL;
   c->last_span = &span_empty;
+  c->ls_cls = &c->cls[0];
   c->ls_mark = 0;
   c->ls_score = LS_MAX;
   c->ls_skip = 0;

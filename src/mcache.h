@@ -66,6 +66,7 @@ struct mcache {
   // to the arena map without a mispredicted branch (free.c: the last span's
   // modes; ls_score and ls_mark are theirs). Owner only.
   mspan_t *last_span;
+  mclass_t *ls_cls; // &cls[last_span->sizeclass] (stale while last_span is &span_empty)
   uint64_t ls_mark;
   int32_t ls_score;
   uint32_t ls_skip;
@@ -160,7 +161,7 @@ GM_INLINE void *lifo_pop(lifo_t *l, uintptr_t p) {
     return lifo_corrupt_pop(p); // a jump: malloc's fast path needs no frame
   o[0] = 0;
   l->head = next;
-  relaxed_store(&l->state, relaxed_load(&l->state) + 1);
+  owner_inc(&l->state);
   return (void *)p;
 }
 mcache_t *mcache_for_thread(void); // creates the thread's cache if needed

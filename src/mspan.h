@@ -136,6 +136,18 @@ GM_INLINE uint16_t span_object_index(const mspan_t *s, uintptr_t p) {
     span_bad_object(p);
   return (uint16_t)idx;
 }
+// span_div: off * divmul for an offset off < limit of small span s. Its
+// high half is the object's index, off / elemsize. Its low half is below
+// divmul exactly when off is a multiple of elemsize (an object's start): for
+// off = q * elemsize + r, elemsize * divmul = 2^32 + e with e < elemsize, so
+// the low half is q * e + r * divmul, which the size classes keep below 2^32
+// (test_span checks every offset of every class). So free's object-start
+// test is one compare with the product it already has.
+GM_INLINE uint64_t span_div(const mspan_t *s, uintptr_t off) {
+  return (uint64_t)off * s->divmul;
+}
+#define SPAN_DIV_INDEX(d) ((uint32_t)((d) >> 32))
+#define SPAN_DIV_EXACT(s, d) ((uint32_t)(d) < (s)->divmul)
 // span_allocated: is object idx of small span s allocated? Its bit is set
 // and it is not a free slot of the window (still in alloc_cache).
 GM_INLINE bool span_allocated(const mspan_t *s, uint16_t idx) {

@@ -149,9 +149,27 @@ static void last_span_modes(void) {
          loop_checks && random_skips && loop_again);
 }
 
+// span_div's object-start test (mspan.h) against division, for every
+// offset below every class's limit: free trusts it to catch interior
+// pointers.
+static void span_div_exact(void) {
+  for (uint8_t sc = 1; sc < GM_NUM_SIZE_CLASSES; sc++) {
+    mspan_t *s = mcentral_cache_span(sc);
+    unsigned bad = 0;
+    for (uintptr_t off = 0; off < s->limit; off++) {
+      uint64_t d = span_div(s, off);
+      bad += SPAN_DIV_INDEX(d) != off / s->elemsize;
+      bad += SPAN_DIV_EXACT(s, d) != (off % s->elemsize == 0);
+    }
+    CHECKF(bad == 0, "class %u: %u offsets misjudged", sc, bad);
+    mcentral_uncache_span(s);
+  }
+}
+
 int main(void) {
   gm_free(gm_malloc(1)); // initialise
   last_span_modes();
+  span_div_exact();
   // Every class drains to exactly nelems distinct objects.
   for (uint8_t sc = 1; sc < GM_NUM_SIZE_CLASSES; sc++) {
     mspan_t *s = mcentral_cache_span(sc);
