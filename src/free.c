@@ -308,19 +308,24 @@ GM_NOINLINE void free_to_bitmap(mspan_t *s, mcache_t *c, uintptr_t p, unsigned w
 GM_INLINE void free_owned_fast(void *ptr, mspan_t *s, mcache_t *c, uintptr_t off) {
   uintptr_t p = (uintptr_t)ptr;
   uint64_t d = span_div(s, off);
-  uint32_t idx = SPAN_DIV_INDEX(d);
-  uint64_t bit = 1ULL << (idx & 63);
-  unsigned w = idx >> 6;
-  uint8_t sc = s->sizeclass;
-  const mspan_t *cur = c->cls[sc].alloc;
-  uint64_t in_window =
-      (uint64_t)((s == cur) & (w == cur->window)) & (cur->alloc_cache >> (idx & 63));
-  if (unlikely(!SPAN_DIV_EXACT(s, d) | !(s->alloc_bits[w] & bit) | in_window)) {
+  if (unlikely(!SPAN_DIV_EXACT(s, d))) {
     free_local_slow(ptr, s, c);
     return;
   }
-  lifo_t *l = &c->cls[sc].lifo;
-  uint64_t st = relaxed_load(&l->state);
+  uint32_t idx = SPAN_DIV_INDEX(d);
+  uint64_t bit = 1ULL << (idx & 63);
+  unsigned w = idx >> 6;
+  mclass_t *k = &c->cls[s->sizeclass];
+  // Allocated: bit set, and not a free slot of the window (only the class's
+  // current span has one).
+  uint64_t allocated = s->alloc_bits[w];
+  if (s == k->alloc && w == s->window)
+    allocated &= ~s->alloc_cache;
+  if (unlikely(!(allocated & bit))) {
+    free_local_slow(ptr, s, c);
+    return;
+  }
+  uint64_t st = relaxed_load(&k->lifo.state);
   if (unlikely(LIFO_ROOM(st) == 0)) {
     free_to_bitmap(s, c, p, w, bit);
     return;
@@ -329,7 +334,7 @@ GM_INLINE void free_owned_fast(void *ptr, mspan_t *s, mcache_t *c, uintptr_t off
     free_local_slow(ptr, s, c);
     return;
   }
-  lifo_push(l, p, st);
+  lifo_push(&k->lifo, p, st);
 }
 
 // free_owned_bitmap frees object p at offset off (< s->limit) of span s,
