@@ -317,11 +317,12 @@ GM_INLINE void free_owned_fast(void *ptr, mspan_t *s, mcache_t *c, uintptr_t off
   unsigned w = idx >> 6;
   mclass_t *k = &c->cls[s->sizeclass];
   // Allocated: bit set, and not a free slot of the window (only the class's
-  // current span has one).
-  uint64_t allocated = s->alloc_bits[w];
-  if (s == k->alloc && w == s->window)
-    allocated &= ~s->alloc_cache;
-  if (unlikely(!(allocated & bit))) {
+  // current span has one). Without a branch: whether s is the current span
+  // is random when frees are.
+  const mspan_t *cur = k->alloc;
+  uint64_t in_window =
+      (uint64_t)((s == cur) & (w == cur->window)) & (cur->alloc_cache >> (idx & 63));
+  if (unlikely(((s->alloc_bits[w] & bit) == 0) | in_window)) {
     free_local_slow(ptr, s, c);
     return;
   }
