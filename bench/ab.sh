@@ -33,10 +33,12 @@ for l in "$OLD" "$NEW"; do
   [ -e "$(dirname "$l")/libgomem.so.0" ] || GC=0
 done
 [ $GC = 1 ] || echo "(no libgomem.so.0 beside both libraries: the malloc workloads only)"
+# Its own build directory: the GC workloads are linked with a RUNPATH to
+# NEW's directory, and bench/run.sh must not take them for its own.
 OUT=${BENCH_OUT:-$BENCH/out}/ab
-BIN=${BENCH_OUT:-$BENCH/out}/bin
+BIN=$OUT/bin
 mkdir -p "$OUT"
-make -s -C "$BENCH" OUT="$(dirname "$OUT")" GOMEM_ROOT="$ROOT" GOMEM_LIB="$NEW" GC_VARIANTS=gomem >/dev/null
+make -s -C "$BENCH" OUT="$OUT" GOMEM_ROOT="$ROOT" GOMEM_LIB="$NEW" GC_VARIANTS=gomem >/dev/null
 
 # run_one LIB WORKLOAD GROUP ARGS... : prints "metric direction rss_kb"
 run_one() {
