@@ -388,29 +388,20 @@ GM_INLINE void free_owned_bitmap(void *ptr, mspan_t *s, mcache_t *c, uintptr_t o
 //             the arena map cost more than the walk alone on every free);
 //             when it falls below zero, the thread skips.
 //   skipping  last_span is &span_empty, so gm_free's branch always comes
-//             here, predictably, for LS_SKIP frees, or until LS_RESUME
-//             frees in a row fall into one span (ls_prev, ls_same: a burst
-//             of scattered frees, such as a list of objects from two spans
-//             freed in turn, is over); then checking resumes at score 0 (a
-//             random load goes back to skipping at its next miss or two).
+//             here, predictably, for LS_SKIP frees; then checking resumes
+//             at score 0 (a random load goes back to skipping at its next
+//             miss or two).
 // A thread's frees go to its list or its bitmap either way.
 #define LS_SKIP 1024
-#define LS_RESUME 8
 
 // free_lookup_span: s (owned by c, p inside it) was not the last span.
 GM_INLINE void free_lookup_span(mcache_t *c, mspan_t *s) {
   if (c->ls_skip != 0) {
-    if (s != c->ls_prev) {
-      c->ls_prev = s;
-      c->ls_same = 0;
-    } else if (++c->ls_same >= LS_RESUME) {
-      c->ls_skip = 1;
-    }
     if (--c->ls_skip != 0)
       return;
     c->ls_score = 0;
   } else {
-    uint64_t n = relaxed_load(&c->ls_cls->nfree);
+    uint64_t n = relaxed_load(&c->cls[c->last_span->sizeclass].nfree);
     uint64_t run = n >= c->ls_mark ? n - c->ls_mark : 0;
     int32_t score = c->ls_score + (int32_t)(run < LS_MAX ? run : LS_MAX) - 2;
     if (score < 0) {

@@ -354,8 +354,6 @@ static mcache_t *mcache_new(void) {
   c->ls_mark = 0;
   c->ls_score = LS_MAX;
   c->ls_skip = 0;
-  c->ls_prev = NULL;
-  c->ls_same = 0;
   for (int i = 0; i < GM_NUM_SIZE_CLASSES; i++) {
     c->cls[i].alloc = &span_empty;
     c->cls[i].lifo.head = 0;

@@ -70,9 +70,6 @@ struct mcache {
   uint64_t ls_mark;
   int32_t ls_score;
   uint32_t ls_skip;
-  mspan_t *ls_prev; // while skipping: the span of the last free, and how
-  uint32_t ls_same; // many frees in a row fell into it since
-
   // GC spans cached by span class (&span_empty when none), the current tiny
   // block (0: none) and its first free byte, and GC bytes handed to windows
   // not yet added to gc_heap_live. Owner only, inside critical sections but

@@ -111,8 +111,7 @@ static void model_test(uint8_t sc, int steps) {
 
 // gm_free's last-span modes (free.c): a loop freeing what it just allocated
 // keeps checking the last span; frees at random over many classes stop
-// checking it (ls_skip > 0); a run of frees into one span, and then the
-// loop, bring checking back. Objects come
+// checking it (ls_skip > 0); the loop brings checking back. Objects come
 // from the public malloc (they share spans with the process's own).
 static void last_span_modes(void) {
   if (GM_SECURE) {
@@ -137,22 +136,6 @@ static void last_span_modes(void) {
       v[k] = pub_malloc(8 + (size_t)(next_rand() % 61) * 16);
     }
   bool random_skips = skipped > frees * 9 / 10;
-  // Still skipping: frees in a row into one span bring checking back after
-  // a few (LS_RESUME), not after the whole skip.
-  enum { R = 48 };
-  void *run[R];
-  for (int i = 0; i < R; i++)
-    run[i] = pub_malloc(48);
-  bool was_skipping = c->ls_skip > 0;
-  int resumed_after = -1;
-  for (int i = 0; i < R; i++) {
-    pub_free(run[i]);
-    if (resumed_after < 0 && c->last_span != &span_empty)
-      resumed_after = i + 1;
-  }
-  CHECKF(was_skipping && resumed_after > 0 && resumed_after <= 16,
-         "a run of frees in one span resumed checking after %d frees (skipping before: %d)",
-         resumed_after, was_skipping);
   for (int i = 0; i < 10000; i++)
     pub_free(pub_malloc(32));
   bool loop_again = c->ls_skip == 0 && c->last_span != &span_empty;
