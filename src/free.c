@@ -401,7 +401,7 @@ GM_INLINE void free_lookup_span(mcache_t *c, mspan_t *s) {
       return;
     c->ls_score = 0;
   } else {
-    uint64_t n = relaxed_load(&c->cls[c->last_span->sizeclass].nfree);
+    uint64_t n = relaxed_load(&c->ls_cls->nfree);
     uint64_t run = n >= c->ls_mark ? n - c->ls_mark : 0;
     int32_t score = c->ls_score + (int32_t)(run < LS_MAX ? run : LS_MAX) - 2;
     if (score < 0) {

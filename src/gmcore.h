@@ -77,9 +77,10 @@ void *gm_libc_memcpy(void *dst, const void *src, size_t n, size_t dstlen) __asm_
 // x86-64 one unlocked add to memory, whose aligned 8-byte store other threads
 // see whole (the old value or the new), as the relaxed pair would give; two
 // instructions fewer. Elsewhere, and under TSan (which must see the access),
-// relaxed_add.
+// relaxed_add. (volatile: the count is read only by other threads, so the
+// compiler must not drop the add as unused.)
 #if defined(__x86_64__) && !defined(__SANITIZE_THREAD__)
-#define owner_inc(p) __asm__("addq $1, %0" : "+m"(*(uint64_t *)(p)))
+#define owner_inc(p) __asm__ volatile("addq $1, %0" : "+m"(*(uint64_t *)(p)))
 #else
 #define owner_inc(p) relaxed_add((p), 1)
 #endif
