@@ -7,12 +7,18 @@
 // GOGC comes from GOMEM_GOGC or gm_set_gc_percent; -1 turns pacing off.
 // A stop-the-world cycle starts at the goal (gc_trigger = goal). A cycle
 // that marks beside the program starts earlier, so that marking ends as the
-// heap reaches the goal: the runway is what the program allocated during
-// the last such mark, scaled up by the share of its scan work the assists
-// did (the background marker alone would have taken that much longer), plus
-// a tenth (Go estimates it from its cons/mark ratio), kept between 5% and
-// 95% of the distance from live to goal (30% before the first concurrent
-// cycle).
+// heap reaches the goal. The runway is the larger of two estimates of what
+// the program will allocate while the background marker works alone (the
+// last mark's time, scaled up by the share of its scan work the assists did):
+// what it allocated during the last mark, so scaled, and its allocation
+// rate between the last cycle's end and this one's first stop times that
+// time (a mark that ran while the program faulted fresh pages in saw a
+// fraction of its usual rate: on gclatency the bytes alone gave the next
+// cycle 146 MB of runway where its rate asked for about 250, and assists
+// took 15-20 ms of 1 ms iterations). Plus a tenth, and no less than
+// the previous cycle's (Go keeps the largest of its last cons/mark ratios),
+// kept between 5% and 95% of the distance from live to goal (30% before the
+// first concurrent cycle).
 //
 // Assists (Go's gcAssistAlloc): while marking runs beside the program, the
 // scan work done (gc_scan_done: the background marker's and the assists')
@@ -58,7 +64,21 @@ static _Atomic int gc_percent = 100;
 static _Atomic uint64_t heap_marked; // bytes live after the last mark
 static bool pacer_conc;              // cycles mark beside the program (gc_lock)
 static bool conc_seen;               // a concurrent cycle ran (gc_lock)
-static _Atomic uint64_t conc_runway; // its mark's allocation + 10% (gc_lock writes)
+static _Atomic uint64_t conc_runway; // the runway for the next cycle (gc_lock writes)
+static uint64_t runway_prev;         // the last cycle's own estimate (gc_lock)
+static uint64_t mark_t0;             // when marking began (gc_lock)
+static double idle_rate;             // bytes per ns allocated before it (gc_lock)
+static _Atomic uint64_t mark_alone_ns; // its marker's time alone (gc_lock writes)
+// Between cycles gc_due estimates the runway again from the rate since the
+// last cycle's end, each time the heap grows by a 64th of the distance from
+// live to goal past the earliest trigger (rate_check). A cycle due by rate
+// sets rate_due to goal_gen, the goal's generation it was computed for: a
+// new goal (set_goal) makes it stale, so a late store cannot start a cycle
+// for an old goal. rate_gen is the generation whose goal may be reached by
+// rate (UINT64_MAX: none, as with stop-the-world cycles); a stale rate_check
+// costs a clock read at most.
+static _Atomic uint64_t rate_check = UINT64_MAX, goal_gen, rate_due = UINT64_MAX,
+                        rate_gen = UINT64_MAX;
 static _Atomic uint64_t scan_estimate; // bytes the last mark scanned (gc_lock writes)
 static _Atomic uint64_t assist_ns, assist_scanned; // totals
 static _Atomic uint64_t mark_live0, mark_room0;      // at the first stop (gc_lock writes)
@@ -97,9 +117,38 @@ static uint64_t trigger_for(uint64_t live, uint64_t goal) {
 }
 
 static void set_goal(uint64_t live, int percent) {
-  uint64_t goal = goal_for(live, percent);
+  uint64_t goal = goal_for(live, percent), trigger = trigger_for(live, goal);
+  uint64_t gen = relaxed_load(&goal_gen) + 1; // (set_goal runs under gc_lock)
   relaxed_store(&gc_goal, goal);
-  relaxed_store(&gc_trigger, trigger_for(live, goal));
+  relaxed_store(&gc_trigger, trigger);
+  uint64_t span = goal > live ? goal - live : 0, earliest = goal - span / 20 * 19;
+  bool check = pacer_conc && conc_seen && goal != UINT64_MAX && earliest < trigger;
+  relaxed_store(&rate_gen, check ? gen : UINT64_MAX);
+  relaxed_store(&rate_check, check ? earliest : UINT64_MAX);
+  atomic_store_explicit(&goal_gen, gen, memory_order_release); // after the goal it numbers
+}
+
+// due_by_rate: live (at least rate_check) is close enough to the goal that,
+// at the program's allocation rate since the last cycle ended, the
+// background marker alone would finish as the heap reaches the goal (see
+// the top of the file); checked again after the next 64th of the distance.
+static bool due_by_rate(uint64_t live) {
+  uint64_t gen = atomic_load_explicit(&goal_gen, memory_order_acquire);
+  uint64_t goal = relaxed_load(&gc_goal); // gen's goal or a newer one
+  uint64_t marked = relaxed_load(&heap_marked), end = relaxed_load(&last_end_ns);
+  uint64_t span = goal > marked ? goal - marked : 0;
+  relaxed_store(&rate_check, live + (span / 64 > 0 ? span / 64 : 1));
+  if (relaxed_load(&rate_gen) != gen)
+    return false;
+  uint64_t now = os_nanotime();
+  if (end == 0 || now <= end || live <= marked || live >= goal)
+    return false;
+  double rate = (double)(live - marked) / (double)(now - end);
+  double runway = rate * (double)relaxed_load(&mark_alone_ns) * 1.1;
+  if ((double)(goal - live) > runway)
+    return false;
+  relaxed_store(&rate_due, gen);
+  return true;
 }
 
 // limit_goal: the GC heap size that would take the memory gomem holds to
@@ -132,6 +181,9 @@ int gc_due(void) {
   uint64_t live = relaxed_load(&gc_heap_live);
   if (live >= relaxed_load(&gc_trigger) && relaxed_load(&gc_percent) >= 0)
     return 1;
+  if (relaxed_load(&rate_due) == atomic_load(&goal_gen) ||
+      (live >= relaxed_load(&rate_check) && due_by_rate(live)))
+    return 1;
   if (live < relaxed_load(&gc_limit_trigger))
     return 0;
   uint64_t fill = relaxed_load(&limiter_fill), ran = os_nanotime() - relaxed_load(&last_end_ns);
@@ -160,8 +212,13 @@ uint64_t pacer_mark_done(uint64_t marked, uint64_t scanned, uint64_t grew, bool 
     conc_seen = true;
     uint64_t assisted = relaxed_load(&mark_assisted);
     double share = scanned > assisted ? (double)(scanned - assisted) / (double)scanned : 0;
-    double runway = (double)grew / (share > 0.25 ? share : 0.25) * 1.1;
-    relaxed_store(&conc_runway, (uint64_t)runway);
+    double alone = 1 / (share > 0.25 ? share : 0.25); // the background marker's time, relative
+    uint64_t now = os_nanotime(), mark_ns = now > mark_t0 ? now - mark_t0 : 0;
+    double by_bytes = (double)grew * alone, by_rate = idle_rate * (double)mark_ns * alone;
+    uint64_t runway = (uint64_t)((by_bytes > by_rate ? by_bytes : by_rate) * 1.1);
+    relaxed_store(&mark_alone_ns, (uint64_t)((double)mark_ns * alone));
+    relaxed_store(&conc_runway, runway > runway_prev ? runway : runway_prev);
+    runway_prev = runway;
   }
   set_goal(marked, relaxed_load(&gc_percent));
   relaxed_store(&gc_limit_trigger, limit_goal());
@@ -182,6 +239,11 @@ void pacer_cycle_done(uint64_t end, uint64_t pause) {
 void pacer_mark_begin(void) {
   uint64_t goal = relaxed_load(&gc_goal), live = relaxed_load(&gc_heap_live);
   uint64_t hard = goal + goal / 10, room = hard > live ? hard - live : 0;
+  uint64_t now = os_nanotime(), end = relaxed_load(&last_end_ns);
+  uint64_t marked = relaxed_load(&heap_marked);
+  bool ran = end != 0 && now > end && live > marked;
+  idle_rate = ran ? (double)(live - marked) / (double)(now - end) : 0;
+  mark_t0 = now;
   relaxed_store(&mark_live0, live);
   relaxed_store(&mark_assisted, 0);
   relaxed_store(&mark_room0, room > ((uint64_t)1 << 20) ? room : (uint64_t)1 << 20);

@@ -10,6 +10,13 @@
 //     (gm_stats assist_total_ns and assist_scanned grow); the heap it sees
 //     (gc_heap_alloc, sampled every 2 MiB) stays under twice the goal, where
 //     a thread waits for the cycle to end.
+//   - the runway by rate: after two cycles that marked (slowly: 2 us per
+//     object) while the program allocated 64 KiB every 10 ms, it allocates
+//     as fast as it can; the next cycle starts in the first half of the way
+//     from live to goal (gc_due re-estimates the runway from the rate since
+//     the last cycle ended), where the bytes the slow cycles saw allocated
+//     (under 2 MiB of an 8 MiB distance) would have started it near the
+//     goal.
 //   - the statistics of a concurrent cycle: gc_concurrent is 1, and the
 //     first stop, the marking and the last stop each have a length.
 //   - the forced fallback (GOMEM_WTRACK=0, as where the kernel refuses):
@@ -22,6 +29,7 @@
 #include <time.h>
 
 #include "mgcmark.h"
+#include "mgcpacer.h"
 #include "test.h"
 #include "test_gc.h"
 
@@ -87,6 +95,46 @@ static void slow_scan(uintptr_t entry) {
   while ((t.tv_sec - t0.tv_sec) * 1000000000L + (t.tv_nsec - t0.tv_nsec) < 2000);
 }
 
+static void garbage_64k(void) {
+  for (int i = 0; i < 1024; i++)
+    *(volatile char *)gm_alloc_noscan(64) = 1;
+}
+
+static void test_rate(void) {
+  size_t n;
+  g_table = make_table(8 * MiB, &n);
+  collect();
+  gc_debug_scan_hook = slow_scan;
+  gm_stats_t s0, s;
+  gm_stats(&s0);
+  struct timespec nap = {0, 10 * 1000 * 1000};
+  do { // slowly, through two whole cycles
+    garbage_64k();
+    nanosleep(&nap, NULL);
+    gm_stats(&s);
+  } while (s.num_gc < s0.num_gc + 2);
+  uint64_t live = s.gc_heap_live, goal = s.next_gc, at = 0;
+  for (uint64_t done = 0; done < 4 * goal && at == 0; done += 64 << 10) {
+    garbage_64k();
+    if (atomic_load(&gc_blacken))
+      at = atomic_load(&gc_heap_live);
+    gm_stats(&s);
+    if (s.num_gc != s0.num_gc + 2 && at == 0)
+      break; // a cycle began and ended between two looks (not expected)
+  }
+  gc_debug_scan_hook = NULL;
+  double where = at > live && goal > live ? (double)(at - live) / (double)(goal - live) : -1;
+  bool ok = table_intact(g_table, n) && where >= 0 && where < 0.5;
+  CHECKF(ok,
+         "the cycle started at %.2f of the way from live (%" PRIu64 " MiB) to goal (%" PRIu64
+         " MiB)",
+         where, live / MiB, goal / MiB);
+  printf("after slow cycles, a fast allocator's cycle started at %.2f of the way to the goal\n",
+         where);
+  report("the runway follows the allocation rate since the last cycle", ok);
+  g_table = NULL;
+}
+
 static void test_assists(uint64_t scale) {
   size_t n;
   g_table = make_table(32 * MiB / scale, &n);
@@ -115,8 +163,8 @@ static void test_assists(uint64_t scale) {
   uint64_t cycles = s.num_gc - s0.num_gc;
   CHECKF(cycles > 1, "%" PRIu64 " collections", cycles);
   CHECKF(s.assist_total_ns > s0.assist_total_ns && s.assist_scanned > s0.assist_scanned,
-         "assists: %" PRIu64 " ns, %" PRIu64 " bytes scanned", s.assist_total_ns - s0.assist_total_ns,
-         s.assist_scanned - s0.assist_scanned);
+         "assists: %" PRIu64 " ns, %" PRIu64 " bytes scanned",
+         s.assist_total_ns - s0.assist_total_ns, s.assist_scanned - s0.assist_scanned);
   CHECKF(worst <= 2.0, "the heap reached %.2f x its goal", worst);
   printf("%" PRIu64 " cycles, assists %.1f ms scanning %" PRIu64 " MiB, heap at most %.2f x goal\n",
          cycles, (double)(s.assist_total_ns - s0.assist_total_ns) * 1e-6,
@@ -187,6 +235,7 @@ int main(int argc, char **argv) {
   }
   uint64_t scale = GOMEM_SANITIZE[0] ? 4 : 1;
   test_stats();
+  test_rate();
   test_assists(scale);
   return test_done();
 }

@@ -9,6 +9,12 @@
 //   GC_COLLECT()          a full collection now
 //   GC_STORE(lv, p)       lv = p, where lv is a pointer field of a GC object
 //                         (every such store goes through it)
+//   gc_stall_init()       after GC_INIT: start counting gc_stall_ns()
+//   gc_stall_ns()         nanoseconds the collector has held the calling
+//                         program up so far, as the collector accounts it:
+//                         gomem's stops plus mark assists (gm_stats), Boehm's
+//                         collections (timed by its collection event hook);
+//                         page faults and sweeping are not in it
 //
 //   -DGC_IMPL_BOEHM   Boehm GC (Debian's libgc-dev): GC_MALLOC,
 //                     GC_MALLOC_ATOMIC, GC_gcollect; link -lgc
@@ -45,6 +51,13 @@ static inline void *gc_new_noscan_(size_t n) {
 #define GC_NEW_NOSCAN(n) gc_new_noscan_(n)
 #define GC_COLLECT() GC_gcollect()
 /* GC_INIT is Boehm's own macro. */
+static int64_t gc_stall_total_, gc_stall_from_;
+static void GC_CALLBACK gc_stall_event_(GC_EventType e) {
+  if (e == GC_EVENT_START) gc_stall_from_ = (int64_t)(now_s() * 1e9);
+  if (e == GC_EVENT_END && gc_stall_from_ != 0) gc_stall_total_ += (int64_t)(now_s() * 1e9) - gc_stall_from_;
+}
+static inline void gc_stall_init(void) { GC_set_on_collection_event(gc_stall_event_); }
+static inline int64_t gc_stall_ns(void) { return gc_stall_total_; }
 
 #elif defined(GC_IMPL_GOMEM)
 #include "gomem.h"
@@ -63,6 +76,12 @@ static inline void *gc_new_noscan_(size_t n) {
 #define GC_NEW_NOSCAN(n) gc_new_noscan_(n)
 #define GC_COLLECT() gm_collect()
 #define GC_INIT() ((void)0)
+static inline void gc_stall_init(void) {}
+static inline int64_t gc_stall_ns(void) {
+  gm_stats_t st;
+  gm_stats(&st);
+  return (int64_t)(st.pause_total_ns + st.assist_total_ns);
+}
 
 #else
 #error "build with -DGC_IMPL_BOEHM or -DGC_IMPL_GOMEM (see bench/Makefile)"
