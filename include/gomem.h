@@ -107,8 +107,24 @@ void gm_collect(void);
 // memmove. Stores into GC memory by other means (memcpy, read(2)) are then
 // the program's to route through them. Without that mode they are plain
 // stores, whatever the collector does.
+// gm_store is inline: while no cycle marks, a load, a predicted branch and
+// the store (define GOMEM_NO_INLINE_STORE before including this header for
+// the function; (gm_store)(slot, ptr) and &gm_store always name it).
 void gm_store(void **slot, void *ptr);
 void gm_store_bulk(void **dst, void *const *src, size_t n);
+
+// Not API: what the inline gm_store uses. gm_store_on_ is nonzero while a
+// cycle marks; gm_store_record_ records a stored pointer then.
+extern int gm_store_on_;
+void gm_store_record_(void *ptr);
+#ifndef GOMEM_NO_INLINE_STORE
+static inline void gm_store_inline_(void **slot, void *ptr) {
+  if (__builtin_expect(__atomic_load_n(&gm_store_on_, __ATOMIC_RELAXED) != 0, 0) && ptr != 0)
+    gm_store_record_(ptr);
+  *slot = ptr;
+}
+#define gm_store(slot, ptr) gm_store_inline_((slot), (ptr))
+#endif
 
 // gm_free (above) also takes GC objects: the object is released at once if
 // no other thread is allocating from its span; otherwise its contents are

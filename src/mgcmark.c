@@ -535,7 +535,7 @@ uint64_t gc_mark_begin(uintptr_t self_sp) {
   njobs = 0;
   nwords = 0;
   mcache_for_each(blacken_cache, NULL);
-  relaxed_store(&gc_blacken, 1);
+  wbbuf_set_marking(1); // gc_blacken and its copy
   collect_roots(self_sp);
   roots_only = true;
   uint64_t marked = run_workers();
@@ -564,7 +564,7 @@ uint64_t gc_mark_reroot(uintptr_t self_sp) {
 }
 
 uint64_t gc_mark_end(void) {
-  relaxed_store(&gc_blacken, 0);
+  wbbuf_set_marking(0);
   njobs = 0;
   nwords = 0;
   // The window snapshot and the tiny blocks. (The marks of a cached span are

@@ -62,6 +62,7 @@ void gc_mark_shade(const uintptr_t *w, size_t n);
 extern bool gc_barrier_explicit;
 void wbbuf_roots(void (*fn)(void *ctx, uintptr_t lo, uintptr_t hi), void *ctx);
 void wbbuf_reset_all(void);
+void wbbuf_set_marking(int on); // sets gc_blacken and its copy for the inline gm_store
 // wbbuf_shade_range greys what [lo, hi) points to while marking runs beside
 // the program (coroutine stacks: coro_scan).
 void wbbuf_shade_range(void *ctx, uintptr_t lo, uintptr_t hi);

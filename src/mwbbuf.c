@@ -136,10 +136,25 @@ static GM_NOINLINE void wb_record(uintptr_t new) {
 }
 
 // gm_store: 4 instructions and a predicted branch while no cycle marks.
-GM_EXPORT void gm_store(void **slot, void *ptr) {
+GM_EXPORT void(gm_store)(void **slot, void *ptr) {
   if (unlikely(relaxed_load(&gc_blacken)) && ptr != NULL)
     wb_record((uintptr_t)ptr);
   *slot = ptr;
+}
+
+// gm_store_on_ mirrors gc_blacken for the inline gm_store (gomem.h), which
+// reads it with a relaxed atomic load: set and cleared with it, in a stop.
+// (Read through the GOT by the library too: a program linked without PIE
+// holds the variable itself, by a copy relocation.)
+GM_EXPORT int gm_store_on_;
+
+GM_EXPORT void gm_store_record_(void *ptr) {
+  wb_record((uintptr_t)ptr);
+}
+
+void wbbuf_set_marking(int on) {
+  relaxed_store(&gc_blacken, on);
+  __atomic_store_n(&gm_store_on_, on, __ATOMIC_RELAXED);
 }
 
 GM_EXPORT void gm_store_bulk(void **dst, void *const *src, size_t n) {

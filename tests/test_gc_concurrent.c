@@ -14,6 +14,8 @@
 //   - into the main thread's stack (it is allocating all along);
 //   - into B by read(2) from a pipe (the kernel writes B's page);
 //   - into B by gm_store_bulk;
+//   - into B by the gm_store function ((gm_store)(...): the header's
+//     gm_store is inline, the other cases use that);
 //   - into B by gm_store from another thread, which then exits (the hook
 //     joins it): under the explicit barrier its buffer alone held X, and
 //     its exit must grey it;
@@ -36,12 +38,12 @@
 #include "test.h"
 #include "test_gc.h"
 
-enum how { TO_HEAP, TO_GLOBAL, TO_STACK, TO_READ, TO_REG, TO_BULK, TO_EXIT };
+enum how { TO_HEAP, TO_GLOBAL, TO_STACK, TO_READ, TO_REG, TO_BULK, TO_FUNC, TO_EXIT };
 
 #if defined(__x86_64__)
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wpedantic" // (a global register variable: a GNU extension)
-register uintptr_t g_reg __asm__("r15"); // TO_REG: X's address, in a register only
+register uintptr_t g_reg __asm__("r15");    // TO_REG: X's address, in a register only
 #pragma GCC diagnostic pop
 #define HAVE_REG 1
 #else
@@ -90,6 +92,9 @@ static void on_scan(uintptr_t e) {
   switch (g_how) {
   case TO_HEAP: // (a plain store when the barrier is not explicit)
     gm_store((void **)&b->p, x);
+    break;
+  case TO_FUNC: // the exported function, not the header's inline barrier
+    (gm_store)((void **)&b->p, x);
     break;
   case TO_GLOBAL:
     g_global = x;
@@ -176,6 +181,7 @@ NOINLINE static obj_t *where(obj_t *volatile *slot) {
   case TO_HEAP:
   case TO_READ:
   case TO_BULK:
+  case TO_FUNC:
   case TO_EXIT:
     return g_roots[1]->p;
   case TO_GLOBAL:
@@ -190,8 +196,8 @@ NOINLINE static obj_t *where(obj_t *volatile *slot) {
 
 // run_case: one scenario; false if the marker never took the order needed.
 static bool run_case(enum how how, const char *name) {
-  static const char *const names[] = {"heap",     "global", "stack", "read",
-                                      "register", "bulk",   "exit"};
+  static const char *const names[] = {"heap",     "global", "stack",    "read",
+                                      "register", "bulk",   "function", "exit"};
   (void)names;
   obj_t *volatile slot = NULL; // TO_STACK: the main thread's stack
   for (int attempt = 0; attempt < 20; attempt++) {
@@ -278,6 +284,7 @@ int main(int argc, char **argv) {
       {TO_READ, "moved into a scanned object by read(2)"},
       {TO_REG, "kept only in a running thread's register"},
       {TO_BULK, "moved into a scanned heap object by gm_store_bulk"},
+      {TO_FUNC, "moved into a scanned heap object by the gm_store function"},
       {TO_EXIT, "moved by a thread that exits while marking runs"},
   };
   const char *barrier = getenv("GOMEM_BARRIER");
