@@ -246,6 +246,16 @@ def machine_info():
     return cpu, os.cpu_count(), os.uname().release, glibc, mem
 
 
+# The collector workloads' other gomem variants (bench/Makefile): the same
+# library as gomem.
+GOMEM_VARIANTS = {
+    "gomem-conc": "gomem's library marking beside the program, the kernel tracking its writes "
+                  "(GOMEM_GC_CONCURRENT=1)",
+    "gomem-explicit": "gomem's library marking beside the program, every heap pointer store "
+                      "through gm_store (built with GC_BARRIER_EXPLICIT, run with GOMEM_BARRIER=explicit)",
+}
+
+
 def gomem_version(root, lib):
     rev = sh(["git", "-C", root, "rev-parse", "--short", "HEAD"]) or "no commit"
     dirty = sh(["git", "-C", root, "status", "--porcelain", "--untracked-files=no", "--", "src", "include"])
@@ -432,6 +442,8 @@ def main():
             desc = gomem_version(a.root, lib)
         elif v in PACKAGES:
             desc = "%s %s" % (PACKAGES[v], pkg_version(PACKAGES[v]))
+        elif v in GOMEM_VARIANTS:
+            desc = GOMEM_VARIANTS[v]
         else:
             desc = ""
         where = lib if lib else ("system malloc, no LD_PRELOAD" if v == "glibc" else "")
