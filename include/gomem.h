@@ -114,12 +114,12 @@ void gm_store(void **slot, void *ptr);
 void gm_store_bulk(void **dst, void *const *src, size_t n);
 
 // Not API: what the inline gm_store uses. gm_store_on_ is nonzero while a
-// cycle marks; gm_store_record_ records a stored pointer then.
+// cycle marks; gm_store_record_ records a stored pointer (not NULL) then.
 extern int gm_store_on_;
 void gm_store_record_(void *ptr);
 #ifndef GOMEM_NO_INLINE_STORE
 static inline void gm_store_inline_(void **slot, void *ptr) {
-  if (__builtin_expect(__atomic_load_n(&gm_store_on_, __ATOMIC_RELAXED) != 0, 0) && ptr != 0)
+  if (__builtin_expect(__atomic_load_n(&gm_store_on_, __ATOMIC_RELAXED) != 0, 0))
     gm_store_record_(ptr);
   *slot = ptr;
 }

@@ -149,7 +149,8 @@ GM_EXPORT void(gm_store)(void **slot, void *ptr) {
 GM_EXPORT int gm_store_on_;
 
 GM_EXPORT void gm_store_record_(void *ptr) {
-  wb_record((uintptr_t)ptr);
+  if (ptr != NULL)
+    wb_record((uintptr_t)ptr);
 }
 
 void wbbuf_set_marking(int on) {
