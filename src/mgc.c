@@ -134,7 +134,7 @@ static uint64_t thread_cpu_ns(void) {
 
 typedef struct cycle_times {
   uint64_t t0, t_stopped, t_marked, t_end; // wall clock (ns)
-  uint64_t heap0, marked, goal;
+  uint64_t heap0, marked, goal, cpu_mark;  // cpu_mark: concurrent cycles (conc_trace)
 } cycle_times_t;
 
 static void gctrace(const cycle_times_t *ct, uint64_t n) {
@@ -146,15 +146,15 @@ static void gctrace(const cycle_times_t *ct, uint64_t n) {
       elapsed > 0 ? (double)relaxed_load(&gc_cpu_ns) * 1e-9 / (elapsed * (double)gc_nworkers()) : 0;
   char co[96];
   coro_trace(co, sizeof co);
-  size_t len = gm_fmt(
-      buf, sizeof buf,
-      "gc %llu @%.3fs %.0f%%: %.3f+%.3f+%.3f ms clock, %llu->%llu->%llu MB, "
-      "%llu MB goal, %u P%s\n",
-      (unsigned long long)n, elapsed, frac * 100, (double)(ct->t_stopped - ct->t0) * ms,
-      (double)(ct->t_marked - ct->t_stopped) * ms, (double)(ct->t_end - ct->t_marked) * ms,
-      (unsigned long long)(ct->heap0 >> 20), (unsigned long long)(ct->heap0 >> 20),
-      (unsigned long long)(ct->marked >> 20), (unsigned long long)(ct->goal >> 20), gc_nworkers(),
-      co);
+  size_t len =
+      gm_fmt(buf, sizeof buf,
+             "gc %llu @%.3fs %.0f%%: %.3f+%.3f+%.3f ms clock, %llu->%llu->%llu MB, "
+             "%llu MB goal, %u P%s\n",
+             (unsigned long long)n, elapsed, frac * 100, (double)(ct->t_stopped - ct->t0) * ms,
+             (double)(ct->t_marked - ct->t_stopped) * ms, (double)(ct->t_end - ct->t_marked) * ms,
+             (unsigned long long)(ct->heap0 >> 20), (unsigned long long)(ct->heap0 >> 20),
+             (unsigned long long)(ct->marked >> 20), (unsigned long long)(ct->goal >> 20),
+             gc_nworkers(), co);
   os_write_stderr(buf, len);
 }
 
@@ -233,7 +233,7 @@ static void gc_cycle(bool forced, int due) {
   ct.t_marked = os_nanotime();
 
   mark_terminate(&ct, marked, 0, false); // 4.
-  stw_start();                 // 5.
+  stw_start();                           // 5.
 
   gc_sweeper_resume();
   uint64_t n = cycle_done(&ct, ct.t_end - ct.t0, cpu0, forced ? 3 : due);
@@ -395,24 +395,27 @@ static void stop_world(void) {
   }
 }
 
-// conc_trace: Go's gctrace line for a concurrent cycle: its clock terms
-// are the first stop, the marking beside the program and the last stop.
+// conc_trace: Go's gctrace line for a concurrent cycle. Clock: the first
+// stop, the marking beside the program, the last stop. CPU, as Go's: the
+// stops' clock times the workers; between them assists/background/idle.
 static void conc_trace(const cycle_times_t *ct, uint64_t n, uint64_t s1, uint64_t m0,
                        uint64_t live1, size_t pages, int tries) {
   static uint64_t assist0; // (gc_lock no longer held: only this thread traces)
   uint64_t total = pacer_assist_ns(), assist = total - assist0;
+  double P = 1e-6 * gc_nworkers();
   assist0 = total;
   char buf[320], co[96];
   coro_trace(co, sizeof co);
   os_write_stderr(
       buf,
       gm_fmt(buf, sizeof buf,
-             "gc %llu @%.3fs: %.3f+%.3f+%.3f ms clock, %.3f ms assist, "
+             "gc %llu @%.3fs: %.3f+%.3f+%.3f ms clock, %.3f+%.3f/%.3f/0+%.3f ms cpu, "
              "%llu->%llu->%llu MB, %llu MB goal, %zu pages rescanned, "
              "%d last stop%s, concurrent%s\n",
              (unsigned long long)n, (double)(ct->t0 - start_ns) * 1e-9, (double)(m0 - s1) * 1e-6,
              (double)(ct->t_stopped - m0) * 1e-6, (double)(ct->t_end - ct->t_stopped) * 1e-6,
-             (double)assist * 1e-6, (unsigned long long)(ct->heap0 >> 20),
+             (double)(m0 - s1) * P, (double)assist * 1e-6, (double)ct->cpu_mark * 1e-6,
+             (double)(ct->t_end - ct->t_stopped) * P, (unsigned long long)(ct->heap0 >> 20),
              (unsigned long long)(live1 >> 20), (unsigned long long)(ct->marked >> 20),
              (unsigned long long)(ct->goal >> 20), pages, tries, tries > 1 ? "s" : "", co));
 }
@@ -437,10 +440,8 @@ static void gc_cycle_concurrent(void) {
       gc_conc = false, pacer_concurrent(false);
     return;
   }
-  cycle_times_t ct;
-  ct.t0 = os_nanotime();
+  cycle_times_t ct = {.t0 = os_nanotime(), .heap0 = relaxed_load(&gc_heap_live)};
   uint64_t cpu0 = thread_cpu_ns();
-  ct.heap0 = relaxed_load(&gc_heap_live);
   gc_sweep_all();
   gc_start_helpers();
   gc_sweeper_pause();
@@ -457,7 +458,7 @@ static void gc_cycle_concurrent(void) {
   uint64_t live0 = relaxed_load(&gc_heap_live);
   pacer_mark_begin();
   stw_start();
-  uint64_t m0 = os_nanotime();
+  uint64_t m0 = os_nanotime(), c0 = thread_cpu_ns();
   coro_scan(wbbuf_shade_range, NULL);
   marked += gc_mark_drain();
   size_t pages = 0;
@@ -476,6 +477,7 @@ static void gc_cycle_concurrent(void) {
   for (attempt = 1;; attempt++) {
     stop_world();
     ct.t_stopped = os_nanotime();
+    ct.cpu_mark = thread_cpu_ns() - c0;
     marked += gc_mark_reroot(0);
     if (gc_mark_pending() <= END_PENDING || attempt == END_ATTEMPTS)
       break;

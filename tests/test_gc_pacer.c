@@ -19,6 +19,9 @@
 //     goal.
 //   - the statistics of a concurrent cycle: gc_concurrent is 1, and the
 //     first stop, the marking and the last stop each have a length.
+//   - gctrace's CPU terms (a child with GOMEM_GCTRACE=1): each concurrent
+//     line gives the background thread's CPU time while it marked, more
+//     than zero and no more than the marking's clock time.
 //   - the forced fallback (GOMEM_WTRACK=0, as where the kernel refuses):
 //     a child asking for concurrent marking collects stop-the-world
 //     (gc_concurrent 0, no first-stop length) and gctrace says why.
@@ -198,6 +201,46 @@ static void test_stats(void) {
   g_live = NULL;
 }
 
+// trace_child: run with GOMEM_GC_CONCURRENT=1 GOMEM_GCTRACE=1; three
+// cycles of the pacer's, then a check of the live list.
+static int trace_child(void) {
+  g_live = make_list(4 * MiB);
+  gm_stats_t s0, s;
+  gm_stats(&s0);
+  rec_t *keep = NULL;
+  for (int k = 0; k < 1 << 24; k++) {
+    rec_t *r = gm_alloc(sizeof *r);
+    r->next = (k & 255) ? keep : NULL;
+    keep = r;
+    if ((k & 4095) == 0) {
+      gm_stats(&s);
+      if (s.num_gc >= s0.num_gc + 3)
+        break;
+    }
+  }
+  return list_intact(g_live, 4 * MiB) ? 0 : 1;
+}
+
+static void test_trace(void) {
+  char out[8192];
+  char *envp[] = {(char *)"GOMEM_GC_CONCURRENT=1", (char *)"GOMEM_GCTRACE=1", NULL};
+  int st = test_run_self_envp("trace", envp, 2, out, sizeof out), lines = 0, bad = 0;
+  for (char *l = strstr(out, "gc "); l != NULL; l = strstr(l + 1, "\ngc ")) {
+    double clock[3], cpu[5];
+    if (strstr(l, "concurrent") == NULL ||
+        sscanf(l + (*l == '\n'), "gc %*u @%*fs: %lf+%lf+%lf ms clock, %lf+%lf/%lf/%lf+%lf ms cpu",
+               &clock[0], &clock[1], &clock[2], &cpu[0], &cpu[1], &cpu[2], &cpu[3], &cpu[4]) != 8)
+      continue;
+    lines++;
+    bad += !(cpu[2] > 0 && cpu[2] <= clock[1] * 1.02 + 0.5);
+  }
+  bool ok = st != -1 && WIFEXITED(st) && WEXITSTATUS(st) == 0 && lines > 0 && bad == 0;
+  CHECKF(ok,
+         "trace child: status %#x, %d concurrent lines, %d with background CPU out of range:\n%s",
+         st, lines, bad, out);
+  report("gctrace: the background marker's CPU time, within the marking's clock", ok);
+}
+
 // fallback_child: run with GOMEM_GC_CONCURRENT=1 GOMEM_WTRACK=0.
 static int fallback_child(void) {
   gm_stats_t s;
@@ -221,6 +264,8 @@ static void test_fallback(void) {
 int main(int argc, char **argv) {
   if (argc > 1 && strcmp(argv[1], "fallback") == 0)
     return fallback_child();
+  if (argc > 1 && strcmp(argv[1], "trace") == 0)
+    return trace_child();
   int rc = run_concurrent(argc, argv, "concurrent pacing", GOMEM_SANITIZE);
   if (rc >= 0)
     return rc;
@@ -235,6 +280,7 @@ int main(int argc, char **argv) {
   }
   uint64_t scale = GOMEM_SANITIZE[0] ? 4 : 1;
   test_stats();
+  test_trace();
   test_rate();
   test_assists(scale);
   return test_done();
