@@ -115,7 +115,9 @@ void gm_store_bulk(void **dst, void *const *src, size_t n);
 
 // Not API: what the inline gm_store uses. gm_store_on_ is nonzero while a
 // cycle marks; gm_store_record_ records a stored pointer (not NULL) then.
-extern int gm_store_on_;
+// (volatile: no compiler may read it once for several stores, say before a
+// loop: a cycle may start between two of them.)
+extern volatile int gm_store_on_;
 void gm_store_record_(void *ptr);
 #ifndef GOMEM_NO_INLINE_STORE
 static inline void gm_store_inline_(void **slot, void *ptr) {

@@ -146,7 +146,7 @@ GM_EXPORT void(gm_store)(void **slot, void *ptr) {
 // reads it with a relaxed atomic load: set and cleared with it, in a stop.
 // (Read through the GOT by the library too: a program linked without PIE
 // holds the variable itself, by a copy relocation.)
-GM_EXPORT int gm_store_on_;
+GM_EXPORT volatile int gm_store_on_;
 
 GM_EXPORT void gm_store_record_(void *ptr) {
   if (ptr != NULL)
