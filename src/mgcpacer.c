@@ -71,7 +71,7 @@ static double idle_rate;             // bytes per ns allocated before it (gc_loc
 static _Atomic uint64_t mark_alone_ns; // its marker's time alone (gc_lock writes)
 // Between cycles gc_due estimates the runway again from the rate since the
 // last cycle's end, each time the heap grows by a 64th of the distance from
-// live to goal past the earliest trigger (rate_check). A cycle due by rate
+// live to goal, from a 16th of the way on (rate_check). A cycle due by rate
 // sets rate_due to goal_gen, the goal's generation it was computed for: a
 // new goal (set_goal) makes it stale, so a late store cannot start a cycle
 // for an old goal. rate_gen is the generation whose goal may be reached by
@@ -121,7 +121,7 @@ static void set_goal(uint64_t live, int percent) {
   uint64_t gen = relaxed_load(&goal_gen) + 1; // (set_goal runs under gc_lock)
   relaxed_store(&gc_goal, goal);
   relaxed_store(&gc_trigger, trigger);
-  uint64_t span = goal > live ? goal - live : 0, earliest = goal - span / 20 * 19;
+  uint64_t span = goal > live ? goal - live : 0, earliest = live + span / 16;
   bool check = pacer_conc && conc_seen && goal != UINT64_MAX && earliest < trigger;
   relaxed_store(&rate_gen, check ? gen : UINT64_MAX);
   relaxed_store(&rate_check, check ? earliest : UINT64_MAX);
@@ -141,8 +141,8 @@ static bool due_by_rate(uint64_t live) {
   if (relaxed_load(&rate_gen) != gen)
     return false;
   uint64_t now = os_nanotime();
-  if (end == 0 || now <= end || live <= marked || live >= goal)
-    return false;
+  if (end == 0 || now <= end || live < marked + span / 16 || live >= goal)
+    return false; // (no rate from a burst: a 16th of the way at least)
   double rate = (double)(live - marked) / (double)(now - end);
   double runway = rate * (double)relaxed_load(&mark_alone_ns) * 1.1;
   if ((double)(goal - live) > runway)
