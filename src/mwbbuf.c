@@ -135,22 +135,23 @@ static GM_NOINLINE void wb_record(uintptr_t new) {
   r->wb_n++;
 }
 
-// gm_store: 4 instructions and a predicted branch while no cycle marks.
-GM_EXPORT void(gm_store)(void **slot, void *ptr) {
-  if (unlikely(relaxed_load(&gc_blacken)) && ptr != NULL)
-    wb_record((uintptr_t)ptr);
-  *slot = ptr;
-}
-
 // gm_store_on_ mirrors gc_blacken for the inline gm_store (gomem.h), which
 // reads it with a relaxed atomic load: set and cleared with it, in a stop.
 // (Read through the GOT by the library too: a program linked without PIE
 // holds the variable itself, by a copy relocation.)
 GM_EXPORT volatile int gm_store_on_;
 
+// gm_store_record_: the barrier's slow path, while a cycle marks.
 GM_EXPORT void gm_store_record_(void *ptr) {
   if (ptr != NULL)
     wb_record((uintptr_t)ptr);
+}
+
+// gm_store, the function (the header's gm_store is the same code inline).
+GM_EXPORT void(gm_store)(void **slot, void *ptr) {
+  if (unlikely(relaxed_load(&gc_blacken)))
+    gm_store_record_(ptr);
+  *slot = ptr;
 }
 
 void wbbuf_set_marking(int on) {
@@ -161,8 +162,7 @@ void wbbuf_set_marking(int on) {
 GM_EXPORT void gm_store_bulk(void **dst, void *const *src, size_t n) {
   if (unlikely(relaxed_load(&gc_blacken)))
     for (size_t i = 0; i < n; i++)
-      if (src[i] != NULL)
-        wb_record((uintptr_t)src[i]);
+      gm_store_record_(src[i]);
   memmove(dst, src, n * sizeof *dst);
 }
 
