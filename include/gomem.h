@@ -330,11 +330,25 @@ typedef struct gm_stats {
   uint64_t co_count;       // coroutines not destroyed
   uint64_t co_stack_bytes; // bytes of their stacks resident (measured after each collection)
   uint64_t co_shrinks;     // stacks shrunk after collections
+
+  // Marking beside the program, in total: its clock, and the background
+  // marker's CPU time then as Go's dedicated or fractional worker (its share
+  // is a quarter of the CPUs) and as Go's idle worker (a core was idle).
+  uint64_t mark_total_ns;
+  uint64_t mark_background_ns;
+  uint64_t mark_idle_ns;
+  // (New fields are added here, at the end: see gm_stats.)
 } gm_stats_t;
 
 // gm_stats fills *st. Safe from any thread at any time; counters are read one
 // by one, so a snapshot taken while other threads allocate is approximate.
-void gm_stats(gm_stats_t *st);
+// gm_stats is a macro passing the size of the caller's gm_stats_t: a
+// program built against an older header gets the fields it knows, and the
+// memory past them is not touched (the function gm_stats, which programs
+// built before gm_stats_sized call, fills the fields up to co_shrinks).
+void gm_stats_sized(gm_stats_t *st, size_t size);
+void(gm_stats)(gm_stats_t *st);
+#define gm_stats(st) gm_stats_sized((st), sizeof *(st))
 
 // gm_print_stats_fd writes a readable summary to file descriptor fd
 // (GOMEM_STATS=1 does this at exit on stderr).

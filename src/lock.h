@@ -49,7 +49,7 @@ enum lock_rank {
   RANK_SWEEPER,    // mgcsweep.c sweeper_lock: the sweeper thread's work count
   RANK_SWEEP_GATE, // mgcsweep.c sweep_gate: the collector keeps the sweeper out
   RANK_THREADS,    // threads.c threads_lock: the registry (held from stop to start)
-  RANK_WORK,       // mgcmark.c work_lock: mark helpers' start and end
+  RANK_WORK,       // mgcwork.c work_lock: mark helpers' start and end
   RANK_WBUF,       // mgcwork.c wb_lock: work buffer lists
   RANK_FIN,        // mfinal.c fin_lock: finalizer table and queue
   RANK_CLEANUP,    // mcleanup.c cleanup_lock: weak handles and cleanups

@@ -127,14 +127,12 @@ void gc_note_unused(uint64_t slots, uint32_t elemsize) {
 // The cycle
 
 static uint64_t thread_cpu_ns(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
-  return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+  return os_clock_ns(CLOCK_THREAD_CPUTIME_ID);
 }
 
 typedef struct cycle_times {
   uint64_t t0, t_stopped, t_marked, t_end; // wall clock (ns)
-  uint64_t heap0, marked, goal, cpu_mark;  // cpu_mark: concurrent cycles (conc_trace)
+  uint64_t heap0, marked, goal, cpu_mark, idle_mark; // concurrent cycles: conc_trace
 } cycle_times_t;
 
 static void gctrace(const cycle_times_t *ct, uint64_t n) {
@@ -409,12 +407,13 @@ static void conc_trace(const cycle_times_t *ct, uint64_t n, uint64_t s1, uint64_
   os_write_stderr(
       buf,
       gm_fmt(buf, sizeof buf,
-             "gc %llu @%.3fs: %.3f+%.3f+%.3f ms clock, %.3f+%.3f/%.3f/0+%.3f ms cpu, "
+             "gc %llu @%.3fs: %.3f+%.3f+%.3f ms clock, %.3f+%.3f/%.3f/%.3f+%.3f ms cpu, "
              "%llu->%llu->%llu MB, %llu MB goal, %zu pages rescanned, "
              "%d last stop%s, concurrent%s\n",
              (unsigned long long)n, (double)(ct->t0 - start_ns) * 1e-9, (double)(m0 - s1) * 1e-6,
              (double)(ct->t_stopped - m0) * 1e-6, (double)(ct->t_end - ct->t_stopped) * 1e-6,
-             (double)(m0 - s1) * P, (double)assist * 1e-6, (double)ct->cpu_mark * 1e-6,
+             (double)(m0 - s1) * P, (double)assist * 1e-6,
+             (double)(ct->cpu_mark - ct->idle_mark) * 1e-6, (double)ct->idle_mark * 1e-6,
              (double)(ct->t_end - ct->t_stopped) * P, (unsigned long long)(ct->heap0 >> 20),
              (unsigned long long)(live1 >> 20), (unsigned long long)(ct->marked >> 20),
              (unsigned long long)(ct->goal >> 20), pages, tries, tries > 1 ? "s" : "", co));
@@ -459,6 +458,7 @@ static void gc_cycle_concurrent(void) {
   pacer_mark_begin();
   stw_start();
   uint64_t m0 = os_nanotime(), c0 = thread_cpu_ns();
+  pacer_worker_begin(gc_nworkers());
   coro_scan(wbbuf_shade_range, NULL);
   marked += gc_mark_drain();
   size_t pages = 0;
@@ -485,6 +485,7 @@ static void gc_cycle_concurrent(void) {
     stops += os_nanotime() - ct.t_stopped;
     marked += gc_mark_drain();
   }
+  ct.idle_mark = pacer_worker_end(ct.t_stopped, c0 + ct.cpu_mark);
   marked += gc_mark_end();
   ct.t_marked = os_nanotime();
   uint64_t live1 = relaxed_load(&gc_heap_live);
@@ -615,5 +616,5 @@ static void gc_fork_child(void) {
   interpose_fork_child();
   fin_fork_child();
   gcsweep_fork_child();
-  gcmark_fork_child();
+  gcwork_fork_child();
 }

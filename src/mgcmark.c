@@ -1,7 +1,9 @@
 // mgcmark.c: the mark phase, twin of Go's mgcmark.go.
 //
 // gomem marks with the world stopped (stw.c), in parallel on every core:
-// the collecting thread and gc_nworkers() - 1 helper threads of gomem's own.
+// the collecting thread and gc_nworkers() - 1 helper threads of gomem's own
+// (mgcwork.c); or beside the program, its background thread alone, the
+// stops greying the roots and finishing (concurrent cycles, at the end).
 //
 // Roots are ranges of words scanned conservatively: what roots.c reports
 // (every registered thread's stack, saved registers and TLS, the writable
@@ -38,6 +40,7 @@
 #include "mallocint.h"
 #include "mfinal.h"
 #include "mgcmark.h"
+#include "mgcpacer.h"
 #include "mgcsweep.h"
 #include "mgcwork.h"
 #include "mheap.h"
@@ -55,7 +58,6 @@
 #endif
 
 #define JOB_BYTES ((uintptr_t)64 << 10)
-#define MAX_WORKERS 32
 
 typedef struct root_job {
   uintptr_t lo, hi;
@@ -70,31 +72,15 @@ static _Atomic size_t job_next;
 // Filter for pointer candidates: [heap_lo, heap_lo + heap_len).
 static uintptr_t heap_lo GM_NOSCAN, heap_len GM_NOSCAN;
 
-// Workers.
-static unsigned nworkers;      // set once (gc_nworkers)
-static unsigned nactive;       // workers of the current drain (set before it)
-static _Atomic unsigned nidle; // workers out of work this cycle
-static gm_mutex_t work_lock = GM_MUTEX_INIT(RANK_WORK);
-static pthread_cond_t work_cond = PTHREAD_COND_INITIALIZER;
-static pthread_cond_t done_cond = PTHREAD_COND_INITIALIZER;
-static uint64_t work_gen;          // bumped to start helpers (work_lock)
-static unsigned helpers_done;      // helpers finished this cycle (work_lock)
-static unsigned helpers;           // helper threads started (work_lock)
-static uint64_t helper_marked;     // bytes marked by helpers this cycle (work_lock)
-_Atomic int gc_mark_helpers = 1;   // 0: the caller marks alone (see mgcmark.h)
+// Workers (their threads: mgcwork.c).
+static unsigned nactive;         // workers of the current drain (set before it)
+static _Atomic unsigned nidle;   // workers out of work this cycle
+_Atomic int gc_mark_helpers = 1; // 0: the caller marks alone (see mgcmark.h)
 
 // Tiny blocks of every cache and finalizers' arguments, as one root range
 // (world stopped; off-heap).
 static uintptr_t *word_roots;
 static size_t word_cap, nwords;
-
-unsigned gc_nworkers(void) {
-  if (nworkers == 0) {
-    unsigned n = gm_opt.gc_procs ? gm_opt.gc_procs : (unsigned)get_nprocs();
-    nworkers = n < 1 ? 1 : n > MAX_WORKERS ? MAX_WORKERS : n;
-  }
-  return nworkers;
-}
 
 // grow_array doubles a full off-heap array of elem-sized items.
 static void *grow_array(void *old, size_t *cap, size_t elem) {
@@ -121,9 +107,7 @@ static void add_root(void *ctx, uintptr_t lo, uintptr_t hi) {
 
 // gcmark_init: at gc_init.
 void gcmark_init(void) {
-  lock_fork_register(&work_lock);
   gcwork_init();
-  gc_nworkers();
 }
 
 // ---------------------------------------------------------------------------
@@ -138,7 +122,7 @@ static inline uintptr_t object_size(const mspan_t *s) {
 // set it: the object is then scanned twice, which is harmless (Go accepts the
 // same race), so no compare-and-swap loop is needed.
 static inline void set_mark(_Atomic uint64_t *word, uint64_t bit) {
-  if (nworkers == 1 && !relaxed_load(&gc_blacken)) // (blackening threads set bits too)
+  if (!relaxed_load(&gc_blacken) && nactive == 1) // (blackening threads set bits too)
     relaxed_store(word, relaxed_load(word) | bit);
   else
     atomic_fetch_or_explicit(word, bit, memory_order_relaxed);
@@ -147,9 +131,8 @@ static inline void set_mark(_Atomic uint64_t *word, uint64_t bit) {
 // greyobject marks the object w points into, in span s (the GC span holding
 // w), if it is allocated and not marked yet, and queues it for scanning if
 // it may hold pointers.
-// (With marking beside the program, the span's owner may load a window
-// meanwhile: the reads of alloc_bits race with it by design, see
-// gc_mark_begin.)
+// (Marking beside the program, the span's owner may load a window meanwhile:
+// the reads of alloc_bits race with it by design, see gc_mark_begin.)
 GM_NO_SANITIZE static inline void greyobject(gcwork_t *gw, mspan_t *s, uintptr_t w) {
   gcbits_t *g = s->gc;
   uintptr_t base;
@@ -236,18 +219,27 @@ static _Atomic uint64_t assist_marked;     // bytes the assists marked this cycl
 
 // drain scans grey entries until there are none. Entries pass through a
 // small FIFO: each is prefetched when taken and scanned PREFETCH_DEPTH
-// entries later, so several cache misses are in flight at once.
+// entries later, so several cache misses are in flight at once. pacing: the
+// background marker, beside the program, keeps to its share of the CPUs:
+// empties the FIFO, publishes its work for the assists, pauses (mgcpacer.c).
 #define PREFETCH_DEPTH 8
+static bool pacing;
 GM_NO_SANITIZE static void drain(gcwork_t *gw) {
   uintptr_t ring[PREFETCH_DEPTH];
   unsigned head = 0, n = 0, count = 0;
+  bool pause = false;
   for (;;) {
-    uintptr_t e = gcw_get(gw);
+    uintptr_t e = pause ? 0 : gcw_get(gw);
     if (e == 0) {
       if (n == 0) {
         relaxed_add(&gc_scan_done, gw->scanned - gw->published);
         gw->published = gw->scanned;
-        return;
+        if (!pause)
+          return;
+        gcw_flush(gw);
+        pacer_worker_pause();
+        pause = false;
+        continue;
       }
       // Scan what is in flight; it may produce more work.
       e = ring[head];
@@ -275,6 +267,7 @@ GM_NO_SANITIZE static void drain(gcwork_t *gw) {
       gw->published = gw->scanned;
       if (nactive > 1 && relaxed_load(&nidle) != 0)
         gcw_balance(gw);
+      pause = pacing && pacer_worker_due();
     }
   }
 }
@@ -311,67 +304,14 @@ static uint64_t mark_worker(void) {
   }
 }
 
-// helper_main: arg is the work generation when the helper was started; it
-// takes part in every later one (a fork child inherits a non-zero count).
-static void *helper_main(void *arg) {
-  uint64_t seen = (uint64_t)(uintptr_t)arg;
-  gm_lock_raw(&work_lock);
-  for (;;) {
-    while (work_gen == seen)
-      pthread_cond_wait(&work_cond, &work_lock.m);
-    seen = work_gen;
-    gm_unlock_raw(&work_lock);
-    uint64_t marked = mark_worker();
-    gm_lock_raw(&work_lock);
-    helper_marked += marked;
-    helpers_done++;
-    pthread_cond_signal(&done_cond);
-  }
-  return NULL;
-}
-
-// gc_start_helpers starts the helper threads the first time. Called before
-// the world stops (a stopped thread may hold the C library's thread-creation
-// locks).
-void gc_start_helpers(void) {
-  unsigned n = atomic_load(&gm_forked) ? 1 : gc_nworkers(); // (internal.h)
-  gm_lock_raw(&work_lock);
-  while (helpers < n - 1) {
-    if (interpose_create_internal(helper_main, (void *)(uintptr_t)work_gen) != 0)
-      break;
-    helpers++;
-  }
-  // Every started helper takes part in every cycle, so nworkers counts them.
-  nworkers = helpers + 1;
-  gm_unlock_raw(&work_lock);
-}
-
 // run_workers runs the mark workers (the caller is one of them) until the
 // heap reachable from the root jobs is marked. Returns the bytes marked.
 static uint64_t run_workers(void) {
-  if (!relaxed_load(&gc_mark_helpers)) { // the concurrent phase: the caller alone
-    nactive = 1;
-    atomic_store(&nidle, 0);
-    atomic_store(&job_next, 0);
-    uint64_t marked = mark_worker();
-    return marked;
-  }
-  gm_lock_raw(&work_lock);
-  nactive = nworkers;
-  helpers_done = 0;
-  helper_marked = 0;
+  bool all = relaxed_load(&gc_mark_helpers); // (else the caller alone)
+  nactive = all ? gc_nworkers() : 1;
   atomic_store(&nidle, 0);
   atomic_store(&job_next, 0);
-  work_gen++;
-  pthread_cond_broadcast(&work_cond);
-  gm_unlock_raw(&work_lock);
-  uint64_t marked = mark_worker();
-  gm_lock_raw(&work_lock);
-  while (helpers_done < helpers)
-    pthread_cond_wait(&done_cond, &work_lock.m);
-  marked += helper_marked;
-  gm_unlock_raw(&work_lock);
-  return marked;
+  return all ? gc_run_workers(mark_worker) : mark_worker();
 }
 
 // ---------------------------------------------------------------------------
@@ -546,7 +486,9 @@ uint64_t gc_mark_begin(uintptr_t self_sp) {
 uint64_t gc_mark_drain(void) {
   njobs = 0;
   relaxed_store(&gc_mark_helpers, 0);
+  pacing = true;
   uint64_t marked = run_workers();
+  pacing = false;
   relaxed_store(&gc_mark_helpers, 1);
   return marked;
 }
@@ -608,13 +550,4 @@ GM_NO_SANITIZE uint64_t gc_mark_assist(uint64_t work) {
   gcw_dispose(&gw);
   m_release();
   return gw.scanned;
-}
-
-// gcmark_fork_child: the helpers are gone (work_lock was taken by lock.c's
-// fork handlers); they restart at the next cycle.
-void gcmark_fork_child(void) {
-  pthread_cond_init(&work_cond, NULL);
-  pthread_cond_init(&done_cond, NULL);
-  helpers = 0;
-  helpers_done = 0;
 }

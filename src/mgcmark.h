@@ -4,8 +4,8 @@
 // from roots.h or the finalizer table; after gc_mark every object reachable
 // from the roots is marked.
 //
-// Locking: work_lock (RANK_WORK) between the collector and its helper
-// threads; wb_lock (mgcwork.c) for the work buffer lists.
+// Locking: work_lock (RANK_WORK, mgcwork.c) between the collector and its
+// helper threads; wb_lock (mgcwork.c) for the work buffer lists.
 #ifndef GOMEM_MGCMARK_H
 #define GOMEM_MGCMARK_H
 
@@ -20,10 +20,14 @@ uint64_t gc_mark(uintptr_t self_sp);
 // drains; 0 while marking runs beside the program, and for a small stop-the-
 // world mark, where waking them costs more than they save (mgc.c decides).
 extern _Atomic int gc_mark_helpers;
-void gc_start_helpers(void); // before the world stops
-void gcmark_init(void);      // at gc_init
-void gcmark_fork_child(void);
+void gcmark_init(void); // at gc_init
+// The mark workers (mgcwork.c): the collecting thread and gc_nworkers() - 1
+// helper threads of gomem's own (GOMEM_GC_PROCS, or one per CPU), started
+// by gc_start_helpers before the world stops (a stopped thread may hold the
+// C library's thread-creation locks); gone in a fork child.
 unsigned gc_nworkers(void);
+void gc_start_helpers(void);
+void gcwork_fork_child(void);
 
 // gc_roots_hook, if set (before the collector starts), reports more root
 // ranges at every collection, with the world stopped (libgc.so.1's).

@@ -40,5 +40,14 @@ void pacer_set_min_heap(uint64_t bytes);
 bool pacer_far_past_goal(void); // the heap passed twice the goal
 void pacer_stats(gm_stats_t *st);
 uint64_t pacer_assist_ns(void); // time threads spent in assists, in total
+// The background marker's share of the CPUs (mgcpacer.c), called by it:
+// pacer_worker_begin as marking begins beside the program, on ncpu CPUs;
+// in its drains, pacer_worker_due tells it to publish its work and call
+// pacer_worker_pause; pacer_worker_end at the last stop (the clock and
+// its CPU time then) returns the CPU time it marked as an idle worker.
+void pacer_worker_begin(unsigned ncpu);
+bool pacer_worker_due(void);
+void pacer_worker_pause(void);
+uint64_t pacer_worker_end(uint64_t now, uint64_t cpu);
 
 #endif // GOMEM_MGCPACER_H

@@ -1,6 +1,9 @@
-// mgcwork.c: work buffer lists (see mgcwork.h).
+// mgcwork.c: work buffer lists and the mark workers' threads (see mgcwork.h).
 #include <sched.h>
+#include <sys/sysinfo.h>
 
+#include "interpose.h"
+#include "mgcmark.h"
 #include "mgcwork.h"
 #include "os.h"
 
@@ -160,6 +163,90 @@ bool gcw_idle(_Atomic unsigned *nidle, unsigned nworkers) {
   }
 }
 
+// ---------------------------------------------------------------------------
+// The helper threads: gc_nworkers() - 1 threads of gomem's own, started at
+// the first parallel mark, each taking part in every later one.
+
+#define MAX_WORKERS 32
+static unsigned nworkers; // set once (gc_nworkers), then by gc_start_helpers
+static gm_mutex_t work_lock = GM_MUTEX_INIT(RANK_WORK);
+static pthread_cond_t work_cond = PTHREAD_COND_INITIALIZER;
+static pthread_cond_t done_cond = PTHREAD_COND_INITIALIZER;
+static uint64_t work_gen;         // bumped to start helpers (work_lock)
+static uint64_t (*work_fn)(void); // what they run (work_lock)
+static unsigned helpers_done;     // helpers finished this run (work_lock)
+static unsigned helpers;          // helper threads started (work_lock)
+static uint64_t helper_marked;    // bytes marked by helpers this run (work_lock)
+
+unsigned gc_nworkers(void) {
+  if (nworkers == 0) {
+    unsigned n = gm_opt.gc_procs ? gm_opt.gc_procs : (unsigned)get_nprocs();
+    nworkers = n < 1 ? 1 : n > MAX_WORKERS ? MAX_WORKERS : n;
+  }
+  return nworkers;
+}
+
+// helper_main: arg is the work generation when the helper was started; it
+// takes part in every later one (a fork child inherits a non-zero count).
+static void *helper_main(void *arg) {
+  uint64_t seen = (uint64_t)(uintptr_t)arg;
+  gm_lock_raw(&work_lock);
+  for (;;) {
+    while (work_gen == seen)
+      pthread_cond_wait(&work_cond, &work_lock.m);
+    seen = work_gen;
+    uint64_t (*fn)(void) = work_fn;
+    gm_unlock_raw(&work_lock);
+    uint64_t marked = fn();
+    gm_lock_raw(&work_lock);
+    helper_marked += marked;
+    helpers_done++;
+    pthread_cond_signal(&done_cond);
+  }
+  return NULL;
+}
+
+void gc_start_helpers(void) {
+  unsigned n = atomic_load(&gm_forked) ? 1 : gc_nworkers(); // (internal.h)
+  gm_lock_raw(&work_lock);
+  while (helpers < n - 1) {
+    if (interpose_create_internal(helper_main, (void *)(uintptr_t)work_gen) != 0)
+      break;
+    helpers++;
+  }
+  // Every started helper takes part in every run, so nworkers counts them.
+  nworkers = helpers + 1;
+  gm_unlock_raw(&work_lock);
+}
+
+uint64_t gc_run_workers(uint64_t (*worker)(void)) {
+  gm_lock_raw(&work_lock);
+  helpers_done = 0;
+  helper_marked = 0;
+  work_fn = worker;
+  work_gen++;
+  pthread_cond_broadcast(&work_cond);
+  gm_unlock_raw(&work_lock);
+  uint64_t marked = worker();
+  gm_lock_raw(&work_lock);
+  while (helpers_done < helpers)
+    pthread_cond_wait(&done_cond, &work_lock.m);
+  marked += helper_marked;
+  gm_unlock_raw(&work_lock);
+  return marked;
+}
+
+// gcwork_fork_child: the helpers are gone (work_lock was taken by lock.c's
+// fork handlers); they restart at the next parallel mark.
+void gcwork_fork_child(void) {
+  pthread_cond_init(&work_cond, NULL);
+  pthread_cond_init(&done_cond, NULL);
+  helpers = 0;
+  helpers_done = 0;
+}
+
 void gcwork_init(void) {
   lock_fork_register(&wb_lock);
+  lock_fork_register(&work_lock);
+  gc_nworkers();
 }

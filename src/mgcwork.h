@@ -53,6 +53,11 @@ void gcw_balance(gcwork_t *gw); // share w2 when others are starving
 // the work is done; nothing can appear any more).
 bool gcw_idle(_Atomic unsigned *nidle, unsigned nworkers);
 
+// gc_run_workers runs worker on the caller and on every helper thread
+// (gc_start_helpers, mgcmark.h) and returns the sum of what they return
+// (the bytes they marked).
+uint64_t gc_run_workers(uint64_t (*worker)(void));
+
 GM_INLINE uintptr_t gc_entry(uintptr_t addr, uintptr_t bytes) {
   return addr | (bytes / 8) << GC_ENTRY_ADDR_BITS;
 }

@@ -47,7 +47,8 @@ void gm_fatal_assert(const char *cond, const char *file, int line) {
   abort();
 }
 
-GM_EXPORT void gm_stats(gm_stats_t *st) {
+// stats_fill fills every field gomem knows.
+static void stats_fill(gm_stats_t *st) {
   memset(st, 0, sizeof *st);
   gm_ensure_init();
   for (int i = 0; i < GM_NUM_SIZE_CLASSES; i++)
@@ -77,6 +78,18 @@ GM_EXPORT void gm_stats(gm_stats_t *st) {
   coro_stats(&st->co_count, &st->co_stack_bytes, &st->co_shrinks);
   if (gm_gc_hooks.stats != NULL)
     gm_gc_hooks.stats(st);
+}
+
+GM_EXPORT void gm_stats_sized(gm_stats_t *st, size_t size) {
+  gm_stats_t all;
+  stats_fill(&all);
+  memcpy(st, &all, size < sizeof all ? size : sizeof all);
+  if (size > sizeof all) // (a newer header's fields: none known here)
+    memset((char *)st + sizeof all, 0, size - sizeof all);
+}
+
+GM_EXPORT void(gm_stats)(gm_stats_t *st) {
+  gm_stats_sized(st, offsetof(gm_stats_t, mark_total_ns));
 }
 
 static void put(int fd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

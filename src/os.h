@@ -32,7 +32,10 @@ size_t os_resident(uintptr_t lo, size_t bytes, uintptr_t *lowest);
 uintptr_t os_readable_end(uintptr_t addr);
 void os_write_stderr(const char *s, size_t n);
 void gm_write_fd(int fd, const char *s, size_t n);
-uint64_t os_nanotime(void);
+uint64_t os_nanotime(void); // CLOCK_MONOTONIC
+// os_clock_ns: clock's time in ns (CLOCK_THREAD_CPUTIME_ID: the calling
+// thread's CPU time; CLOCK_PROCESS_CPUTIME_ID: every thread's, a system call).
+uint64_t os_clock_ns(clockid_t clock);
 pid_t os_gettid(void);
 // os_memory_limit: the largest mapping the kernel's overcommit policy would
 // let a program back: RAM + swap (SIZE_MAX under vm.overcommit_memory = 1).

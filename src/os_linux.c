@@ -164,10 +164,14 @@ void gm_write_fd(int fd, const char *s, size_t n) {
   }
 }
 
-uint64_t os_nanotime(void) {
+uint64_t os_clock_ns(clockid_t clock) {
   struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
+  clock_gettime(clock, &ts);
   return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+uint64_t os_nanotime(void) {
+  return os_clock_ns(CLOCK_MONOTONIC);
 }
 
 void *os_next_symbol(const char *name) {

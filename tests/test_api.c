@@ -843,8 +843,33 @@ static int class_for(size_t size) {
   return 0;
 }
 
+// A program built against an older gomem.h calls the function gm_stats,
+// which fills the fields up to co_shrinks and nothing past them; one built
+// against a newer header (a larger struct) gets its unknown fields zeroed.
+static void test_stats_abi(void) {
+  gm_stats_t st;
+  memset(&st, 0xA5, sizeof st);
+  (gm_stats)(&st);
+  const unsigned char *tail = (const unsigned char *)&st.mark_total_ns;
+  bool untouched = true;
+  for (size_t i = 0; i < sizeof st - offsetof(gm_stats_t, mark_total_ns); i++)
+    untouched &= tail[i] == 0xA5;
+  bool ok = untouched && st.heap_sys > 0 && st.by_size[1].size == 8;
+  CHECK(ok);
+  struct {
+    gm_stats_t st;
+    uint64_t later[4];
+  } big;
+  memset(&big, 0xA5, sizeof big);
+  gm_stats_sized(&big.st, sizeof big);
+  bool zeroed = big.st.heap_sys > 0 && big.later[0] == 0 && big.later[3] == 0;
+  CHECK(zeroed);
+  report("gm_stats: the function of older headers fills only their fields", ok && zeroed);
+}
+
 static void test_stats(void) {
   SKIP_IF_SECURE("statistics per size class, frees counted at once");
+  test_stats_abi();
   gm_stats_t st;
   gm_stats(&st);
   CHECK(st.by_size[0].size == 0 && st.by_size[1].size == 8 && st.by_size[67].size == 32768);

@@ -22,10 +22,21 @@
 //   - gctrace's CPU terms (a child with GOMEM_GCTRACE=1): each concurrent
 //     line gives the background thread's CPU time while it marked, more
 //     than zero and no more than the marking's clock time.
+//   - the background marker's share of the CPUs (children with the explicit
+//     barrier and GOMEM_GC_PROCS=1: a quarter of a core): beside 32 MiB of
+//     live records, a thread allocating as fast as it can with every thread
+//     of the process bound to one CPU, over four cycles (after one to
+//     settle in), the marker takes
+//     at most 0.4 of the marking's clock (it takes half without its pauses);
+//     a thread that sleeps a millisecond after each 64 KiB leaves the CPUs
+//     idle, and the marker runs on as an idle worker: idle time above zero,
+//     and at least 0.4 of the clock in all.
 //   - the forced fallback (GOMEM_WTRACK=0, as where the kernel refuses):
 //     a child asking for concurrent marking collects stop-the-world
 //     (gc_concurrent 0, no first-stop length) and gctrace says why.
+#include <dirent.h>
 #include <inttypes.h>
+#include <sched.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
@@ -241,6 +252,76 @@ static void test_trace(void) {
   report("gctrace: the background marker's CPU time, within the marking's clock", ok);
 }
 
+// bind_all binds every thread of the process to the first CPU it may use.
+static void bind_all(void) {
+  cpu_set_t m, one;
+  CPU_ZERO(&one);
+  if (sched_getaffinity(0, sizeof m, &m) != 0)
+    return;
+  for (int c = 0; c < CPU_SETSIZE; c++)
+    if (CPU_ISSET(c, &m)) {
+      CPU_SET(c, &one);
+      break;
+    }
+  DIR *d = opendir("/proc/self/task");
+  for (struct dirent *e; d != NULL && (e = readdir(d)) != NULL;)
+    if (e->d_name[0] != '.')
+      sched_setaffinity((pid_t)atoi(e->d_name), sizeof one, &one);
+  if (d != NULL)
+    closedir(d);
+}
+
+// share_child: run with GOMEM_BARRIER=explicit GOMEM_GC_PROCS=1; prints the
+// marking's clock and the marker's CPU time (background, idle) over four
+// cycles, in ns.
+static int share_child(bool busy) {
+  g_live = make_list(32 * MiB);
+  gm_stats_t s0, s;
+  gm_stats(&s0);
+  rec_t *keep = NULL;
+  int phase = 0; // 0: no cycle yet; 1: bound, a cycle to settle in; 2: counting
+  for (uint64_t k = 0;; k++) {
+    rec_t *r = gm_alloc(sizeof *r);
+    gm_store((void **)&r->next, (k & 255) ? keep : NULL);
+    keep = r;
+    if ((k & 1023) != 0)
+      continue;
+    gm_stats(&s);
+    if (phase < 2 && s.num_gc > s0.num_gc) { // (after one: the background thread exists)
+      if (busy && phase == 0)
+        bind_all();
+      phase++;
+      s0 = s;
+    }
+    if (phase == 2 && s.num_gc >= s0.num_gc + 4)
+      break;
+    struct timespec ms = {0, 1000000};
+    if (!busy)
+      nanosleep(&ms, NULL);
+  }
+  printf("%" PRIu64 " %" PRIu64 " %" PRIu64 "\n", s.mark_total_ns - s0.mark_total_ns,
+         s.mark_background_ns - s0.mark_background_ns, s.mark_idle_ns - s0.mark_idle_ns);
+  return list_intact(g_live, 32 * MiB) ? 0 : 1;
+}
+
+static void test_share(void) {
+  char out[8192];
+  char *envp[] = {(char *)"GOMEM_BARRIER=explicit", (char *)"GOMEM_GC_PROCS=1", NULL};
+  bool all = true;
+  for (int busy = 1; busy >= 0; busy--) {
+    int st = test_run_self_envp(busy ? "share_busy" : "share_idle", envp, 1, out, sizeof out);
+    uint64_t clock = 0, bg = 0, idle = 0;
+    bool ran = st != -1 && WIFEXITED(st) && WEXITSTATUS(st) == 0 &&
+               sscanf(out, "%" SCNu64 " %" SCNu64 " %" SCNu64, &clock, &bg, &idle) == 3 && clock;
+    double share = ran ? (double)(bg + idle) / (double)clock : 0;
+    bool ok = ran && (busy ? share <= 0.4 && bg > 0 : share >= 0.4 && idle > 0);
+    CHECKF(ok, "%s child: status %#x, marking %.1f ms, background %.1f ms, idle %.1f ms",
+           busy ? "busy" : "sleeping", st, clock * 1e-6, bg * 1e-6, idle * 1e-6);
+    all = all && ok;
+  }
+  report("the background marker: a quarter of a core when the CPU is busy, idle time else", all);
+}
+
 // fallback_child: run with GOMEM_GC_CONCURRENT=1 GOMEM_WTRACK=0.
 static int fallback_child(void) {
   gm_stats_t s;
@@ -266,6 +347,8 @@ int main(int argc, char **argv) {
     return fallback_child();
   if (argc > 1 && strcmp(argv[1], "trace") == 0)
     return trace_child();
+  if (argc > 1 && strncmp(argv[1], "share_", 6) == 0)
+    return share_child(strcmp(argv[1], "share_busy") == 0);
   int rc = run_concurrent(argc, argv, "concurrent pacing", GOMEM_SANITIZE);
   if (rc >= 0)
     return rc;
@@ -281,6 +364,7 @@ int main(int argc, char **argv) {
   uint64_t scale = GOMEM_SANITIZE[0] ? 4 : 1;
   test_stats();
   test_trace();
+  test_share();
   test_rate();
   test_assists(scale);
   return test_done();

@@ -15,6 +15,13 @@
 //                         gomem's stops plus mark assists (gm_stats), Boehm's
 //                         collections (timed by its collection event hook);
 //                         page faults and sweeping are not in it
+//   gc_report_mark_share()  at the end: with gomem marking beside the
+//                         program, the metrics mark_cpu_share (Go's GC CPU
+//                         utilization while marking: the background
+//                         marker's time as dedicated or fractional worker
+//                         plus the assists', over CPUs x marking's clock, in
+//                         %; Go aims at 25) and mark_idle_share (the
+//                         marker's time as idle worker, the same way)
 //
 //   -DGC_IMPL_BOEHM   Boehm GC (Debian's libgc-dev): GC_MALLOC,
 //                     GC_MALLOC_ATOMIC, GC_gcollect; link -lgc
@@ -58,6 +65,7 @@ static void GC_CALLBACK gc_stall_event_(GC_EventType e) {
 }
 static inline void gc_stall_init(void) { GC_set_on_collection_event(gc_stall_event_); }
 static inline int64_t gc_stall_ns(void) { return gc_stall_total_; }
+static inline void gc_report_mark_share(void) {}
 
 #elif defined(GC_IMPL_GOMEM)
 #include "gomem.h"
@@ -81,6 +89,14 @@ static inline int64_t gc_stall_ns(void) {
   gm_stats_t st;
   gm_stats(&st);
   return (int64_t)(st.pause_total_ns + st.assist_total_ns);
+}
+static inline void gc_report_mark_share(void) {
+  gm_stats_t st;
+  gm_stats(&st);
+  double cpus = (double)sysconf(_SC_NPROCESSORS_ONLN), clock = (double)st.mark_total_ns;
+  if (clock == 0) return; // (stop-the-world marking)
+  report_metric("mark_cpu_share", 100 * (double)(st.mark_background_ns + st.assist_total_ns) / (cpus * clock), "%", "lower");
+  report_metric("mark_idle_share", 100 * (double)st.mark_idle_ns / (cpus * clock), "%", "lower");
 }
 
 #else

@@ -54,5 +54,6 @@ int main(int argc, char **argv) {
   double t = now_s() - t0;
   report_check(h);
   report_metric("time", t, "s", "lower");
+  gc_report_mark_share();
   return 0;
 }

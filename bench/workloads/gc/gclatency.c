@@ -113,6 +113,7 @@ int main(int argc, char **argv) {
   report_metric("alloc_rate", bytes / 1e6 / elapsed, "MB/s", "higher");
   report_metric("time", elapsed, "s", "lower");
   report_metric("max_gc_stall", (double)stall_max / 1e6, "ms", "lower");
+  gc_report_mark_share();
   free(gaps);
   return 0;
 }
