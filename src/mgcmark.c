@@ -73,7 +73,7 @@ static _Atomic size_t job_next;
 static uintptr_t heap_lo GM_NOSCAN, heap_len GM_NOSCAN;
 
 // Workers (their threads: mgcwork.c).
-static unsigned nactive;         // workers of the current drain (set before it)
+static _Atomic unsigned nactive; // workers of the current drain (set before it)
 static _Atomic unsigned nidle;   // workers out of work this cycle
 _Atomic int gc_mark_helpers = 1; // 0: the caller marks alone (see mgcmark.h)
 
@@ -122,7 +122,7 @@ static inline uintptr_t object_size(const mspan_t *s) {
 // set it: the object is then scanned twice, which is harmless (Go accepts the
 // same race), so no compare-and-swap loop is needed.
 static inline void set_mark(_Atomic uint64_t *word, uint64_t bit) {
-  if (!relaxed_load(&gc_blacken) && nactive == 1) // (blackening threads set bits too)
+  if (relaxed_load(&nactive) == 1 && !relaxed_load(&gc_blacken)) // (blackening threads too)
     relaxed_store(word, relaxed_load(word) | bit);
   else
     atomic_fetch_or_explicit(word, bit, memory_order_relaxed);
@@ -217,29 +217,26 @@ void (*gc_debug_scan_hook)(uintptr_t entry);
 _Atomic uint64_t gc_scan_done;             // bytes scanned this cycle, roughly
 static _Atomic uint64_t assist_marked;     // bytes the assists marked this cycle
 
+// drain_pause: the background marker, beside the program, keeps to its
+// share of the CPUs (mgcpacer.c): it scans the n entries in flight in its
+// FIFO from head, publishes its work for the assists, and pauses.
+static GM_NOINLINE void drain_pause(gcwork_t *gw, const uintptr_t *ring, unsigned head, unsigned n);
+
 // drain scans grey entries until there are none. Entries pass through a
 // small FIFO: each is prefetched when taken and scanned PREFETCH_DEPTH
-// entries later, so several cache misses are in flight at once. pacing: the
-// background marker, beside the program, keeps to its share of the CPUs:
-// empties the FIFO, publishes its work for the assists, pauses (mgcpacer.c).
+// entries later, so several cache misses are in flight at once.
 #define PREFETCH_DEPTH 8
-static bool pacing;
+static bool pacing; // the background marker drains beside the program
 GM_NO_SANITIZE static void drain(gcwork_t *gw) {
   uintptr_t ring[PREFETCH_DEPTH];
   unsigned head = 0, n = 0, count = 0;
-  bool pause = false;
   for (;;) {
-    uintptr_t e = pause ? 0 : gcw_get(gw);
+    uintptr_t e = gcw_get(gw);
     if (e == 0) {
       if (n == 0) {
         relaxed_add(&gc_scan_done, gw->scanned - gw->published);
         gw->published = gw->scanned;
-        if (!pause)
-          return;
-        gcw_flush(gw);
-        pacer_worker_pause();
-        pause = false;
-        continue;
+        return;
       }
       // Scan what is in flight; it may produce more work.
       e = ring[head];
@@ -265,11 +262,27 @@ GM_NO_SANITIZE static void drain(gcwork_t *gw) {
     if (unlikely((++count & 255) == 0)) {
       relaxed_add(&gc_scan_done, gw->scanned - gw->published); // (for the assists)
       gw->published = gw->scanned;
-      if (nactive > 1 && relaxed_load(&nidle) != 0)
+      if (relaxed_load(&nactive) > 1 && relaxed_load(&nidle) != 0)
         gcw_balance(gw);
-      pause = pacing && pacer_worker_due();
+      if (pacing && pacer_worker_due()) {
+        drain_pause(gw, ring, head, n);
+        n = 0;
+      }
     }
   }
+}
+
+GM_NO_SANITIZE static GM_NOINLINE void drain_pause(gcwork_t *gw, const uintptr_t *ring,
+                                                   unsigned head, unsigned n) {
+  for (; n > 0; n--, head = (head + 1) % PREFETCH_DEPTH) {
+    scan_entry(gw, ring[head]);
+    if (unlikely(gc_debug_scan_hook != NULL))
+      gc_debug_scan_hook(ring[head]);
+  }
+  relaxed_add(&gc_scan_done, gw->scanned - gw->published);
+  gw->published = gw->scanned;
+  gcw_flush(gw);
+  pacer_worker_pause();
 }
 
 // roots_only: the workers scan the root jobs and publish what they greyed,
@@ -297,7 +310,7 @@ static uint64_t mark_worker(void) {
     }
     drain(&gw);
     // Out of work: idle until others publish some or everyone is idle.
-    if (gcw_idle(&nidle, nactive)) {
+    if (gcw_idle(&nidle, relaxed_load(&nactive))) {
       gcw_dispose(&gw);
       return gw.bytes_marked;
     }
@@ -308,7 +321,7 @@ static uint64_t mark_worker(void) {
 // heap reachable from the root jobs is marked. Returns the bytes marked.
 static uint64_t run_workers(void) {
   bool all = relaxed_load(&gc_mark_helpers); // (else the caller alone)
-  nactive = all ? gc_nworkers() : 1;
+  relaxed_store(&nactive, all ? gc_nworkers() : 1);
   atomic_store(&nidle, 0);
   atomic_store(&job_next, 0);
   return all ? gc_run_workers(mark_worker) : mark_worker();

@@ -116,10 +116,11 @@ static GM_NOINLINE void wb_flush(gthread_t *r) {
   m_release();
 }
 
-// wb_record: a thread gomem does not know (one of its own, or one the
-// program did not register: its stack is no root either) shades at once;
-// registering it here would make a marker thread stoppable.
-static GM_NOINLINE void wb_record(uintptr_t new) {
+// wb_record_slow: the buffer is full, or the thread is one gomem does not
+// know (one of its own, or one the program did not register: its stack is
+// no root either), which shades at once; registering it here would make a
+// marker thread stoppable.
+static GM_NOINLINE void wb_record_slow(uintptr_t new) {
   gthread_t *r = gm_tls_m.thread;
   if (unlikely(r == NULL)) {
     m_acquire();
@@ -128,11 +129,10 @@ static GM_NOINLINE void wb_record(uintptr_t new) {
     m_release();
     return;
   }
-  if (r->wb_n == WB_ENTRIES)
-    wb_flush(r);
-  r->wb[r->wb_n] = new;
+  wb_flush(r);
+  r->wb[0] = new;
   atomic_signal_fence(memory_order_seq_cst); // (the entry before the count, for a stop)
-  r->wb_n++;
+  r->wb_n = 1;
 }
 
 // gm_store_on_ mirrors gc_blacken for the inline gm_store (gomem.h), which
@@ -141,10 +141,18 @@ static GM_NOINLINE void wb_record(uintptr_t new) {
 // holds the variable itself, by a copy relocation.)
 GM_EXPORT volatile int gm_store_on_;
 
-// gm_store_record_: the barrier's slow path, while a cycle marks.
+// gm_store_record_: the barrier's slow path, while a cycle marks: the
+// pointer goes in the thread's buffer (9 instructions, no stack frame).
 GM_EXPORT void gm_store_record_(void *ptr) {
-  if (ptr != NULL)
-    wb_record((uintptr_t)ptr);
+  gthread_t *r = gm_tls_m.thread;
+  if (likely(ptr != NULL && r != NULL && r->wb_n < WB_ENTRIES)) {
+    size_t n = r->wb_n;
+    r->wb[n] = (uintptr_t)ptr;
+    atomic_signal_fence(memory_order_seq_cst); // (the entry before the count, for a stop)
+    r->wb_n = n + 1;
+  } else if (ptr != NULL) {
+    wb_record_slow((uintptr_t)ptr);
+  }
 }
 
 // gm_store, the function (the header's gm_store is the same code inline).
