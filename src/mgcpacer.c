@@ -276,6 +276,9 @@ void pacer_mark_begin(void) {
 // any pause, the first windows always 1.00 (the scheduler owes it time).
 #define WORKER_CHECK (1000 * 1000ull)      // ns between looks at the clocks
 #define WORKER_WINDOW (8 * 1000 * 1000ull) // ns over which it tells idle from shared
+// At most this long a pause (the rescans of written pages run outside the
+// drain, and their CPU time is counted at its next look).
+#define WORKER_PAUSE_MAX (10 * 1000 * 1000ull)
 
 // The marker's state: its thread only (the background thread, gc_lock).
 static struct {
@@ -334,7 +337,8 @@ bool pacer_worker_due(void) {
   worker_window(now, cpu);
   if (bgw.idle || bgw.frac_ns <= budget)
     return false;
-  bgw.pause = (uint64_t)((double)(bgw.frac_ns - budget) / bgw.u); // till the budget catches up
+  double pause = (double)(bgw.frac_ns - budget) / bgw.u; // till the budget catches up
+  bgw.pause = pause < (double)WORKER_PAUSE_MAX ? (uint64_t)pause : WORKER_PAUSE_MAX;
   return true;
 }
 
@@ -342,7 +346,7 @@ void pacer_worker_pause(void) {
   uint64_t end = os_nanotime() + bgw.pause, now;
   atomic_store(&bgw_paused, 1);
   while (atomic_load(&bgw_paused) && (now = os_nanotime()) < end) {
-    struct timespec ts = {0, (long)(end - now)};
+    struct timespec ts = {0, (long)(end - now)}; // (under WORKER_PAUSE_MAX: below 1 s)
     syscall(SYS_futex, &bgw_paused, FUTEX_WAIT_PRIVATE, 1, &ts, NULL, 0);
   }
   atomic_store(&bgw_paused, 0);
