@@ -12,11 +12,12 @@
 //     a thread waits for the cycle to end.
 //   - the runway by rate: after two cycles that marked (slowly: 2 us per
 //     object) while the program allocated 64 KiB every 10 ms, it allocates
-//     as fast as it can; the next cycle starts in the first half of the way
-//     from live to goal (gc_due re-estimates the runway from the rate since
-//     the last cycle ended), where the bytes the slow cycles saw allocated
-//     (under 2 MiB of an 8 MiB distance) would have started it near the
-//     goal.
+//     as fast as it can; the next cycle starts in the first three quarters
+//     of the way from live to goal (gc_due re-estimates the runway from the
+//     rate since the last cycle ended), where the bytes the slow cycles saw
+//     allocated (under 2 MiB of an 8 MiB distance) would have started it
+//     near the goal (0.87). Measured 0.07-0.30; 0.56 once in a fresh-clone
+//     CI run, where other tests slowed the fast allocator and so its rate.
 //   - the statistics of a concurrent cycle: gc_concurrent is 1, and the
 //     first stop, the marking and the last stop each have a length.
 //   - gctrace's CPU terms (a child with GOMEM_GCTRACE=1): each concurrent
@@ -140,7 +141,7 @@ static void test_rate(void) {
   }
   gc_debug_scan_hook = NULL;
   double where = at > live && goal > live ? (double)(at - live) / (double)(goal - live) : -1;
-  bool ok = table_intact(g_table, n) && where >= 0 && where < 0.5;
+  bool ok = table_intact(g_table, n) && where >= 0 && where < 0.75;
   CHECKF(ok,
          "the cycle started at %.2f of the way from live (%" PRIu64 " MiB) to goal (%" PRIu64
          " MiB)",
