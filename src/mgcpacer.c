@@ -271,8 +271,9 @@ void pacer_mark_begin(void) {
 // them every few ms, so that shorter windows see either all or nothing).
 // An assist that waits for the marker's work ends a pause (gc_assist).
 //
-// The pauses are off unless GOMEM_GC_FRACTIONAL=1 (then the marker runs on,
-// and its time past the share counts as background): with them,
+// The pauses are off unless GOMEM_GC_FRACTIONAL=1 (then the marker is a
+// dedicated worker, all of its time background: without pauses the idle
+// test above has nothing to go by, and the drain reads no clock): with them,
 // test_gc_threads in kernel-tracking mode under TSan reported, in 2 of 12
 // runs, an assist reading a span that another thread was setting up (a span
 // freed and reused while a scanner held it); without them, 0 of 30.
@@ -329,8 +330,10 @@ static void worker_window(uint64_t now, uint64_t cpu) {
 }
 
 bool pacer_worker_due(void) {
+  if (!gm_opt.gc_fractional || bgw.u >= 1) // (all of its time is background)
+    return false;
   uint64_t now = os_nanotime();
-  if (bgw.u >= 1 || now < bgw.next)
+  if (now < bgw.next)
     return false;
   bgw.next = now + WORKER_CHECK;
   uint64_t cpu = os_clock_ns(CLOCK_THREAD_CPUTIME_ID), own = cpu - bgw.cpu;
@@ -341,7 +344,7 @@ bool pacer_worker_due(void) {
   bgw.frac_ns += frac;
   bgw.idle_ns += own - frac;
   worker_window(now, cpu);
-  if (!gm_opt.gc_fractional || bgw.idle || bgw.frac_ns <= budget)
+  if (bgw.idle || bgw.frac_ns <= budget)
     return false;
   double pause = (double)(bgw.frac_ns - budget) / bgw.u; // till the budget catches up
   bgw.pause = pause < (double)WORKER_PAUSE_MAX ? (uint64_t)pause : WORKER_PAUSE_MAX;

@@ -142,7 +142,7 @@ static GM_NOINLINE void wb_record_slow(uintptr_t new) {
 GM_EXPORT volatile int gm_store_on_;
 
 // gm_store_record_: the barrier's slow path, while a cycle marks: the
-// pointer goes in the thread's buffer (9 instructions, no stack frame).
+// pointer goes in the thread's buffer (13 instructions, no stack frame).
 GM_EXPORT void gm_store_record_(void *ptr) {
   gthread_t *r = gm_tls_m.thread;
   if (likely(ptr != NULL && r != NULL && r->wb_n < WB_ENTRIES)) {
