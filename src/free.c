@@ -208,9 +208,13 @@ static bool lifo_listed(const lifo_t *l, uintptr_t p) {
 }
 
 // lifo_looks_listed: p's word holds a valid tag (p is listed, or its
-// contents collide with one: lifo_listed tells which).
+// contents collide with one: lifo_listed tells which). A word with bit 63
+// clear (every pointer and small number) is told at once, in two
+// instructions; the tag is computed only for the others.
 GM_INLINE bool lifo_looks_listed(uintptr_t p) {
   uintptr_t w = *(const uintptr_t *)p;
+  if ((intptr_t)w >= 0)
+    return false;
   return w == lifo_word(p, w & LIFO_LINK_MASK);
 }
 
@@ -265,8 +269,8 @@ void lifo_validate(const mcache_t *c) {
 }
 
 // free_local_slow: an owner free that needs more than the fast path: a bad
-// pointer or double free (reported by the checks below), an object of the
-// current window word, or one whose words look listed.
+// pointer or double free (reported by the checks below), or one whose words
+// look listed.
 GM_NOINLINE void free_local_slow(void *ptr, mspan_t *s, mcache_t *c) {
   uintptr_t p = (uintptr_t)ptr;
   uint8_t sc = s->sizeclass; // s may go back to the heap below
@@ -301,10 +305,9 @@ GM_NOINLINE void free_to_bitmap(mspan_t *s, mcache_t *c, uintptr_t p, unsigned w
 
 // free_owned_fast frees object p at offset off (< s->limit) of span s, owned
 // by c, onto c's list for the class. One predictable branch per check: an
-// object start, allocated (a clear bit is a double free), not in the current
-// window (only c's current span of the class has one; a slot of its window
-// word goes the slow way, which knows whether it was handed out), not listed
-// already (its words say so), room on the list.
+// object start, allocated (a clear bit is a double free: malloc's spans set
+// a slot's bit when they hand it out), room on the list, not listed already
+// (its word says so: bit 63 clear, the common case, says no at once).
 GM_INLINE void free_owned_fast(void *ptr, mspan_t *s, mcache_t *c, uintptr_t off) {
   uintptr_t p = (uintptr_t)ptr;
   uint64_t d = span_div(s, off);
@@ -316,13 +319,7 @@ GM_INLINE void free_owned_fast(void *ptr, mspan_t *s, mcache_t *c, uintptr_t off
   uint64_t bit = 1ULL << (idx & 63);
   unsigned w = idx >> 6;
   mclass_t *k = &c->cls[s->sizeclass];
-  // Allocated: bit set, and not a free slot of the window (only the class's
-  // current span has one). Without a branch: whether s is the current span
-  // is random when frees are.
-  const mspan_t *cur = k->alloc;
-  uint64_t in_window =
-      (uint64_t)((s == cur) & (w == cur->window)) & (cur->alloc_cache >> (idx & 63));
-  if (unlikely(((s->alloc_bits[w] & bit) == 0) | in_window)) {
+  if (unlikely((s->alloc_bits[w] & bit) == 0)) { // not allocated (mspan.h)
     free_local_slow(ptr, s, c);
     return;
   }
@@ -344,9 +341,9 @@ GM_INLINE void free_owned_fast(void *ptr, mspan_t *s, mcache_t *c, uintptr_t off
 // again in a loop stays in the span's window word, which the window finds
 // again as cheaply as a list would. Each test is a predictable branch, on
 // values already in registers: not an object start (the low half of the
-// index product, span_div), a double free (clear bit, or a window slot still
-// in alloc_cache), nfree reaching the span's trigger; and, only when the
-// class's list is not empty, an out-of-line look at whether p is listed.
+// index product, span_div), a double free (a clear bit), nfree reaching the
+// span's trigger; and, only when the class's list is not empty, an
+// out-of-line look at whether p is listed.
 // The class record comes from c->ls_cls, set with last_span.
 GM_INLINE void free_owned_bitmap(void *ptr, mspan_t *s, mcache_t *c, uintptr_t off) {
   uint64_t d = span_div(s, off);
@@ -357,11 +354,7 @@ GM_INLINE void free_owned_bitmap(void *ptr, mspan_t *s, mcache_t *c, uintptr_t o
   uint32_t idx = SPAN_DIV_INDEX(d);
   uint64_t bit = 1ULL << (idx & 63);
   unsigned w = idx >> 6;
-  // Allocated: bit set, and not a free slot of the window (in alloc_cache).
-  uint64_t allocated = s->alloc_bits[w];
-  if (w == s->window)
-    allocated &= ~s->alloc_cache;
-  if (unlikely(!(allocated & bit) || (uint16_t)(s->nfree + 1) >= s->trigger)) {
+  if (unlikely(!(s->alloc_bits[w] & bit) || (uint16_t)(s->nfree + 1) >= s->trigger)) {
     free_local_slow(ptr, s, c);
     return;
   }

@@ -12,13 +12,13 @@
 // below), because C frees objects one by one and the owner's frees must stay
 // lock-free whichever span the object lives in.
 //
-// Window discipline: loading a window reserves its free slots (their
-// alloc_bits become 1) and copies them into alloc_cache; allocation hands
-// them out; every free clears the object's alloc_bits bit (the window finds
-// freed slots of its own word again when it next moves); parking the span
-// un-reserves what is left. So for every slot:
-//   allocated  <=>  alloc_bits bit set && !(slot in window && alloc_cache bit set)
-// and nfree counts the 0 bits of alloc_bits.
+// Window discipline (mspan.h): loading a window copies the free slots of one
+// alloc_bits word into alloc_cache; allocation hands them out and sets their
+// bits; every free clears the object's alloc_bits bit (the window finds freed
+// slots of its own word again when it next moves); parking the span gives
+// back what is left. So for every slot of a malloc span:
+//   allocated  <=>  alloc_bits bit set
+// and nfree counts the 0 bits of alloc_bits outside alloc_cache.
 //
 // A thread's mcache is created at its first allocation (until then the TLS
 // pointer names mcache_empty, whose spans are all span_empty with an empty
@@ -156,7 +156,7 @@ static void mcache_file(mcache_t *c, mspan_t *s) {
   }
 }
 
-// mcache_park retires c's current span of sizeclass: un-reserves its window
+// mcache_park retires c's current span of sizeclass: gives back its window
 // and files it.
 static void mcache_park(mcache_t *c, uint8_t sizeclass) {
   mspan_t *s = c->cls[sizeclass].alloc;

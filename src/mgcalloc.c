@@ -134,7 +134,7 @@ static GM_ENTRY GM_NOINLINE void *gc_refill_alloc(uint8_t spc, size_t n) {
     m_release();
     return gc_prof_alloc(n, spc_noscan(spc));
   }
-  void *p = span_take_slot(s);
+  void *p = span_take_reserved(s);
   bool zero = s->needzero;
   size_t size = s->elemsize;
   __asm__ volatile("" : : "r"(p) : "memory"); // in a register before m_release

@@ -1,11 +1,11 @@
 // mspan.c: span set-up, windows and the bitmap validator (see mspan.h).
 //
-// Window discipline: loading a window reserves its free slots (their
-// alloc_bits become 1) and copies them into alloc_cache; allocation hands
-// them out (span_take_slot); every free clears the object's alloc_bits bit
-// (the window finds freed slots of its own word again when it next moves);
-// parking the span un-reserves what is left (span_unreserve_window). Both
-// halves of gomem, malloc's spans and the collector's, follow it.
+// Window discipline: loading a window copies the free slots of an alloc_bits
+// word into alloc_cache (and, in a GC span, sets their bits: reserves them);
+// allocation hands them out (span_take_slot sets the bit of a malloc span's
+// slot); every free clears the object's alloc_bits bit (the window finds
+// freed slots of its own word again when it next moves); parking the span
+// gives back what is left (span_unreserve_window). See mspan.h.
 #include <string.h>
 
 #include "mspan.h"
@@ -47,7 +47,8 @@ bool span_next_window(mspan_t *s) {
       break;
   }
   uint64_t free = ~s->alloc_bits[w];
-  s->alloc_bits[w] = ~0ULL;
+  if (s->kind != SPAN_MANUAL)
+    s->alloc_bits[w] = ~0ULL;
   s->nfree -= (uint16_t)gm_popcount(free);
   s->alloc_cache = free;
   s->window = (uint16_t)w;
@@ -66,12 +67,15 @@ void span_validate(const mspan_t *s) {
   unsigned nwords = (s->nelems + 63) / 64, zeros = 0;
   for (unsigned w = 0; w < nwords; w++)
     zeros += 64 - (unsigned)gm_popcount(s->alloc_bits[w]);
-  if (zeros != s->nfree)
+  bool manual = s->kind == SPAN_MANUAL;
+  if (zeros != s->nfree + (manual ? (unsigned)gm_popcount(s->alloc_cache) : 0))
     gm_fatal("span: nfree does not match alloc_bits", (void *)s->base);
   if (s->nelems % 64 && (~s->alloc_bits[nwords - 1] >> (s->nelems % 64)) != 0)
     gm_fatal("span: bits past the last object are clear", (void *)s->base);
-  if (s->alloc_cache != 0 && (s->alloc_bits[s->window] & s->alloc_cache) != s->alloc_cache)
-    gm_fatal("span: window slot not reserved", (void *)s->base);
+  uint64_t held = s->alloc_cache != 0 ? s->alloc_bits[s->window] & s->alloc_cache : 0;
+  if (held != (manual ? 0 : s->alloc_cache))
+    gm_fatal(manual ? "span: window slot marked allocated" : "span: window slot not reserved",
+             (void *)s->base);
   if (s->alloc_cache != 0 && s->window >= nwords)
     gm_fatal("span: window outside the bitmap", (void *)s->base);
   if (s->window == nwords - 1 && s->nelems % 64 && (s->alloc_cache >> (s->nelems % 64)) != 0)
@@ -95,16 +99,28 @@ void free_apply(mspan_t *s, uintptr_t p) {
 }
 
 // span_apply_xfree applies a remote free list taken from s. Every link is
-// checked to lie inside s before it is followed.
+// checked to be the start of an allocated object of s before it is followed
+// (the freers checked their objects, so a bad link was written after free).
+// About 20 instructions an object: the index from span_div, which also
+// tells an object start.
 void span_apply_xfree(mspan_t *s, uintptr_t list) {
-  uintptr_t lo = s->base, hi = s->base + s->npages * GM_PAGE_SIZE;
+  unsigned n = 0;
   while (list != 0) {
-    if (unlikely(list < lo || list >= hi))
+    uintptr_t off = list - s->base;
+    if (unlikely(off >= s->limit))
       gm_fatal("corrupted remote free list (object written after free?)", (void *)list);
+    uint64_t d = span_div(s, off);
+    if (unlikely(!SPAN_DIV_EXACT(s, d)))
+      span_bad_object(list);
+    uint32_t idx = SPAN_DIV_INDEX(d);
+    if (unlikely(!span_allocated(s, (uint16_t)idx)))
+      gm_fatal("double free", (void *)list);
     uintptr_t next = *(uintptr_t *)list;
-    free_apply(s, list);
+    s->alloc_bits[idx >> 6] &= ~(1ULL << (idx & 63));
+    n++;
     list = next;
   }
+  s->nfree = (uint16_t)(s->nfree + n);
 }
 
 // span_take_xfree takes s's remote free list (flags stripped), keeping

@@ -2,11 +2,19 @@
 // one large object, and the helpers every half of gomem uses on its window
 // and bitmap (mspan.c; twin of Go's mspan in mheap.go and of mbitmap.go).
 //
-// Invariants (span_validate, on every slow path of the debug build): for
-// every slot of a small span,
-//   allocated  <=>  alloc_bits bit set && !(slot in window && alloc_cache bit set)
-// nfree counts the 0 bits of alloc_bits, bits past nelems are always 1, and
-// the window's free slots are all reserved (set) in alloc_bits.
+// Windows. A small span's window is one alloc_bits word whose free slots
+// were copied into alloc_cache, from which allocation hands them out. The
+// two halves of gomem keep the bitmap differently meanwhile:
+//   malloc's spans (SPAN_MANUAL)  a slot's bit is set when it is handed out
+//     (span_take_slot), so allocated <=> bit set, and a free's double-free
+//     test is one bit; the window's free slots are clear in alloc_bits.
+//   the collector's spans  loading the window sets its free slots' bits
+//     (reserves them; the marker and sweeper read the bitmap with the window
+//     snapshot, mgcsweep.h), so allocated <=> bit set && !(slot in window &&
+//     alloc_cache bit set).
+// In both, nfree counts the free slots outside the window (span_validate, on
+// every slow path of the debug build, checks it) and bits past nelems are
+// always 1.
 //
 // Locking: none inside. A span's owner fields belong to its owning thread,
 // or to its central list's lock while nobody owns it (see struct mspan).
@@ -84,9 +92,11 @@ struct mspan {
   _Atomic(mcache_t *) owner;
   // GC spans only (kind != SPAN_MANUAL; immutable while in use):
   gcbits_t *gc; // mark bits and window snapshot
-  // alloc_bits: 1 = allocated or reserved by the window. Bits past nelems are
-  // always 1. Owner fields (see below). Written by the owner when a window
-  // loads and when frees reach the bitmap (most owner frees go to its lifo).
+  // alloc_bits: 1 = allocated (or, in GC spans, reserved by the window: see
+  // the top of the file). Bits past nelems are always 1. Owner fields (see
+  // below). Written by the owner when it hands out a slot (malloc's spans),
+  // when a window loads (GC spans), and when frees reach the bitmap (most
+  // owner frees go to its lifo).
   uint64_t alloc_bits[GM_BITMAP_WORDS];
   size_t npages; // immutable while in use (large: grows under mheap.lock)
   // sweepgen: == gm_sweepgen: swept this cycle; otherwise unswept. Written by
@@ -99,7 +109,7 @@ struct mspan {
   // to it (no atomics); while no thread does, to mcentral.lock.
   _Alignas(64) uint64_t alloc_cache; // free slots of the window (1 = free, reserved)
   uintptr_t window_base;             // address of the object at bit 0 of alloc_cache
-  uint16_t nfree;                    // 0 bits of alloc_bits (neither allocated nor reserved)
+  uint16_t nfree;                    // free slots outside the window
   // trigger: an owner free that brings nfree to it must look at the span's
   // list (OWN_FULL: partial_min, OWN_PARTIAL: nelems, otherwise TRIGGER_NONE),
   // so the free path tests one predictable condition.
@@ -149,7 +159,8 @@ GM_INLINE uint64_t span_div(const mspan_t *s, uintptr_t off) {
 #define SPAN_DIV_INDEX(d) ((uint32_t)((d) >> 32))
 #define SPAN_DIV_EXACT(s, d) ((uint32_t)(d) < (s)->divmul)
 // span_allocated: is object idx of small span s allocated? Its bit is set
-// and it is not a free slot of the window (still in alloc_cache).
+// and it is not a free slot of the window (still in alloc_cache; in malloc's
+// spans such a slot's bit is clear anyway).
 GM_INLINE bool span_allocated(const mspan_t *s, uint16_t idx) {
   uint64_t bit = 1ULL << (idx & 63);
   unsigned w = idx >> 6;
@@ -158,20 +169,32 @@ GM_INLINE bool span_allocated(const mspan_t *s, uint16_t idx) {
 void span_validate(const mspan_t *s);
 size_t span_object_size(const mspan_t *s, uintptr_t p); // fatal unless p starts an object
 
-// span_take_slot hands out the lowest free slot of s's window (alloc_cache
-// != 0): ctz + clear lowest bit, the allocation fast path's core.
+// span_take_slot hands out the lowest free slot of the window of malloc span
+// s (alloc_cache != 0) and sets its bit: the allocation fast path's core,
+// 6 instructions (blsi, xor, ctz, the bit's or into alloc_bits).
 GM_INLINE void *span_take_slot(mspan_t *s) {
+  uint64_t v = s->alloc_cache, bit = v & -v;
+  s->alloc_cache = v ^ bit;
+  s->alloc_bits[s->window] |= bit;
+  return (void *)(s->window_base + (uint32_t)__builtin_ctzll(v) * (uintptr_t)s->elemsize);
+}
+
+// span_take_reserved hands out the lowest free slot of the window of GC span
+// s (alloc_cache != 0), whose bit the window's load already set.
+GM_INLINE void *span_take_reserved(mspan_t *s) {
   uint64_t v = s->alloc_cache;
   s->alloc_cache = v & (v - 1);
   return (void *)(s->window_base + (uint32_t)__builtin_ctzll(v) * (uintptr_t)s->elemsize);
 }
 
-// span_unreserve_window gives s's unused window slots back to its bitmap and
-// unloads the window; returns the slots given back (bits of the window).
+// span_unreserve_window gives s's unused window slots back (to nfree, and in
+// a GC span to its bitmap) and unloads the window; returns the slots given
+// back (bits of the window).
 GM_INLINE uint64_t span_unreserve_window(mspan_t *s) {
   uint64_t left = s->alloc_cache;
   if (left != 0) {
-    s->alloc_bits[s->window] &= ~left;
+    if (s->kind != SPAN_MANUAL)
+      s->alloc_bits[s->window] &= ~left;
     s->nfree += (uint16_t)gm_popcount(left);
     s->alloc_cache = 0;
   }

@@ -32,16 +32,13 @@ static uintptr_t span_pop(mspan_t *s) {
     if (s->alloc_cache == 0 && !span_next_window(s))
       return 0;
   }
-  uint64_t v = s->alloc_cache;
-  s->alloc_cache = v & (v - 1);
-  return s->window_base + (uintptr_t)__builtin_ctzll(v) * s->elemsize;
+  return (uintptr_t)span_take_slot(s);
 }
 
-// model_allocated: the documented invariant of mcache.c.
+// slot_allocated: the documented invariant of malloc's spans (mspan.h): a
+// slot is allocated exactly when its bit is set, window or not.
 static bool slot_allocated(const mspan_t *s, unsigned i) {
-  bool bit = s->alloc_bits[i / 64] >> (i % 64) & 1;
-  bool in_window = i / 64 == s->window && (s->alloc_cache >> (i % 64) & 1);
-  return bit && !in_window;
+  return s->alloc_bits[i / 64] >> (i % 64) & 1;
 }
 
 static void model_test(uint8_t sc, int steps) {
