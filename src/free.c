@@ -455,3 +455,17 @@ GM_EXPORT void gm_free(void *ptr) {
 GM_ALIAS(free, gm_free)
 GM_ALIAS(cfree, gm_free)
 GM_ALIAS(__libc_free, gm_free)
+// C++'s operator delete, every form (operator new: malloc.c). The sized and
+// aligned forms' extra arguments are not read.
+GM_ALIAS(_ZdlPv, gm_free)
+GM_ALIAS(_ZdaPv, gm_free)
+GM_ALIAS(_ZdlPvm, gm_free)
+GM_ALIAS(_ZdaPvm, gm_free)
+GM_ALIAS(_ZdlPvRKSt9nothrow_t, gm_free)
+GM_ALIAS(_ZdaPvRKSt9nothrow_t, gm_free)
+GM_ALIAS(_ZdlPvSt11align_val_t, gm_free)
+GM_ALIAS(_ZdaPvSt11align_val_t, gm_free)
+GM_ALIAS(_ZdlPvmSt11align_val_t, gm_free)
+GM_ALIAS(_ZdaPvmSt11align_val_t, gm_free)
+GM_ALIAS(_ZdlPvSt11align_val_tRKSt9nothrow_t, gm_free)
+GM_ALIAS(_ZdaPvSt11align_val_tRKSt9nothrow_t, gm_free)

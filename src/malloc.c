@@ -158,7 +158,8 @@ static GM_ENTRY GM_NOINLINE void *malloc_large_sampled(size_t size, bool zero) {
   return malloc_large(size, 1, zero);
 }
 
-GM_EXPORT GM_ENTRY void *gm_malloc(size_t size) {
+// malloc_any: gm_malloc's body (operator new's too).
+GM_INLINE void *malloc_any(size_t size) {
   if (likely(size <= GM_SMALL_SIZE_MAX))
     return malloc_sampled(size_to_class8[(size + GM_SMALL_SIZE_DIV - 1) / GM_SMALL_SIZE_DIV], size);
   if (size <= GM_MAX_SMALL_SIZE)
@@ -166,6 +167,10 @@ GM_EXPORT GM_ENTRY void *gm_malloc(size_t size) {
         size_to_class128[(size - GM_SMALL_SIZE_MAX + GM_LARGE_SIZE_DIV - 1) / GM_LARGE_SIZE_DIV],
         size);
   return malloc_large_sampled(size, false);
+}
+
+GM_EXPORT GM_ENTRY void *gm_malloc(size_t size) {
+  return malloc_any(size);
 }
 
 GM_EXPORT GM_ENTRY void *gm_calloc(size_t count, size_t size) {
@@ -370,6 +375,48 @@ GM_EXPORT int64_t gm_set_memory_limit(int64_t limit) {
   }
   return old == UINT64_MAX ? INT64_MAX : (int64_t)old;
 }
+
+#if GM_OVERRIDE && !GM_SECURE
+// C++'s operator new (drop-in builds; operator delete is free, free.c): the
+// malloc fast path itself, where the C++ library's operator new would wrap a
+// call to malloc (the hardened build has its own, secure_api.c). When no
+// memory is found, the C++ library's operator new takes over: it calls the
+// new handler and throws std::bad_alloc (the nothrow forms return NULL),
+// asking malloc (gomem's) again.
+static GM_NOINLINE void *cxx_new_failed(const char *name, size_t n, size_t align, bool aligned) {
+  void *f = os_next_symbol(name);
+  if (f == NULL)
+    gm_fatal("operator new: out of memory, and no C++ library to report it", NULL);
+  if (aligned)
+    return (__extension__(void *(*)(size_t, size_t)) f)(n, align);
+  return (__extension__(void *(*)(size_t)) f)(n);
+}
+
+// (The nothrow forms' second argument, the tag, is not read: harmless in the
+// x86-64 and AArch64 calling conventions.)
+#define CXX_NEW(mangled)                                                                           \
+  GM_EXPORT GM_ENTRY void *mangled(size_t n) {                                                     \
+    void *p = malloc_any(n);                                                                       \
+    if (unlikely(p == NULL))                                                                       \
+      return cxx_new_failed(#mangled, n, 0, false);                                                \
+    return p;                                                                                      \
+  }
+#define CXX_NEW_ALIGNED(mangled)                                                                   \
+  GM_EXPORT GM_ENTRY void *mangled(size_t n, size_t align) {                                       \
+    void *p = gm_memalign(align, n);                                                               \
+    if (unlikely(p == NULL))                                                                       \
+      return cxx_new_failed(#mangled, n, align, true);                                             \
+    return p;                                                                                      \
+  }
+CXX_NEW(_Znwm)
+CXX_NEW(_Znam)
+CXX_NEW(_ZnwmRKSt9nothrow_t)
+CXX_NEW(_ZnamRKSt9nothrow_t)
+CXX_NEW_ALIGNED(_ZnwmSt11align_val_t)
+CXX_NEW_ALIGNED(_ZnamSt11align_val_t)
+CXX_NEW_ALIGNED(_ZnwmSt11align_val_tRKSt9nothrow_t)
+CXX_NEW_ALIGNED(_ZnamSt11align_val_tRKSt9nothrow_t)
+#endif
 
 // The drop-in names (GM_OVERRIDE builds): the same functions, no wrapper.
 GM_ALIAS(malloc, gm_malloc)

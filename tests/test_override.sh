@@ -433,9 +433,23 @@ fi
 # ---------------------------------------------------------------------------
 # C++
 
+# cxx_binds SYMBOL: the dynamic linker binds the C++ program's SYMBOL to
+# libgomem.so (operator new and delete are gomem's own, not the C++
+# library's wrappers around malloc and free).
+cxx_binds() {
+  if LD_DEBUG=bindings LD_PRELOAD="$lib" $TIMEOUT "$cxx" 2>&1 >/dev/null |
+    grep -qF "binding file $cxx [0] to $lib [0]: normal symbol \`$1'"; then
+    ok "c++ $1 is gomem's"
+  else
+    fail "c++ $1 is gomem's" "not bound to $lib"
+  fi
+}
+
 if [ -x "$cxx" ]; then
   compare c++ "'$cxx'"
   probe c++ "$cxx"
+  cxx_binds _Znwm
+  cxx_binds _ZdlPvm
 else
   fail c++ "override_cxx not found: $cxx"
 fi
