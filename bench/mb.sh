@@ -8,6 +8,10 @@
 #
 #   bench/mb.sh [--runs N] [--programs LIST] [--allocators LIST] [--results DIR]
 #
+# An A/B of two gomem builds: GOMEM_BASE_LIB=old/libgomem.so and the
+# allocator gomem-base in --allocators (e.g. gomem,gomem-base,mimalloc);
+# the report then gives gomem's geometric mean against it too.
+#
 # mimalloc-bench's code is not part of gomem: MB_DIR names a checkout; with
 # none, it is cloned into ~/.cache/gomem/mimalloc-bench when the network
 # allows, and the script says so and stops when it does not. Programs are
@@ -34,7 +38,7 @@ while [ $# -gt 0 ]; do
     --programs) PROGRAMS=${2//,/ }; shift ;;
     --allocators) ALLOCS=${2//,/ }; shift ;;
     --results) RESULTS=${2:?}; shift ;;
-    -h|--help) sed -n '2,17p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,21p' "$0"; exit 0 ;;
     *) echo "mb.sh: unknown option $1" >&2; exit 2 ;;
   esac
   shift
@@ -77,6 +81,7 @@ LIB[gomem]=$GOMEM_LIB
 LIB[mimalloc]=$libdir/libmimalloc.so.2
 LIB[jemalloc]=$libdir/libjemalloc.so.2
 LIB[tcmalloc]=$libdir/libtcmalloc_minimal.so.4
+LIB[gomem-base]=${GOMEM_BASE_LIB:-}
 have=()
 for a in $ALLOCS; do
   if [ "$a" = glibc ] || [ -f "${LIB[$a]:-/nonexistent}" ]; then
@@ -193,6 +198,11 @@ with open(out, 'w') as o:
     if rt:
         o.write(f'gomem\'s geometric means: time {geo(rt):.3f}x the best per program (at most '
                 f'{max(rt):.2f}x), {geo(rmi):.3f}x mimalloc; peak RSS {geo(rm):.3f}x the best per program.\n\n')
+    if 'gomem-base' in allocs:
+        ab = [(p, med(t, (p, 'gomem')) / med(t, (p, 'gomem-base'))) for p in progs
+              if med(t, (p, 'gomem')) and med(t, (p, 'gomem-base'))]
+        o.write('gomem against gomem-base (time): ' + ', '.join(f'{p} {r:.3f}x' for p, r in ab)
+                + f'; geometric mean {geo([r for _, r in ab]):.3f}x.\n\n')
     full = [p for p in progs if all(med(m, (p, a)) for a in allocs)]
     o.write('Peak RSS, geometric mean over the programs every allocator ran: ' + ', '.join(
         f'{a} {geo([med(m, (p, a)) for p in full]):.1f} MiB' for a in allocs) + '.\n')
