@@ -179,7 +179,7 @@ scan_block(gcwork_t *gw, uintptr_t lo, uintptr_t hi) {
     mspan_t *s = last;
     if (w - last_base >= last_len) {
       s = spanof(w);
-      if (s == NULL || __atomic_load_n(&s->kind, __ATOMIC_ACQUIRE) == SPAN_MANUAL)
+      if (s == NULL || gc_span_kind(s) == SPAN_MANUAL)
         continue;
       last = s;
       last_base = s->base;

@@ -275,8 +275,10 @@ void pacer_mark_begin(void) {
 // dedicated worker, all of its time background: without pauses the idle
 // test above has nothing to go by, and the drain reads no clock): with them,
 // test_gc_threads in kernel-tracking mode under TSan reported, in 2 of 12
-// runs, an assist reading a span that another thread was setting up (a span
-// freed and reused while a scanner held it); without them, 0 of 30.
+// runs, an assist reading a span that another thread was setting up; without
+// them, 0 of 30. Not a span reused under a scanner: a new one, found through
+// a stale word before its first object was marked black, whose acquire TSan
+// did not see (gc_span_kind, mgcwork.h, tells it now).
 //
 // Measured with 1 ms windows on this project's 2-CPU machine, a spinning
 // thread beside two others saw 1.00, 1.00, 1.00, 0.20 of each window; after

@@ -117,7 +117,7 @@ static bool gc_span_setup(mspan_t *s, uint8_t spc) {
   s->gc = g;
   atomic_store_explicit(&s->sweepgen, relaxed_load(&gm_sweepgen), memory_order_relaxed);
   // Last, with release: a concurrent marker that finds the span a GC span
-  // (acquire, in scan_block) sees it set up.
+  // (acquire, gc_span_kind) sees it set up.
   __atomic_store_n(&s->kind, spc_noscan(spc) ? SPAN_GC_NOSCAN : SPAN_GC_SCAN, __ATOMIC_RELEASE);
   atomic_fetch_add_explicit(&gc_span_bytes, s->npages * GM_PAGE_SIZE, memory_order_relaxed);
   return true;

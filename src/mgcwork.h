@@ -15,10 +15,40 @@
 #define GOMEM_MGCWORK_H
 
 #include "internal.h"
+#include "mspan.h"
+
+#if defined(__SANITIZE_THREAD__)
+#define GC_TSAN 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define GC_TSAN 1
+#endif
+#endif
+#ifdef GC_TSAN
+#include <sanitizer/tsan_interface.h>
+#endif
 
 // Scanning reads other threads' stacks, redzones included, and objects the
 // program is writing: no sanitizer instrumentation on those loads.
 #define GM_NO_SANITIZE __attribute__((no_sanitize_address, no_sanitize_thread))
+
+// gc_span_kind returns the kind of span s, which a scanner found in the
+// arena map, with acquire: a GC span's set-up (gc_span_setup) stores the
+// kind last, with release, so a scanner that finds a GC kind sees the span
+// and its mark bits set up, however new the span. TSan does not see that
+// acquire, made in a GM_NO_SANITIZE function, but it sees the scanner's
+// callees that the compiler keeps out of line and instruments (set_mark,
+// object_size): it is told of the acquire, or it reports each span set up
+// while marking runs, and found by a scanner before its first object is
+// marked black, as a race with that set-up.
+GM_INLINE uint8_t gc_span_kind(const mspan_t *s) {
+  uint8_t kind = __atomic_load_n(&s->kind, __ATOMIC_ACQUIRE);
+#ifdef GC_TSAN
+  if (kind != SPAN_MANUAL)
+    __tsan_acquire((void *)&s->kind);
+#endif
+  return kind;
+}
 
 #define WB_CAP 510 // entries per 4 KiB buffer
 #define GC_ENTRY_ADDR_BITS 47

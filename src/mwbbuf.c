@@ -52,7 +52,7 @@ GM_NO_SANITIZE static void queue_written(void *ctx, uintptr_t lo, uintptr_t hi) 
   uintptr_t last = 0; // the last object queued: a page run may cross it
   for (uintptr_t pg = lo; pg < hi; pg += 4096) {
     mspan_t *s = spanof(pg);
-    if (s == NULL || s->kind != SPAN_GC_SCAN)
+    if (s == NULL || gc_span_kind(s) != SPAN_GC_SCAN)
       continue;
     gcbits_t *g = s->gc;
     if (s->sizeclass == 0) {
