@@ -318,9 +318,13 @@ void gc_large_free(mspan_t *s) {
 }
 
 // sweep_large sweeps every unswept large span: unmarked ones are freed.
+// gm_sweepgen is read inside the critical section: gm_collect sweeps with
+// gc_lock released, and a value read before a stop that ended a concurrent
+// cycle would take the spans swept or allocated since for unswept and
+// unmarked.
 static void sweep_large(void) {
-  uint32_t sg = relaxed_load(&gm_sweepgen);
   gm_lock(&large_lock);
+  uint32_t sg = relaxed_load(&gm_sweepgen);
   mspan_t *s = large_spans;
   while (s != NULL) {
     mspan_t *next = s->next;
