@@ -126,10 +126,6 @@ void gc_note_unused(uint64_t slots, uint32_t elemsize) {
 // ---------------------------------------------------------------------------
 // The cycle
 
-static uint64_t thread_cpu_ns(void) {
-  return os_clock_ns(CLOCK_THREAD_CPUTIME_ID);
-}
-
 typedef struct cycle_times {
   uint64_t t0, t_stopped, t_marked, t_end; // wall clock (ns)
   uint64_t heap0, marked, goal, cpu_mark, idle_mark; // concurrent cycles: conc_trace
@@ -178,7 +174,7 @@ static uint64_t cycle_done(const cycle_times_t *ct, uint64_t pause, uint64_t cpu
   relaxed_add(&pause_total_ns, pause);
   pacer_cycle_done(ct->t_end, pause);
   relaxed_store(&last_gc_ns, ct->t_end);
-  relaxed_add(&gc_cpu_ns, thread_cpu_ns() - cpu0 +
+  relaxed_add(&gc_cpu_ns, os_clock_ns(CLOCK_THREAD_CPUTIME_ID) - cpu0 +
                               (uint64_t)(gc_nworkers() - 1) * (ct->t_marked - ct->t_stopped));
   if (why == 3)
     relaxed_add(&num_forced_gc, 1);
@@ -206,7 +202,7 @@ static uintptr_t gc_self_sp; // gc_lock
 static void gc_cycle(bool forced, int due) {
   cycle_times_t ct;
   ct.t0 = os_nanotime();
-  uint64_t cpu0 = thread_cpu_ns();
+  uint64_t cpu0 = os_clock_ns(CLOCK_THREAD_CPUTIME_ID);
   ct.heap0 = relaxed_load(&gc_heap_live);
 
   gc_sweep_all(); // 1. sweep termination
@@ -440,7 +436,7 @@ static void gc_cycle_concurrent(void) {
     return;
   }
   cycle_times_t ct = {.t0 = os_nanotime(), .heap0 = relaxed_load(&gc_heap_live)};
-  uint64_t cpu0 = thread_cpu_ns();
+  uint64_t cpu0 = os_clock_ns(CLOCK_THREAD_CPUTIME_ID);
   gc_sweep_all();
   gc_start_helpers();
   gc_sweeper_pause();
@@ -457,7 +453,7 @@ static void gc_cycle_concurrent(void) {
   uint64_t live0 = relaxed_load(&gc_heap_live);
   pacer_mark_begin();
   stw_start();
-  uint64_t m0 = os_nanotime(), c0 = thread_cpu_ns();
+  uint64_t m0 = os_nanotime(), c0 = os_clock_ns(CLOCK_THREAD_CPUTIME_ID);
   pacer_worker_begin(gc_nworkers());
   coro_scan(wbbuf_shade_range, NULL);
   marked += gc_mark_drain();
@@ -477,7 +473,7 @@ static void gc_cycle_concurrent(void) {
   for (attempt = 1;; attempt++) {
     stop_world();
     ct.t_stopped = os_nanotime();
-    ct.cpu_mark = thread_cpu_ns() - c0;
+    ct.cpu_mark = os_clock_ns(CLOCK_THREAD_CPUTIME_ID) - c0;
     marked += gc_mark_reroot(0);
     if (gc_mark_pending() <= END_PENDING || attempt == END_ATTEMPTS)
       break;
@@ -603,8 +599,9 @@ void gc_stats(gm_stats_t *st) {
 // helper, sweeper and finalizer threads restart on demand.
 
 static void gc_fork_child(void) {
-  if (gc_conc) { // no background thread here, nor a usable pagemap
+  if (gc_conc) { // no background thread here, nor write tracking
     os_wtrack_fork_child();
+    mheap_grow_hook = NULL; // (it would abort: the child's heap ranges cannot be tracked)
     gc_conc = false;
     pacer_concurrent(false);
     atomic_store(&bg_state, 0);

@@ -14,7 +14,8 @@
 //   - an attach thread detaches and re-attaches itself (gm_thread_detach /
 //     gm_thread_attach) and keeps structures on its stack between;
 //   - the main thread forks now and then; each child checks that it can
-//     gm_alloc and gm_collect;
+//     gm_alloc and gm_collect, and grow the heap (in kernel-tracking mode a
+//     child once aborted there, trying to track the new range);
 //   - one thread holds the only pointers to its structures on its stack
 //     while blocked in read() on a pipe, one while sleeping in a usleep
 //     loop, and (x86-64) one holds an object only in a callee-saved register
@@ -521,6 +522,14 @@ static void fork_once(void) {
       garbage(&r);
       gm_collect();
     }
+    // The heap grows in the child (a new range): the parent's kernel write
+    // tracking does not come across fork, so nothing may try to track it.
+    size_t big_bytes = (size_t)256 << 20;
+    char *big = gm_alloc_noscan(big_bytes);
+    if (big == NULL)
+      _exit(2);
+    big[0] = big[big_bytes - 1] = 1;
+    gm_collect();
     _exit(verify(h) ? 0 : 1);
   }
   int st = 0;
