@@ -168,7 +168,9 @@ bool gcw_idle(_Atomic unsigned *nidle, unsigned nworkers) {
 // the first parallel mark, each taking part in every later one.
 
 #define MAX_WORKERS 32
-static unsigned nworkers; // set once (gc_nworkers), then by gc_start_helpers
+// nworkers: set once (gc_nworkers), then by gc_start_helpers (work_lock);
+// read without a lock (gctrace, the pacer): relaxed.
+static _Atomic unsigned nworkers;
 static gm_mutex_t work_lock = GM_MUTEX_INIT(RANK_WORK);
 static pthread_cond_t work_cond = PTHREAD_COND_INITIALIZER;
 static pthread_cond_t done_cond = PTHREAD_COND_INITIALIZER;
@@ -179,11 +181,13 @@ static unsigned helpers;          // helper threads started (work_lock)
 static uint64_t helper_marked;    // bytes marked by helpers this run (work_lock)
 
 unsigned gc_nworkers(void) {
-  if (nworkers == 0) {
+  unsigned w = relaxed_load(&nworkers);
+  if (w == 0) {
     unsigned n = gm_opt.gc_procs ? gm_opt.gc_procs : (unsigned)get_nprocs();
-    nworkers = n < 1 ? 1 : n > MAX_WORKERS ? MAX_WORKERS : n;
+    w = n < 1 ? 1 : n > MAX_WORKERS ? MAX_WORKERS : n;
+    relaxed_store(&nworkers, w);
   }
-  return nworkers;
+  return w;
 }
 
 // helper_main: arg is the work generation when the helper was started; it
@@ -215,7 +219,7 @@ void gc_start_helpers(void) {
     helpers++;
   }
   // Every started helper takes part in every run, so nworkers counts them.
-  nworkers = helpers + 1;
+  relaxed_store(&nworkers, helpers + 1);
   gm_unlock_raw(&work_lock);
 }
 
