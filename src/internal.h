@@ -69,7 +69,7 @@ typedef struct gm_options {
   bool gc_pad;              // GOMEM_GC_PAD: GC objects one byte longer
   bool gc_concurrent;       // GOMEM_GC_CONCURRENT: mark beside the program
   bool gc_barrier_explicit; // GOMEM_BARRIER=explicit: gm_store instead of page tracking
-  bool gc_fractional;       // GOMEM_GC_FRACTIONAL: the marker pauses to keep its share
+  bool gc_fractional;       // GOMEM_GC_FRACTIONAL (default 1): the marker pauses to keep its share
   bool wtrack;              // GOMEM_WTRACK (1): 0 acts as if the kernel could not track writes
   bool guard_memops;        // GOMEM_GUARD_MEMOPS: hardened build's checked memcpy & co.
   uint64_t memlimit;        // GOMEM_MEMLIMIT in bytes (0: none)

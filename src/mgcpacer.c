@@ -271,14 +271,14 @@ void pacer_mark_begin(void) {
 // them every few ms, so that shorter windows see either all or nothing).
 // An assist that waits for the marker's work ends a pause (gc_assist).
 //
-// The pauses are off unless GOMEM_GC_FRACTIONAL=1 (then the marker is a
-// dedicated worker, all of its time background: without pauses the idle
-// test above has nothing to go by, and the drain reads no clock): with them,
-// test_gc_threads in kernel-tracking mode under TSan reported, in 2 of 12
-// runs, an assist reading a span that another thread was setting up; without
-// them, 0 of 30. Not a span reused under a scanner: a new one, found through
-// a stale word before its first object was marked black, whose acquire TSan
-// did not see (gc_span_kind, mgcwork.h, tells it now).
+// GOMEM_GC_FRACTIONAL=0 turns the pauses off (then the marker is a dedicated
+// worker, all of its time background: without pauses the idle test above
+// has nothing to go by, and the drain reads no clock). They were off by
+// default for a while: test_gc_threads in kernel-tracking mode under TSan
+// reported, in 2 of 12 runs, an assist reading a span that another thread
+// was setting up. Not a span reused under a scanner: a new one, found
+// through a stale word before its first object was marked black, whose
+// acquire TSan did not see (gc_span_kind, mgcwork.h, tells it now).
 //
 // Measured with 1 ms windows on this project's 2-CPU machine, a spinning
 // thread beside two others saw 1.00, 1.00, 1.00, 0.20 of each window; after

@@ -34,8 +34,9 @@ static const option_desc_t options[] = {
     {"GOMEM_GC_PROCS", 0, &gm_opt.gc_procs, NULL, "mark workers per collection (0: one per CPU)"},
     {"GOMEM_GC_CONCURRENT", 0, NULL, &gm_opt.gc_concurrent,
      "1: mark beside the program (kernel write tracking, Linux 6.7+; experimental)"},
-    {"GOMEM_GC_FRACTIONAL", 0, NULL, &gm_opt.gc_fractional,
-     "1: the background marker keeps to a quarter of the CPUs, pausing (experimental)"},
+    {"GOMEM_GC_FRACTIONAL", 1, NULL, &gm_opt.gc_fractional,
+     "0: the background marker runs on a core of its own (1: it keeps to a quarter of the "
+     "CPUs, pausing, and runs on only while a core is idle)"},
     {"GOMEM_WTRACK", 1, NULL, &gm_opt.wtrack,
      "0: act as if the kernel could not track writes (concurrent marking falls back to stopping "
      "the world; for tests)"},

@@ -24,7 +24,7 @@
 //     line gives the background thread's CPU time while it marked, more
 //     than zero and no more than the marking's clock time.
 //   - the background marker's share of the CPUs (children with the explicit
-//     barrier, GOMEM_GC_FRACTIONAL=1 and GOMEM_GC_PROCS=1: a quarter of a
+//     barrier, the default pauses and GOMEM_GC_PROCS=1: a quarter of a
 //     core): beside 32 MiB of
 //     live records, a thread allocating as fast as it can with every thread
 //     of the process bound to one CPU, over four cycles (after one to
@@ -310,8 +310,8 @@ static int share_child(bool busy) {
 
 static void test_share(void) {
   char out[8192];
-  char *envp[] = {(char *)"GOMEM_BARRIER=explicit", (char *)"GOMEM_GC_PROCS=1",
-                  (char *)"GOMEM_GC_FRACTIONAL=1", NULL};
+  // (The pauses are the default: no GOMEM_GC_FRACTIONAL.)
+  char *envp[] = {(char *)"GOMEM_BARRIER=explicit", (char *)"GOMEM_GC_PROCS=1", NULL};
   bool all = true;
   for (int busy = 1; busy >= 0; busy--) {
     int st = test_run_self_envp(busy ? "share_busy" : "share_idle", envp, 1, out, sizeof out);
