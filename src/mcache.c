@@ -120,15 +120,20 @@ static void mcache_release_span(mspan_t *s) {
 }
 
 // mcache_file puts owned, non-current span s (on no list, no window) where it
-// belongs after applying its remote frees: back to mheap when empty, on the
-// partial list, or parked on the full list with XF_FULL set so the next
-// remote free notifies us. A span with XF_NOTED is awaiting processing: it
-// is parked without XF_FULL (the pending notification brings it back).
+// belongs after applying its remote frees: back to mheap when empty and the
+// thread keeps SPARE_MAX bytes of empty spans already (a thread whose objects
+// another thread frees, a producer, would otherwise send every span through
+// mheap and take a fresh one), on the partial list, or parked on the full
+// list with XF_FULL set so the next remote free notifies us. A span with
+// XF_NOTED is awaiting processing: it is parked without XF_FULL (the pending
+// notification brings it back).
+#define SPARE_MAX ((size_t)256 << 10)
 static void mcache_file(mcache_t *c, mspan_t *s) {
   for (;;) {
     span_apply_xfree(s, span_take_xfree(s));
     uintptr_t x = atomic_load_explicit(&s->xfree, memory_order_relaxed);
-    if (s->nfree == s->nelems && !(x & XF_NOTED)) {
+    size_t bytes = s->npages * GM_PAGE_SIZE;
+    if (s->nfree == s->nelems && !(x & XF_NOTED) && c->spare_bytes + bytes > SPARE_MAX) {
       if (c->last_span == s)
         c->last_span = &span_empty;
 #if GM_SECURE
@@ -140,6 +145,8 @@ static void mcache_file(mcache_t *c, mspan_t *s) {
       return;
     }
     if (s->nfree >= partial_min(s)) {
+      if (s->nfree == s->nelems)
+        c->spare_bytes += bytes;
       own_push(c, s, LIST_OWN_PARTIAL);
       return;
     }
@@ -203,12 +210,24 @@ void mcache_free_owned(mcache_t *c, mspan_t *s, uintptr_t p) {
     mcache_file(c, s);
   } else if (s->list == LIST_OWN_PARTIAL) {
     if (atomic_load_explicit(&s->xfree, memory_order_relaxed) & XF_NOTED) {
-      s->trigger = TRIGGER_NONE; // empty, but filed again when its note is processed
+      s->trigger = TRIGGER_NONE; // empty: stays, a spare (mcache_file; its note finds it partial)
+      c->spare_bytes += s->npages * GM_PAGE_SIZE;
       return;
     }
     own_remove(c, s);
-    mcache_file(c, s); // empty: back to mheap
+    mcache_file(c, s); // empty: back to mheap, or kept as the class's spare
   }
+}
+
+// spares_validate checks that c's spare_bytes is the size of the empty spans
+// on its partial lists (validators on).
+static void spares_validate(const mcache_t *c) {
+  size_t bytes = 0;
+  for (int i = 1; i < GM_NUM_SIZE_CLASSES; i++)
+    for (const mspan_t *s = c->partial[i]; s != NULL; s = s->next)
+      bytes += s->nfree == s->nelems ? s->npages * GM_PAGE_SIZE : 0;
+  if (bytes != c->spare_bytes)
+    gm_fatal("mcache: spare_bytes does not match the empty partial spans", (void *)c);
 }
 
 // mcache_take_partial makes an owned partial span of sizeclass current.
@@ -221,6 +240,8 @@ static bool mcache_take_partial(mcache_t *c, uint8_t sizeclass) {
   if (s == NULL)
     return false;
   own_remove(c, s);
+  if (s->nfree == s->nelems) // a spare (mcache_file)
+    c->spare_bytes -= s->npages * GM_PAGE_SIZE;
   span_apply_xfree(s, span_take_xfree(s));
   c->cls[sizeclass].alloc = s;
   if (!span_next_window(s))
@@ -272,6 +293,7 @@ void mcache_release_all(mcache_t *c) {
       mcache_release_span(s);
     }
   }
+  c->spare_bytes = 0;
   atomic_store_explicit(&c->xspans, NULL, memory_order_relaxed);
   if (gm_gc_hooks.release_cache != NULL)
     gm_gc_hooks.release_cache(c); // its GC spans and tiny block
@@ -502,8 +524,10 @@ GM_ENTRY GM_NOINLINE void *mcache_refill_alloc(mcache_t *c, uint8_t sizeclass) {
     relaxed_store(&c->trim_epoch, relaxed_load(&gm_trim_epoch));
     mcache_release_all(c);
   }
-  if (GM_VALIDATE)
+  if (GM_VALIDATE) {
     lifo_validate(c);
+    spares_validate(c);
+  }
   mspan_t *s = c->cls[sizeclass].alloc;
   if (s->alloc_cache == 0 && !mcache_next_span(c, sizeclass))
     goto oom;

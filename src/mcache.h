@@ -84,6 +84,10 @@ struct mcache {
   mspan_t *partial[GM_NUM_SIZE_CLASSES];
   mspan_t *partial_tail[GM_NUM_SIZE_CLASSES];
   mspan_t *full[GM_NUM_SIZE_CLASSES];
+  // spare_bytes: the size of the empty spans on the partial lists, which a
+  // thread keeps rather than send them through mheap (up to SPARE_MAX;
+  // mcache_file). Owner only.
+  size_t spare_bytes;
   // xspans: spans on the full list that received a remote free (XF_NOTED),
   // pushed by freers with CAS, taken whole by the owner with exchange. On a
   // line of its own: other threads write it.
