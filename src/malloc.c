@@ -378,14 +378,14 @@ GM_EXPORT int64_t gm_set_memory_limit(int64_t limit) {
   return old == UINT64_MAX ? INT64_MAX : (int64_t)old;
 }
 
-#if GM_OVERRIDE && !GM_SECURE
+#if GM_OVERRIDE
 // C++'s operator new (drop-in builds; operator delete is free, free.c): the
 // malloc fast path itself, where the C++ library's operator new would wrap a
 // call to malloc (the hardened build has its own, secure_api.c). When no
-// memory is found, the C++ library's operator new takes over: it calls the
-// new handler and throws std::bad_alloc (the nothrow forms return NULL),
-// asking malloc (gomem's) again.
-static GM_NOINLINE void *cxx_new_failed(const char *name, size_t n, size_t align, bool aligned) {
+// memory is found, the C++ library's operator new takes over (both builds):
+// it calls the new handler and throws std::bad_alloc (the nothrow forms
+// return NULL), asking malloc (gomem's) again.
+GM_NOINLINE void *cxx_new_failed(const char *name, size_t n, size_t align, bool aligned) {
   void *f = os_next_symbol(name);
   if (f == NULL)
     gm_fatal("operator new: out of memory, and no C++ library to report it", NULL);
@@ -393,7 +393,9 @@ static GM_NOINLINE void *cxx_new_failed(const char *name, size_t n, size_t align
     return (__extension__(void *(*)(size_t, size_t)) f)(n, align);
   return (__extension__(void *(*)(size_t)) f)(n);
 }
+#endif
 
+#if GM_OVERRIDE && !GM_SECURE
 // (The nothrow forms' second argument, the tag, is not read: harmless in the
 // x86-64 and AArch64 calling conventions.)
 #define CXX_NEW(mangled)                                                                           \

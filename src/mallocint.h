@@ -16,6 +16,9 @@ GM_INLINE void gm_ensure_init(void) {
     gm_init_slow();
 }
 void *malloc_large(size_t size, size_t align, bool zero);
+// cxx_new_failed: operator new `name` found no memory; the C++ library's own
+// takes over (drop-in builds: malloc.c).
+void *cxx_new_failed(const char *name, size_t n, size_t align, bool aligned);
 // malloc_called_from_ldso: ra (a return address) lies in the dynamic
 // linker's text (its realloc of a thread's DTV needs the old block kept).
 bool malloc_called_from_ldso(uintptr_t ra);

@@ -85,45 +85,39 @@ void span_validate(const mspan_t *s) {
 // ---------------------------------------------------------------------------
 // Frees applied to a span
 
-// free_apply marks object p of small span s free: its alloc_bits bit is
+// free_apply marks object p of malloc span s free: its alloc_bits bit is
 // cleared (a slot of the current window included: the window finds it again
 // when it next moves). Caller: s's owner, or mcentral.lock holder for an
-// unowned span. Fatal on a double free: a clear bit, or a window slot still
-// waiting in alloc_cache.
+// unowned span. Fatal on a pointer that does not start an object of s (the
+// index from span_div, which also tells an object start) and on a double
+// free (a clear bit: malloc's spans set it exactly while the object is
+// allocated, mspan.h).
 void free_apply(mspan_t *s, uintptr_t p) {
-  uint16_t idx = span_object_index(s, p);
-  if (unlikely(!span_allocated(s, idx)))
+  gm_assert(s->kind == SPAN_MANUAL);
+  uintptr_t off = p - s->base;
+  uint64_t d = span_div(s, off);
+  if (unlikely(off >= s->limit || !SPAN_DIV_EXACT(s, d)))
+    span_bad_object(p);
+  uint32_t idx = SPAN_DIV_INDEX(d);
+  uint64_t bit = 1ULL << (idx & 63), *w = &s->alloc_bits[idx >> 6];
+  if (unlikely(!(*w & bit)))
     gm_fatal("double free", (void *)p);
-  s->alloc_bits[idx >> 6] &= ~(1ULL << (idx & 63));
+  *w &= ~bit;
   s->nfree++;
 }
 
 // span_apply_xfree applies a remote free list taken from malloc span s.
-// Every link is checked to be the start of an allocated object of s before
-// it is followed (the freers checked their objects, so a bad link was written
-// after free): the index from span_div, which also tells an object start, and
-// the object's bit (mspan.h: set exactly when allocated). About 20
-// instructions an object.
+// Every link is checked to lie among s's objects before it is followed (the
+// freers checked their objects, so a bad link was written after free), then
+// freed by free_apply. About 20 instructions an object.
 void span_apply_xfree(mspan_t *s, uintptr_t list) {
-  gm_assert(s->kind == SPAN_MANUAL);
-  unsigned n = 0;
   while (list != 0) {
-    uintptr_t off = list - s->base;
-    if (unlikely(off >= s->limit))
+    if (unlikely(list - s->base >= s->limit))
       gm_fatal("corrupted remote free list (object written after free?)", (void *)list);
-    uint64_t d = span_div(s, off);
-    if (unlikely(!SPAN_DIV_EXACT(s, d)))
-      span_bad_object(list);
-    uint32_t idx = SPAN_DIV_INDEX(d);
-    uint64_t bit = 1ULL << (idx & 63), *w = &s->alloc_bits[idx >> 6];
-    if (unlikely(!(*w & bit)))
-      gm_fatal("double free", (void *)list);
     uintptr_t next = *(uintptr_t *)list;
-    *w &= ~bit;
-    n++;
+    free_apply(s, list);
     list = next;
   }
-  s->nfree = (uint16_t)(s->nfree + n);
 }
 
 // span_take_xfree takes s's remote free list (flags stripped), keeping

@@ -238,17 +238,9 @@ GM_EXPORT void *memset(void *dst, int c, size_t n) {
 
 // ---------------------------------------------------------------------------
 // C++: operator new and delete with their kinds. A throwing new that finds
-// no memory hands over to the C++ library's own operator new, which calls
-// malloc (gomem's) and throws std::bad_alloc or calls the new handler.
-
-static void *new_failed(const char *name, size_t n, size_t align, bool aligned) {
-  void *f = os_next_symbol(name);
-  if (f == NULL)
-    gm_fatal("operator new: out of memory", NULL);
-  if (aligned)
-    return (__extension__(void *(*)(size_t, size_t)) f)(n, align);
-  return (__extension__(void *(*)(size_t)) f)(n);
-}
+// no memory hands over to the C++ library's own operator new
+// (cxx_new_failed, malloc.c), which calls malloc (gomem's) and throws
+// std::bad_alloc or calls the new handler.
 
 static void sized_delete(void *p, size_t n, int kind) {
   sec_init();
@@ -265,7 +257,7 @@ static void sized_delete(void *p, size_t n, int kind) {
     size_t a = aligned ? align : 16;                                                               \
     void *p = sec_alloc(n, a < 8 ? 8 : a, kind);                                                   \
     if (p == NULL && !(nothrow))                                                                   \
-      return new_failed(#mangled, n, a, aligned);                                                  \
+      return cxx_new_failed(#mangled, n, a, aligned);                                              \
     return p;                                                                                      \
   }
 // (the unused second argument of the unaligned forms is the nothrow tag,
